@@ -1,0 +1,1 @@
+//! Shared helpers for q8's criterion benchmarks (model-derived shapes).

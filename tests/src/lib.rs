@@ -1,0 +1,1 @@
+//! Shared helpers for q8's integration and property tests (problem generators, tier coverage).

@@ -1,0 +1,80 @@
+//! `q8 cpu`: what the CPU has, what the OS enables, and the tier q8 will use.
+
+use q8_kernels::cpu::{self, Tier};
+
+/// Arguments of `q8 cpu`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Prints the detection report.
+pub fn run(args: Args) -> Result<(), String> {
+    let info = cpu::info();
+    let chosen = cpu::default_tier().map_err(|e| e.to_string())?;
+    let f = &info.features;
+    let flags = [
+        ("avx2", f.avx2),
+        ("fma", f.fma),
+        ("avx512f", f.avx512f),
+        ("avx512bw", f.avx512bw),
+        ("avx512vl", f.avx512vl),
+        ("avx512vnni", f.avx512vnni),
+        ("avxvnni", f.avxvnni),
+        ("amx_tile", f.amx_tile),
+        ("amx_int8", f.amx_int8),
+    ];
+    let amx = match &info.amx_permission {
+        cpu::AmxPermission::NotApplicable => "not requested (no AMX in CPU or OS)".to_string(),
+        cpu::AmxPermission::Granted => "granted".to_string(),
+        cpu::AmxPermission::Denied(why) => format!("denied: {why}"),
+    };
+    if args.json {
+        let feats: Vec<String> = flags.iter().map(|(n, v)| format!("\"{n}\":{v}")).collect();
+        let tiers: Vec<String> = Tier::ALL
+            .iter()
+            .map(|t| format!("\"{}\":{}", t.name(), cpu::is_available(*t)))
+            .collect();
+        println!(
+            "{{\"brand\":{:?},\"features\":{{{}}},\"xcr0\":\"{:#x}\",\"os_avx\":{},\"os_avx512\":{},\"os_amx\":{},\"amx_permission\":{:?},\"tiers\":{{{}}},\"chosen\":\"{}\"}}",
+            info.brand,
+            feats.join(","),
+            info.os.xcr0,
+            info.os.avx,
+            info.os.avx512,
+            info.os.amx,
+            amx,
+            tiers.join(","),
+            chosen.name()
+        );
+        return Ok(());
+    }
+    println!("CPU: {}", info.brand);
+    let present: Vec<&str> = flags.iter().filter(|f| f.1).map(|f| f.0).collect();
+    println!("features: {}", present.join(" "));
+    println!(
+        "OS state (XCR0 = {:#x}): AVX {}, AVX-512 {}, AMX tiles {}",
+        info.os.xcr0,
+        yes_no(info.os.avx),
+        yes_no(info.os.avx512),
+        yes_no(info.os.amx)
+    );
+    println!("AMX permission: {amx}");
+    for t in Tier::ALL {
+        let why = info.missing_reason(t);
+        if why.is_empty() {
+            println!("  tier {:<12} available", t.name());
+        } else {
+            println!("  tier {:<12} unavailable: {why}", t.name());
+        }
+    }
+    let capped = std::env::var("Q8_ISA").map(|v| format!(" (capped by Q8_ISA={v})"));
+    println!("chosen tier: {}{}", chosen, capped.unwrap_or_default());
+    Ok(())
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "enabled" } else { "disabled" }
+}

@@ -1,0 +1,3 @@
+//! One module per `q8` subcommand; each has `Args` (clap) and `run(Args) -> Result<(), String>`.
+
+pub mod cpu;

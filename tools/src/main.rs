@@ -1,0 +1,30 @@
+//! The `q8` command line.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// q8: int8 inference for x86.
+#[derive(Parser)]
+#[command(name = "q8", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print detected CPU features, OS enablement, AMX permission and the tier chosen.
+    Cpu(cmd::cpu::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Cpu(args) => cmd::cpu::run(args),
+    };
+    if let Err(message) = outcome {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}

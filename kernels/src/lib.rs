@@ -9,10 +9,15 @@
 //! `unsafe` SIMD code, which lives in the `arch` modules behind those checks. Results are
 //! bit-identical across tiers and thread counts.
 
+mod arch;
+pub mod conv;
 pub mod cpu;
 pub mod epilogue;
 pub mod error;
+pub mod gemm;
+pub mod ops;
 pub mod quant;
+pub mod reference;
 
 pub use cpu::Tier;
 pub use epilogue::Activation;

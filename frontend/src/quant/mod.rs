@@ -1,0 +1,1 @@
+//! Quantization: configuration, observers and qparams (the X86 recipe).

@@ -1,0 +1,1 @@
+//! AMX-INT8 (`tdpbusd`) GEMM micro-kernel, tile configuration and packing.

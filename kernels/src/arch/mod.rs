@@ -1,0 +1,6 @@
+//! ISA-specific code. All `unsafe` of the crate (besides CPU detection) lives below here,
+//! behind safe functions that check the tier and the bounds first.
+
+pub(crate) mod amx;
+pub(crate) mod gemm;
+pub(crate) mod ops;

@@ -1,0 +1,1 @@
+//! Int8 convolution (NHWC): geometry, packing, implicit GEMM, depthwise.

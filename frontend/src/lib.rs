@@ -1,7 +1,5 @@
 //! Graph IR, ONNX import, fp32 execution, quantization flow and lowering onto q8-kernels.
 #![forbid(unsafe_code)]
 
-pub mod error;
-pub mod ir;
 pub mod npy;
 pub mod quant;

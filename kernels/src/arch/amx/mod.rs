@@ -1,1 +1,30 @@
 //! AMX-INT8 (`tdpbusd`) GEMM micro-kernel, tile configuration and packing.
+//!
+//! - [`AmxPackedB`]: s8 weights in the `tdpbusd` B layout (16-column panels of 4-byte K
+//!   groups, K padded to 64).
+//! - [`gemm_i32`]: raw i32 GEMM of u8 activations against those weights on the calling
+//!   thread's tiles; [`gemm_i32_with`] is the same driver on any [`TileOps`], which is how
+//!   the tests run it on the emulator on CPUs without AMX.
+//! - [`measure_peak_gops`]: the `tdpbusd` throughput probe.
+//!
+//! Only `native.rs` executes AMX instructions; everything else (packing, staging,
+//! blocking, edge handling, bounds) is exercised by the emulator on every machine.
+
+// Wired into the GEMM dispatch by the GEMM driver (arch::gemm / gemm); until then only the
+// tests call this module.
+#![cfg_attr(not(test), allow(dead_code, unused_imports))]
+
+mod config;
+mod driver;
+#[cfg(test)]
+mod emulator;
+mod native;
+mod pack;
+#[cfg(test)]
+mod tests;
+mod tile_ops;
+
+pub(crate) use driver::{gemm_i32, gemm_i32_with};
+pub(crate) use native::{NativeTiles, measure_peak_gops};
+pub(crate) use pack::AmxPackedB;
+pub(crate) use tile_ops::TileOps;

@@ -1,0 +1,158 @@
+//! Weights in the layout `tdpbusd` reads as its B operand.
+
+use aligned_vec::{AVec, ConstAlign, avec};
+
+use super::tile_ops::{B_ROW_BYTES, B_TILE_BYTES, K_STEP, TILE_DIM};
+
+/// Bytes of one K group (`tdpbusd` multiplies 4 consecutive K bytes per output).
+const K_GROUP: usize = 4;
+
+/// s8 weights `W[N][K]` packed for AMX: 16-column panels, each `K_pad / 4` rows of
+/// 16 columns x 4 consecutive K bytes, so one K step (64 K values) of one panel is one
+/// contiguous 16 x 64-byte B tile. `K_pad` is K rounded up to 64 and N is rounded up to
+/// 16; the padding is zero, so it adds nothing to any sum. 64-byte aligned, immutable.
+///
+/// Element `(col, kk)` lives at byte
+/// `(col / 16) · K_pad · 16 + (kk / 4) · 64 + (col % 16) · 4 + kk % 4`.
+#[derive(Clone, Debug)]
+pub(crate) struct AmxPackedB {
+    n: usize,
+    k: usize,
+    k_padded: usize,
+    data: AVec<i8, ConstAlign<64>>,
+}
+
+impl AmxPackedB {
+    /// Packs `w`, N x K row-major (`w[col * k + kk]`).
+    ///
+    /// # Panics
+    /// If `w.len() != n * k` (the GEMM layer validates this before packing).
+    pub(crate) fn new(w: &[i8], n: usize, k: usize) -> AmxPackedB {
+        assert_eq!(
+            Some(w.len()),
+            n.checked_mul(k),
+            "AmxPackedB::new: weights must hold n x k = {n} x {k} values"
+        );
+        let k_padded = k.next_multiple_of(K_STEP);
+        let panel_bytes = k_padded * TILE_DIM;
+        let mut data = avec![[64]| 0i8; n.div_ceil(TILE_DIM) * panel_bytes];
+        if k > 0 {
+            for (col, row) in w.chunks_exact(k).enumerate() {
+                let base = (col / TILE_DIM) * panel_bytes + (col % TILE_DIM) * K_GROUP;
+                let panel_column = data[base..].chunks_mut(B_ROW_BYTES);
+                for (group, dst) in row.chunks(K_GROUP).zip(panel_column) {
+                    dst[..group.len()].copy_from_slice(group);
+                }
+            }
+        }
+        AmxPackedB {
+            n,
+            k,
+            k_padded,
+            data,
+        }
+    }
+
+    /// Output columns (N).
+    pub(crate) fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Reduction length (K).
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
+    /// K rounded up to a multiple of 64 (the packed length of every column).
+    pub(crate) fn k_padded(&self) -> usize {
+        self.k_padded
+    }
+
+    /// Number of 16-column panels (N rounded up to 16, divided by 16).
+    pub(crate) fn panels(&self) -> usize {
+        self.n.div_ceil(TILE_DIM)
+    }
+
+    /// The packed bytes (all panels, including the zero padding).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(self.data.as_slice())
+    }
+
+    /// The first B tile (K step 0) of panel `p < panels()`.
+    pub(crate) fn panel(&self, p: usize) -> &[u8] {
+        let panel_bytes = self.k_padded * TILE_DIM;
+        &self.bytes()[p * panel_bytes..(p + 1) * panel_bytes]
+    }
+}
+
+// One packed panel is `k_padded / 64` B tiles back to back.
+const _: () = assert!(B_TILE_BYTES == TILE_DIM * B_ROW_BYTES && B_ROW_BYTES == TILE_DIM * K_GROUP);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weights(n: usize, k: usize, seed: u32) -> Vec<i8> {
+        (0..n * k)
+            .map(|i| (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) as i8)
+            .collect()
+    }
+
+    #[test]
+    fn layout_matches_definition_element_by_element() {
+        for (n, k) in [
+            (1, 1),
+            (15, 63),
+            (16, 64),
+            (17, 65),
+            (33, 129),
+            (31, 200),
+            (2, 4),
+        ] {
+            let w = weights(n, k, 7);
+            let p = AmxPackedB::new(&w, n, k);
+            assert_eq!((p.n(), p.k()), (n, k));
+            assert_eq!(p.k_padded(), k.div_ceil(64) * 64);
+            assert_eq!(p.panels(), n.div_ceil(16));
+            let bytes = p.bytes();
+            assert_eq!(bytes.len(), p.panels() * 16 * p.k_padded());
+            assert_eq!(bytes.as_ptr() as usize % 64, 0, "64-byte aligned");
+            let mut expected = vec![0u8; bytes.len()];
+            for col in 0..p.panels() * 16 {
+                for kk in 0..p.k_padded() {
+                    let at =
+                        (col / 16) * p.k_padded() * 16 + (kk / 4) * 64 + (col % 16) * 4 + kk % 4;
+                    expected[at] = if col < n && kk < k {
+                        w[col * k + kk] as u8
+                    } else {
+                        0
+                    };
+                }
+            }
+            assert_eq!(bytes, &expected[..], "n={n} k={k}");
+            for panel in 0..p.panels() {
+                assert_eq!(p.panel(panel).len(), p.k_padded() * 16);
+                assert_eq!(p.panel(panel).as_ptr() as usize % 64, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn empty_shapes_pack_to_nothing() {
+        assert!(AmxPackedB::new(&[], 0, 5).bytes().is_empty());
+        let p = AmxPackedB::new(&[], 3, 0);
+        assert_eq!((p.n(), p.k(), p.k_padded()), (3, 0, 0));
+    }
+
+    #[test]
+    #[should_panic(expected = "n x k = 2 x 3")]
+    fn wrong_length_is_rejected() {
+        AmxPackedB::new(&[0; 5], 2, 3);
+    }
+
+    #[test]
+    fn packed_weights_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<AmxPackedB>();
+    }
+}

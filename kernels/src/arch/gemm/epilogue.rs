@@ -1,0 +1,437 @@
+//! The fused epilogue on vectors of i32 accumulators: zero-point correction, `* scale[n]`,
+//! `+ bias[n]`, `+ residual`, activation, then u8 / f32 / i32 stores. Each step is the same
+//! IEEE operation, in the same order, as [`crate::epilogue::epilogue_f32`] and
+//! [`crate::quant::quantize`] (no FMA), so the results are bit-identical to the reference.
+//!
+//! [`Epilogue`] holds validated views; its row functions write through a raw output pointer
+//! so that threads can write disjoint tiles of one output matrix.
+
+use std::arch::x86_64::*;
+use std::marker::PhantomData;
+
+use crate::epilogue::Activation;
+use crate::error::{Error, Result};
+use crate::quant::quantize;
+use crate::reference::gemm::check_strided;
+
+/// The u8 residual ("sum") input of the epilogue.
+#[derive(Clone, Copy)]
+pub(crate) struct ResidualView<'a> {
+    /// M x N u8 codes, row stride `ld`.
+    pub data: &'a [u8],
+    /// Leading dimension (elements).
+    pub ld: usize,
+    /// Residual zero point.
+    pub zero_point: i32,
+    /// Residual scale.
+    pub scale: f32,
+}
+
+/// The output matrix, borrowed mutably for `'a`.
+pub(crate) enum OutputView<'a> {
+    /// Requantized u8 with `1 / scale` and zero point.
+    U8(&'a mut [u8], f32, i32),
+    /// f32 epilogue values.
+    F32(&'a mut [f32]),
+    /// Raw corrected accumulators.
+    I32(&'a mut [i32]),
+}
+
+#[derive(Clone, Copy)]
+enum OutPtr {
+    U8 { ptr: *mut u8, inv: f32, zo: i32 },
+    F32(*mut f32),
+    I32(*mut i32),
+}
+
+/// A validated M x N epilogue: per-column arrays padded to whole 16-column panels, the
+/// residual and output checked against M, N and their strides.
+pub(crate) struct Epilogue<'a> {
+    m: usize,
+    n: usize,
+    ldc: usize,
+    out: OutPtr,
+    zp_corr: &'a [i32],
+    scale: &'a [f32],
+    bias: Option<&'a [f32]>,
+    residual: Option<ResidualView<'a>>,
+    act: Activation,
+    _out: PhantomData<&'a mut [u8]>,
+}
+
+// SAFETY: the raw output pointer comes from a `&'a mut` slice held for `'a`; the row
+// functions that write through it are `unsafe` and require callers to give each thread
+// disjoint output elements, so sharing the view across threads cannot create a data race.
+unsafe impl Send for Epilogue<'_> {}
+// SAFETY: as for `Send`: concurrent use only writes disjoint elements (caller contract).
+unsafe impl Sync for Epilogue<'_> {}
+
+/// Lanes of a partial vector as a mask (`lanes` in 1..=16).
+#[inline]
+fn mask16(lanes: usize) -> u16 {
+    if lanes >= 16 {
+        u16::MAX
+    } else {
+        (1u16 << lanes) - 1
+    }
+}
+
+impl<'a> Epilogue<'a> {
+    /// Checks every view and builds the epilogue of an M x N result.
+    ///
+    /// `zp_corr` (`-za * colsum[n]`), `scale` (`s_a * s_w[n]`) and `bias` must cover N
+    /// rounded up to a multiple of 16.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        m: usize,
+        n: usize,
+        out: OutputView<'a>,
+        ldc: usize,
+        zp_corr: &'a [i32],
+        scale: &'a [f32],
+        bias: Option<&'a [f32]>,
+        residual: Option<ResidualView<'a>>,
+        act: Activation,
+    ) -> Result<Epilogue<'a>> {
+        let padded = n.div_ceil(16) * 16;
+        let short = |what: &'static str, len: usize| {
+            (len < padded).then_some(Error::Length {
+                what,
+                expected: padded,
+                actual: len,
+            })
+        };
+        if let Some(e) = short("epilogue zero-point correction", zp_corr.len())
+            .or_else(|| short("epilogue scales", scale.len()))
+            .or_else(|| bias.and_then(|b| short("epilogue bias", b.len())))
+        {
+            return Err(e);
+        }
+        act.validate()?;
+        if let Some(r) = &residual {
+            check_strided("gemm residual", r.data.len(), m, n, r.ld)?;
+        }
+        let (len, out) = match out {
+            OutputView::U8(d, inv, zo) => (
+                d.len(),
+                OutPtr::U8 {
+                    ptr: d.as_mut_ptr(),
+                    inv,
+                    zo,
+                },
+            ),
+            OutputView::F32(d) => (d.len(), OutPtr::F32(d.as_mut_ptr())),
+            OutputView::I32(d) => (d.len(), OutPtr::I32(d.as_mut_ptr())),
+        };
+        check_strided("gemm output", len, m, n, ldc)?;
+        Ok(Epilogue {
+            m,
+            n,
+            ldc,
+            out,
+            zp_corr,
+            scale,
+            bias,
+            residual,
+            act,
+            _out: PhantomData,
+        })
+    }
+
+    /// Rows of the output.
+    pub(crate) fn m(&self) -> usize {
+        self.m
+    }
+
+    /// Columns of the output.
+    pub(crate) fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Scalar epilogue of one accumulator (the reference steps, element by element).
+    ///
+    /// # Safety
+    /// `i < m`, `j < n`, and no other thread writes element `(i, j)` concurrently.
+    pub(crate) unsafe fn store_one(&self, acc: i32, i: usize, j: usize) {
+        debug_assert!(i < self.m && j < self.n);
+        let acc = acc.wrapping_add(self.zp_corr[j]);
+        let at = i * self.ldc + j;
+        let y = crate::epilogue::epilogue_f32(
+            acc,
+            self.scale[j],
+            self.bias.map(|b| b[j]),
+            self.residual.map(|r| {
+                (
+                    r.data[i * r.ld + j],
+                    crate::quant::QParams {
+                        scale: r.scale,
+                        zero_point: r.zero_point,
+                    },
+                )
+            }),
+            self.act,
+        );
+        // SAFETY: `at` is inside the output (checked in `new` for i < m, j < n) and the
+        // caller guarantees exclusive access to this element.
+        unsafe {
+            match self.out {
+                OutPtr::I32(p) => p.add(at).write(acc),
+                OutPtr::F32(p) => p.add(at).write(y),
+                OutPtr::U8 { ptr, inv, zo } => ptr.add(at).write(quantize(y, inv, zo)),
+            }
+        }
+    }
+
+    /// Epilogue of 16 accumulators of row `i`, columns `j..j + lanes`, on zmm registers.
+    ///
+    /// # Safety
+    /// AVX-512 F/BW/VL available; `i < m`, `lanes` in 1..=16, `j + lanes <= n`; no other
+    /// thread writes these elements concurrently.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    pub(crate) unsafe fn store_zmm(&self, acc: __m512i, i: usize, j: usize, lanes: usize) {
+        debug_assert!(i < self.m && lanes >= 1 && lanes <= 16 && j + lanes <= self.n);
+        let mask = mask16(lanes);
+        let at = i * self.ldc + j;
+        // SAFETY: the per-column arrays cover whole panels (checked in `new`) and j is a
+        // panel-aligned column < n, so 16 elements from j are in bounds; the masked
+        // residual load and output stores touch only `lanes` valid elements of row i.
+        unsafe {
+            let acc =
+                _mm512_add_epi32(acc, _mm512_loadu_si512(self.zp_corr.as_ptr().add(j).cast()));
+            if let OutPtr::I32(p) = self.out {
+                _mm512_mask_storeu_epi32(p.add(at), mask, acc);
+                return;
+            }
+            let mut y = _mm512_mul_ps(
+                _mm512_cvtepi32_ps(acc),
+                _mm512_loadu_ps(self.scale.as_ptr().add(j)),
+            );
+            if let Some(b) = self.bias {
+                y = _mm512_add_ps(y, _mm512_loadu_ps(b.as_ptr().add(j)));
+            }
+            if let Some(r) = &self.residual {
+                let codes = _mm_maskz_loadu_epi8(mask, r.data.as_ptr().add(i * r.ld + j).cast());
+                let q =
+                    _mm512_sub_epi32(_mm512_cvtepu8_epi32(codes), _mm512_set1_epi32(r.zero_point));
+                y = _mm512_add_ps(
+                    y,
+                    _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(r.scale)),
+                );
+            }
+            y = match self.act {
+                Activation::None => y,
+                Activation::Relu => _mm512_max_ps(y, _mm512_setzero_ps()),
+                Activation::Clamp { min, max } => {
+                    _mm512_min_ps(_mm512_max_ps(y, _mm512_set1_ps(min)), _mm512_set1_ps(max))
+                }
+            };
+            match self.out {
+                OutPtr::F32(p) => _mm512_mask_storeu_ps(p.add(at), mask, y),
+                OutPtr::U8 { ptr, inv, zo } => {
+                    let t = _mm512_mul_ps(y, _mm512_set1_ps(inv));
+                    let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                        t,
+                    );
+                    let t = _mm512_add_ps(t, _mm512_set1_ps(zo as f32));
+                    // max(t, 0) returns 0 for NaN, like `f32::max` in `quantize`.
+                    let t =
+                        _mm512_min_ps(_mm512_max_ps(t, _mm512_setzero_ps()), _mm512_set1_ps(255.0));
+                    let q = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(t));
+                    _mm_mask_storeu_epi8(ptr.add(at).cast(), mask, q);
+                }
+                OutPtr::I32(_) => {}
+            }
+        }
+    }
+
+    /// Epilogue of 8 accumulators of row `i`, columns `j..j + lanes`, on ymm registers.
+    ///
+    /// # Safety
+    /// AVX2 available; `i < m`, `lanes` in 1..=8, `j + lanes <= n`, `j % 8 == 0`; no other
+    /// thread writes these elements concurrently.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) unsafe fn store_ymm(&self, acc: __m256i, i: usize, j: usize, lanes: usize) {
+        debug_assert!(i < self.m && lanes >= 1 && lanes <= 8 && j + lanes <= self.n);
+        let at = i * self.ldc + j;
+        // SAFETY: j is 8-aligned and < n, so 8 elements from j lie inside the panel-padded
+        // per-column arrays (checked in `new`); residual and output accesses use only the
+        // `lanes` valid elements of row i (full-width only when lanes == 8).
+        unsafe {
+            let acc =
+                _mm256_add_epi32(acc, _mm256_loadu_si256(self.zp_corr.as_ptr().add(j).cast()));
+            if let OutPtr::I32(p) = self.out {
+                if lanes == 8 {
+                    _mm256_storeu_si256(p.add(at).cast(), acc);
+                } else {
+                    let mut t = [0i32; 8];
+                    _mm256_storeu_si256(t.as_mut_ptr().cast(), acc);
+                    std::ptr::copy_nonoverlapping(t.as_ptr(), p.add(at), lanes);
+                }
+                return;
+            }
+            let mut y = _mm256_mul_ps(
+                _mm256_cvtepi32_ps(acc),
+                _mm256_loadu_ps(self.scale.as_ptr().add(j)),
+            );
+            if let Some(b) = self.bias {
+                y = _mm256_add_ps(y, _mm256_loadu_ps(b.as_ptr().add(j)));
+            }
+            if let Some(r) = &self.residual {
+                let mut codes = [0u8; 8];
+                std::ptr::copy_nonoverlapping(
+                    r.data.as_ptr().add(i * r.ld + j),
+                    codes.as_mut_ptr(),
+                    lanes,
+                );
+                let codes = _mm_loadl_epi64(codes.as_ptr().cast());
+                let q =
+                    _mm256_sub_epi32(_mm256_cvtepu8_epi32(codes), _mm256_set1_epi32(r.zero_point));
+                y = _mm256_add_ps(
+                    y,
+                    _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(r.scale)),
+                );
+            }
+            y = match self.act {
+                Activation::None => y,
+                Activation::Relu => _mm256_max_ps(y, _mm256_setzero_ps()),
+                Activation::Clamp { min, max } => {
+                    _mm256_min_ps(_mm256_max_ps(y, _mm256_set1_ps(min)), _mm256_set1_ps(max))
+                }
+            };
+            match self.out {
+                OutPtr::F32(p) => {
+                    if lanes == 8 {
+                        _mm256_storeu_ps(p.add(at), y);
+                    } else {
+                        let mut t = [0f32; 8];
+                        _mm256_storeu_ps(t.as_mut_ptr(), y);
+                        std::ptr::copy_nonoverlapping(t.as_ptr(), p.add(at), lanes);
+                    }
+                }
+                OutPtr::U8 { ptr, inv, zo } => {
+                    let t = _mm256_mul_ps(y, _mm256_set1_ps(inv));
+                    let t = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t);
+                    let t = _mm256_add_ps(t, _mm256_set1_ps(zo as f32));
+                    let t =
+                        _mm256_min_ps(_mm256_max_ps(t, _mm256_setzero_ps()), _mm256_set1_ps(255.0));
+                    let q = _mm256_cvttps_epi32(t);
+                    let w = _mm256_packus_epi32(q, q);
+                    let b = _mm256_packus_epi16(w, w);
+                    let bytes = _mm_unpacklo_epi32(
+                        _mm256_castsi256_si128(b),
+                        _mm256_extracti128_si256::<1>(b),
+                    );
+                    let mut t = [0u8; 16];
+                    _mm_storeu_si128(t.as_mut_ptr().cast(), bytes);
+                    std::ptr::copy_nonoverlapping(t.as_ptr(), ptr.add(at), lanes);
+                }
+                OutPtr::I32(_) => {}
+            }
+        }
+    }
+}
+
+/// Which vector width applies the epilogue to an accumulator block.
+#[allow(
+    dead_code,
+    reason = "crate-internal API for convolution (issue 3) and AMX tiles"
+)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EpilogueIsa {
+    /// Element by element.
+    Scalar,
+    /// ymm (AVX2).
+    Avx2,
+    /// zmm (AVX-512 F/BW/VL).
+    Avx512,
+}
+
+#[allow(
+    dead_code,
+    reason = "crate-internal API for convolution (issue 3) and AMX tiles"
+)]
+impl EpilogueIsa {
+    /// The widest epilogue `tier` may run.
+    pub(crate) fn for_tier(tier: crate::cpu::Tier) -> EpilogueIsa {
+        use crate::cpu::Tier;
+        match tier {
+            Tier::Scalar => EpilogueIsa::Scalar,
+            Tier::Avx2 | Tier::AvxVnni => EpilogueIsa::Avx2,
+            Tier::Avx512Vnni | Tier::Amx => EpilogueIsa::Avx512,
+        }
+    }
+}
+
+/// Applies the epilogue to an `rows x cols` block of raw accumulators (`acc[r * ldacc + c]`
+/// is output element `(i0 + r, j0 + c)`). For AMX tiles, convolution and any other engine
+/// that produces i32 sums in memory.
+///
+/// # Safety
+/// `isa` is available on this CPU (`cpu::require` of a tier using it succeeded), and no other
+/// thread writes output rows `i0..i0 + rows` x columns `j0..j0 + cols` concurrently.
+///
+/// # Errors
+/// The block is outside the output, `j0` is not a multiple of 16, or `acc` is too short.
+#[allow(clippy::too_many_arguments)]
+#[allow(
+    dead_code,
+    reason = "crate-internal API for convolution (issue 3) and AMX tiles"
+)]
+pub(crate) unsafe fn store_block(
+    ep: &Epilogue<'_>,
+    isa: EpilogueIsa,
+    acc: &[i32],
+    ldacc: usize,
+    i0: usize,
+    rows: usize,
+    j0: usize,
+    cols: usize,
+) -> Result<()> {
+    if i0 + rows > ep.m || j0 + cols > ep.n || j0 % 16 != 0 {
+        return Err(Error::Shape(format!(
+            "epilogue block rows {i0}..{} x columns {j0}..{} is outside {} x {} or unaligned",
+            i0 + rows,
+            j0 + cols,
+            ep.m,
+            ep.n
+        )));
+    }
+    check_strided("epilogue accumulators", acc.len(), rows, cols, ldacc)?;
+    for r in 0..rows {
+        let row = &acc[r * ldacc..][..cols];
+        match isa {
+            EpilogueIsa::Scalar => {
+                for (c, &x) in row.iter().enumerate() {
+                    // SAFETY: inside the output (checked above); exclusivity by contract.
+                    unsafe { ep.store_one(x, i0 + r, j0 + c) };
+                }
+            }
+            EpilogueIsa::Avx2 => {
+                for (c, chunk) in row.chunks(8).enumerate() {
+                    let mut v = [0i32; 8];
+                    v[..chunk.len()].copy_from_slice(chunk);
+                    // SAFETY: AVX2 available (contract); columns 8c.. are inside the output
+                    // and 8-aligned because j0 is 16-aligned.
+                    unsafe {
+                        let x = _mm256_loadu_si256(v.as_ptr().cast());
+                        ep.store_ymm(x, i0 + r, j0 + 8 * c, chunk.len());
+                    }
+                }
+            }
+            EpilogueIsa::Avx512 => {
+                for (c, chunk) in row.chunks(16).enumerate() {
+                    let mut v = [0i32; 16];
+                    v[..chunk.len()].copy_from_slice(chunk);
+                    // SAFETY: AVX-512 available (contract); columns are inside the output.
+                    unsafe {
+                        let x = _mm512_loadu_si512(v.as_ptr().cast());
+                        ep.store_zmm(x, i0 + r, j0 + 16 * c, chunk.len());
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

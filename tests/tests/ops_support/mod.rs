@@ -1,0 +1,109 @@
+//! Shared helpers of the int8 op and convolution tests: tier iteration that reports skipped
+//! tiers, a seeded data generator biased towards extreme values, and edge-size strategies.
+
+#![allow(dead_code)]
+
+use proptest::prelude::*;
+use q8_kernels::cpu::{self, Tier};
+use q8_kernels::QParams;
+
+/// The tiers this CPU can run; prints every tier it cannot run, by name, once per call site.
+pub fn tiers(test: &str) -> Vec<Tier> {
+    Tier::ALL
+        .into_iter()
+        .filter(|&t| {
+            let ok = cpu::is_available(t);
+            if !ok {
+                eprintln!("{test}: SKIPPED tier {t}: {}", cpu::info().missing_reason(t));
+            }
+            ok
+        })
+        .collect()
+}
+
+/// A small deterministic generator (splitmix64) so proptest only draws seeds and shapes.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// u8 values with 0 and 255 each about 1/8 of the time.
+    pub fn u8s(&mut self, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|_| match self.below(8) {
+                0 => 0,
+                1 => 255,
+                _ => self.next_u64() as u8,
+            })
+            .collect()
+    }
+
+    /// s8 values with -128 and 127 each about 1/8 of the time.
+    pub fn i8s(&mut self, len: usize) -> Vec<i8> {
+        (0..len)
+            .map(|_| match self.below(8) {
+                0 => -128,
+                1 => 127,
+                _ => self.next_u64() as i8,
+            })
+            .collect()
+    }
+
+    /// f32 values: ordinary magnitudes, exact half-way points, huge values, inf and NaN.
+    pub fn f32s(&mut self, len: usize, scale: f32) -> Vec<f32> {
+        (0..len)
+            .map(|_| match self.below(16) {
+                0 => f32::NAN,
+                1 => f32::INFINITY,
+                2 => f32::NEG_INFINITY,
+                3 => (self.below(600) as f32 - 300.0 + 0.5) * scale,
+                4 => (self.next_u64() as i64 as f32) * 1e-3,
+                5 => f32::from_bits(self.next_u64() as u32),
+                _ => (self.below(1 << 20) as f32 / (1 << 20) as f32 - 0.5) * 300.0 * scale,
+            })
+            .collect()
+    }
+
+    pub fn f32_in(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * (self.below(1 << 24) as f32 / (1 << 24) as f32)
+    }
+
+    /// Quantization parameters including extreme zero points and tiny / large scales.
+    pub fn qparams(&mut self) -> QParams {
+        let zero_point = match self.below(4) {
+            0 => 0,
+            1 => 255,
+            _ => self.below(256) as i32,
+        };
+        let scale = match self.below(6) {
+            0 => 1.0,
+            1 => 1e-4,
+            2 => 50.0,
+            _ => self.f32_in(0.001, 0.2),
+        };
+        QParams::new(scale, zero_point).unwrap()
+    }
+}
+
+/// Sizes with the SIMD block edges forced in.
+pub fn edge_size(max: usize) -> impl Strategy<Value = usize> {
+    let edges: Vec<usize> = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129]
+        .into_iter()
+        .filter(|&e| e <= max)
+        .collect();
+    prop_oneof![proptest::sample::select(edges), 1..=max]
+}

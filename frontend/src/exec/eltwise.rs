@@ -1,0 +1,113 @@
+//! Element-wise ops: activations, numpy-broadcast Add/Mul, per-channel scale/shift
+//! (BatchNorm), all f32.
+
+use crate::ir::Op;
+
+/// Applies a unary activation in place.
+pub(crate) fn unary(op: &Op, v: &mut [f32]) {
+    match op {
+        Op::Relu => v.iter_mut().for_each(|x| *x = x.max(0.0)),
+        Op::Clip { min, max } => v.iter_mut().for_each(|x| *x = x.max(*min).min(*max)),
+        Op::HardSwish => v
+            .iter_mut()
+            .for_each(|x| *x *= (*x + 3.0).clamp(0.0, 6.0) / 6.0),
+        Op::Sigmoid => v.iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp())),
+        _ => {}
+    }
+}
+
+/// `y = x * scale[c] + shift[c]` in place, channel `c` = axis 1 of `[N, C, inner]`.
+pub(crate) fn scale_shift(
+    v: &mut [f32],
+    channels: usize,
+    inner: usize,
+    scale: &[f32],
+    shift: &[f32],
+) {
+    for (i, chunk) in v.chunks_exact_mut(inner.max(1)).enumerate() {
+        let c = i % channels;
+        let (s, t) = (scale[c], shift[c]);
+        chunk.iter_mut().for_each(|x| *x = *x * s + t);
+    }
+}
+
+/// Row-major strides of `shape` aligned to rank `rank`, with 0 on broadcast axes.
+fn broadcast_strides(shape: &[usize], rank: usize) -> Vec<usize> {
+    let mut strides = vec![0; rank];
+    let mut s = 1;
+    for (i, &d) in shape.iter().enumerate().rev() {
+        let axis = rank - shape.len() + i;
+        strides[axis] = if d == 1 { 0 } else { s };
+        s *= d;
+    }
+    strides
+}
+
+/// `out = f(a, b)` with numpy broadcasting to `out_shape`.
+pub(crate) fn binary(
+    a: &[f32],
+    a_shape: &[usize],
+    b: &[f32],
+    b_shape: &[usize],
+    out_shape: &[usize],
+    out: &mut [f32],
+    f: fn(f32, f32) -> f32,
+) {
+    if a_shape == out_shape && b_shape == out_shape {
+        out.iter_mut()
+            .zip(a.iter().zip(b))
+            .for_each(|(o, (x, y))| *o = f(*x, *y));
+        return;
+    }
+    if b.len() == 1 && a_shape == out_shape {
+        out.iter_mut().zip(a).for_each(|(o, x)| *o = f(*x, b[0]));
+        return;
+    }
+    let rank = out_shape.len();
+    let (sa, sb) = (
+        broadcast_strides(a_shape, rank),
+        broadcast_strides(b_shape, rank),
+    );
+    let inner = out_shape.last().copied().unwrap_or(1).max(1);
+    let mut index = vec![0usize; rank];
+    for row in out.chunks_exact_mut(inner) {
+        let (mut ia, mut ib) = (0, 0);
+        for d in 0..rank.saturating_sub(1) {
+            ia += index[d] * sa[d];
+            ib += index[d] * sb[d];
+        }
+        let (la, lb) = if rank > 0 {
+            (sa[rank - 1], sb[rank - 1])
+        } else {
+            (0, 0)
+        };
+        for (j, o) in row.iter_mut().enumerate() {
+            *o = f(a[ia + j * la], b[ib + j * lb]);
+        }
+        for d in (0..rank.saturating_sub(1)).rev() {
+            index[d] += 1;
+            if index[d] < out_shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+}
+
+/// `a = f(a, b)` in place when `a` already has the output shape.
+pub(crate) fn binary_in_place(
+    a: &mut [f32],
+    shape: &[usize],
+    b: &[f32],
+    b_shape: &[usize],
+    f: fn(f32, f32) -> f32,
+) {
+    if b_shape == shape {
+        a.iter_mut().zip(b).for_each(|(x, y)| *x = f(*x, *y));
+    } else if b.len() == 1 {
+        a.iter_mut().for_each(|x| *x = f(*x, b[0]));
+    } else {
+        let copy = a.to_vec();
+        binary(&copy, shape, b, b_shape, shape, a, f);
+    }
+}

@@ -1,0 +1,179 @@
+//! Constant folding of shape sub-graphs at import (`Shape -> Gather -> Unsqueeze -> Concat ->
+//! Reshape` and friends). Integer tensors of rank <= 1 are evaluated symbolically: an element
+//! is a known integer or a named dimension (e.g. the dynamic `batch`), so a Reshape target
+//! computed from the input's own shape resolves even when the batch is dynamic.
+
+use std::sync::Arc;
+
+use crate::ir::{Dim, Tensor, TensorData};
+
+/// One element of a folded integer tensor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SymInt {
+    /// A known integer.
+    Known(i64),
+    /// A named dimension, known at run time.
+    Sym(Arc<str>),
+}
+
+/// A folded integer tensor of rank 0 or 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SymTensor {
+    /// True for rank 0 (then `values` has one element).
+    pub scalar: bool,
+    /// Elements.
+    pub values: Vec<SymInt>,
+}
+
+impl SymTensor {
+    /// The tensor of a shape's dims.
+    pub fn from_dims(dims: &[Dim]) -> SymTensor {
+        let values = dims
+            .iter()
+            .map(|d| match d {
+                Dim::Known(n) => SymInt::Known(*n as i64),
+                Dim::Sym(s) => SymInt::Sym(s.clone()),
+            })
+            .collect();
+        SymTensor {
+            scalar: false,
+            values,
+        }
+    }
+
+    /// A view of an integer constant of rank <= 1.
+    pub fn from_tensor(t: &Tensor) -> Option<SymTensor> {
+        let values: Vec<i64> = match t.data() {
+            TensorData::I64(v) => v.clone(),
+            TensorData::I32(v) => v.iter().map(|&x| x as i64).collect(),
+            _ => return None,
+        };
+        if t.shape().len() > 1 {
+            return None;
+        }
+        Some(SymTensor {
+            scalar: t.shape().is_empty(),
+            values: values.into_iter().map(SymInt::Known).collect(),
+        })
+    }
+
+    /// The known values, if none is symbolic.
+    pub fn known(&self) -> Option<Vec<i64>> {
+        self.values
+            .iter()
+            .map(|v| match v {
+                SymInt::Known(k) => Some(*k),
+                SymInt::Sym(_) => None,
+            })
+            .collect()
+    }
+
+    /// As an i64 constant, if every element is known.
+    pub fn to_tensor(&self) -> Option<Tensor> {
+        let v = self.known()?;
+        let shape = if self.scalar { vec![] } else { vec![v.len()] };
+        Tensor::from_i64(shape, v).ok()
+    }
+}
+
+/// Python-style normalization of a possibly negative index into `0..len`.
+pub(crate) fn normalize_index(i: i64, len: usize) -> Option<usize> {
+    let len = i64::try_from(len).ok()?;
+    let j = if i < 0 { i + len } else { i };
+    (0..len).contains(&j).then_some(j as usize)
+}
+
+/// `Gather(data, indices)` on axis 0 of a rank-1 tensor.
+pub(crate) fn gather(data: &SymTensor, indices: &SymTensor) -> Result<SymTensor, String> {
+    if data.scalar {
+        return Err("cannot gather from a scalar".into());
+    }
+    let idx = indices.known().ok_or("indices must be known")?;
+    let values = idx
+        .iter()
+        .map(|&i| {
+            normalize_index(i, data.values.len())
+                .map(|j| data.values[j].clone())
+                .ok_or_else(|| format!("index {i} out of range for length {}", data.values.len()))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(SymTensor {
+        scalar: indices.scalar,
+        values,
+    })
+}
+
+/// `Slice` of a rank-1 tensor (ONNX clamping rules, any non-zero step).
+pub(crate) fn slice(
+    data: &SymTensor,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<SymTensor, String> {
+    if data.scalar {
+        return Err("cannot slice a scalar".into());
+    }
+    if step == 0 {
+        return Err("slice step is 0".into());
+    }
+    let len = data.values.len() as i64;
+    let clamp = |v: i64, lo: i64, hi: i64| {
+        let v = if v < 0 { v.saturating_add(len) } else { v };
+        v.clamp(lo, hi)
+    };
+    let mut out = Vec::new();
+    if step > 0 {
+        let (mut i, e) = (clamp(start, 0, len), clamp(end, 0, len));
+        while i < e {
+            out.push(data.values[i as usize].clone());
+            i += step;
+        }
+    } else {
+        let (mut i, e) = (clamp(start, -1, len - 1), clamp(end, -1, len - 1));
+        while i > e {
+            out.push(data.values[i as usize].clone());
+            i += step;
+        }
+    }
+    Ok(SymTensor {
+        scalar: false,
+        values: out,
+    })
+}
+
+/// Element-wise integer arithmetic on known values (`Add`, `Sub`, `Mul`, `Div` truncating
+/// toward zero as ONNX does), with scalar broadcasting.
+pub(crate) fn arith(op: &str, a: &SymTensor, b: &SymTensor) -> Result<SymTensor, String> {
+    let (x, y) = (
+        a.known().ok_or("operand is symbolic")?,
+        b.known().ok_or("operand is symbolic")?,
+    );
+    let n = x.len().max(y.len());
+    if !(x.len() == n || x.len() == 1) || !(y.len() == n || y.len() == 1) {
+        return Err(format!(
+            "lengths {} and {} do not broadcast",
+            x.len(),
+            y.len()
+        ));
+    }
+    let mut values = Vec::with_capacity(n);
+    for i in 0..n {
+        let (p, q) = (
+            x[if x.len() == 1 { 0 } else { i }],
+            y[if y.len() == 1 { 0 } else { i }],
+        );
+        let r = match op {
+            "Add" => p.checked_add(q),
+            "Sub" => p.checked_sub(q),
+            "Mul" => p.checked_mul(q),
+            _ => p.checked_div(q),
+        };
+        values.push(SymInt::Known(r.ok_or_else(|| {
+            format!("{op} of {p} and {q} overflows or divides by 0")
+        })?));
+    }
+    Ok(SymTensor {
+        scalar: a.scalar && b.scalar,
+        values,
+    })
+}

@@ -203,14 +203,30 @@ proptest! {
 fn ceil_mode_follows_pytorch() {
     // torch.nn.MaxPool2d(3, 2, ceil_mode=True) on 112 -> 56; floor -> 55 without padding.
     let s = Nhwc::new(1, 112, 112, 1);
-    assert_eq!(Pool2d::new([3, 3], [2, 2]).with_ceil_mode(true).output(s).unwrap().h, 56);
+    assert_eq!(
+        Pool2d::new([3, 3], [2, 2])
+            .with_ceil_mode(true)
+            .output(s)
+            .unwrap()
+            .h,
+        56
+    );
     assert_eq!(Pool2d::new([3, 3], [2, 2]).output(s).unwrap().h, 55);
     // GoogLeNet-style 3x3 s2 ceil on 57: (57-3)/2 = 27 exactly -> 28 either way.
     let s = Nhwc::new(1, 57, 57, 1);
-    assert_eq!(Pool2d::new([3, 3], [2, 2]).with_ceil_mode(true).output(s).unwrap().h, 28);
+    assert_eq!(
+        Pool2d::new([3, 3], [2, 2])
+            .with_ceil_mode(true)
+            .output(s)
+            .unwrap()
+            .h,
+        28
+    );
     // Input 5, k 2, s 2, pad 1: ceil gives 4 windows but the 4th starts in the right padding.
     let s = Nhwc::new(1, 5, 5, 1);
-    let pool = Pool2d::new([2, 2], [2, 2]).with_padding(Padding::uniform(1)).with_ceil_mode(true);
+    let pool = Pool2d::new([2, 2], [2, 2])
+        .with_padding(Padding::uniform(1))
+        .with_ceil_mode(true);
     assert_eq!(pool.output(s).unwrap().h, 3);
 }
 
@@ -260,7 +276,18 @@ fn bad_arguments_are_errors() {
         let mut short = vec![0u8; 3];
         assert!(ops::max_pool(tier, &x, shape, &pool, &mut short).is_err());
         assert!(ops::max_pool(tier, &x[1..], shape, &pool, &mut vec![0; 12]).is_err());
-        assert!(ops::avg_pool(tier, &x, shape, &Pool2d::new([5, 5], [1, 1]), true, qp, &mut short).is_err());
+        assert!(
+            ops::avg_pool(
+                tier,
+                &x,
+                shape,
+                &Pool2d::new([5, 5], [1, 1]),
+                true,
+                qp,
+                &mut short
+            )
+            .is_err()
+        );
         assert!(ops::max_pool(tier, &x, shape, &Pool2d::new([2, 2], [0, 1]), &mut short).is_err());
         // A window that covers only padding.
         let lonely = Pool2d::new([1, 1], [1, 1]).with_padding(Padding::uniform(1));
@@ -269,13 +296,38 @@ fn bad_arguments_are_errors() {
         assert!(ops::quantize(tier, &[1.0, 2.0], qp, &mut short).is_err());
         assert!(ops::quantize_nchw(tier, &[1.0; 48], shape, qp, &mut short).is_err());
         assert!(ops::dequantize(tier, &x, qp, &mut [0.0; 3]).is_err());
-        assert!(ops::requantize(tier, &x, qp, QParams { scale: 0.0, zero_point: 0 }, &mut vec![0; 48]).is_err());
-        let p = AddParams { a: qp, b: qp, out: qp, relu: false };
+        assert!(
+            ops::requantize(
+                tier,
+                &x,
+                qp,
+                QParams {
+                    scale: 0.0,
+                    zero_point: 0
+                },
+                &mut vec![0; 48]
+            )
+            .is_err()
+        );
+        let p = AddParams {
+            a: qp,
+            b: qp,
+            out: qp,
+            relu: false,
+        };
         assert!(ops::add(tier, &x, &x[1..], &p, &mut vec![0; 48]).is_err());
-        let input = ConcatInput { data: &x, channels: 3, qparams: qp };
+        let input = ConcatInput {
+            data: &x,
+            channels: 3,
+            qparams: qp,
+        };
         assert!(ops::concat_channels(tier, &[input], 15, qp, &mut vec![0; 45]).is_err());
         assert!(ops::concat_channels(tier, &[], 16, qp, &mut []).is_err());
-        let zero = ConcatInput { data: &[], channels: 0, qparams: qp };
+        let zero = ConcatInput {
+            data: &[],
+            channels: 0,
+            qparams: qp,
+        };
         assert!(ops::concat_channels(tier, &[zero], 16, qp, &mut []).is_err());
     }
 }
@@ -290,13 +342,21 @@ fn results_do_not_depend_on_thread_count() {
     let f = rng.f32s(shape.len(), qp.scale);
     let pool = Pool2d::new([3, 3], [2, 2]).with_padding(Padding::uniform(1));
     let run = |threads: usize, tier: Tier| {
-        let pool_threads = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool_threads = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool_threads.install(|| {
             let mut q = vec![0u8; shape.len()];
             ops::quantize(tier, &f, qp, &mut q).unwrap();
             let mut m = vec![0u8; shape.len() / 4];
             ops::max_pool(tier, &x, shape, &pool, &mut m).unwrap();
-            let p = AddParams { a: qp, b: qp, out: qp, relu: true };
+            let p = AddParams {
+                a: qp,
+                b: qp,
+                out: qp,
+                relu: true,
+            };
             let mut a = vec![0u8; shape.len()];
             ops::add(tier, &x, &q, &p, &mut a).unwrap();
             (q, m, a)

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use proptest::prelude::*;
-use q8_kernels::cpu::{self, Tier};
 use q8_kernels::QParams;
+use q8_kernels::cpu::{self, Tier};
 
 /// The tiers this CPU can run; prints every tier it cannot run, by name, once per call site.
 pub fn tiers(test: &str) -> Vec<Tier> {
@@ -14,7 +14,10 @@ pub fn tiers(test: &str) -> Vec<Tier> {
         .filter(|&t| {
             let ok = cpu::is_available(t);
             if !ok {
-                eprintln!("{test}: SKIPPED tier {t}: {}", cpu::info().missing_reason(t));
+                eprintln!(
+                    "{test}: SKIPPED tier {t}: {}",
+                    cpu::info().missing_reason(t)
+                );
             }
             ok
         })
@@ -101,9 +104,11 @@ impl Rng {
 
 /// Sizes with the SIMD block edges forced in.
 pub fn edge_size(max: usize) -> impl Strategy<Value = usize> {
-    let edges: Vec<usize> = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129]
-        .into_iter()
-        .filter(|&e| e <= max)
-        .collect();
+    let edges: Vec<usize> = [
+        1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129,
+    ]
+    .into_iter()
+    .filter(|&e| e <= max)
+    .collect();
     prop_oneof![proptest::sample::select(edges), 1..=max]
 }

@@ -1,1 +1,40 @@
 //! Quantization: configuration, observers and qparams (the X86 recipe).
+//!
+//! - [`config`]: what to quantize and how ([`QuantConfig`], the X86 default, overrides).
+//! - [`qparams`]: quantized ranges and PyTorch's scale / zero-point formulas.
+//! - Observers, computing exactly what torchao's pt2e observers compute:
+//!   [`MinMaxObserver`], [`MovingAverageMinMaxObserver`], [`PerChannelMinMaxObserver`] and
+//!   [`HistogramObserver`] (the X86 default, with torch's L2 range search), plus percentile and
+//!   MSE range selection on the same histogram.
+//!
+//! ```
+//! use q8_frontend::quant::{Observer, QuantConfig, Setting};
+//! let config = QuantConfig::x86_default();
+//! let Setting::Quantize(spec) = config.resolve("conv1", "Conv").0 else { unreachable!() };
+//! let mut observer = spec.activation.build_observer().unwrap();
+//! for batch in [[0.1f32, 2.0, -0.5], [0.3, 1.5, -0.2]] {
+//!     observer.observe(&batch).unwrap();
+//! }
+//! let qp = observer.qparams().to_kernel_u8().unwrap(); // u8 scale / zero point for the kernels
+//! assert!(qp.scale > 0.0 && (0..=255).contains(&qp.zero_point));
+//! ```
+
+mod clipping;
+pub mod config;
+mod error;
+mod histogram;
+mod l2_search;
+mod minmax;
+mod observer;
+pub mod qparams;
+mod torch_math;
+
+pub use config::{
+    ActivationSpec, ConfigSource, OpQuantSpec, QUANTIZABLE_OP_TYPES, QuantConfig, Setting,
+    WeightGranularity, WeightSpec, X86_EPS,
+};
+pub use error::{QuantError, Result};
+pub use histogram::{Histogram, HistogramObserver, RangeSearch};
+pub use minmax::{MinMaxObserver, MovingAverageMinMaxObserver, PerChannelMinMaxObserver, min_max};
+pub use observer::{Observer, ObserverKind, dynamic_qparams};
+pub use qparams::{ChannelQParams, QDType, QuantRange, Symmetry, TensorQParams, compute_qparams};

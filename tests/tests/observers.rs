@@ -1,0 +1,270 @@
+//! Observer conformance against torchao's pt2e observers (`tests/data/observers.{npz,json}`),
+//! and the behaviour of the non-PyTorch range choices (percentile, MSE) on heavy tails.
+
+use std::path::PathBuf;
+
+use q8_frontend::npy::{self, Npz};
+use q8_frontend::quant::{
+    HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver, Observer, ObserverKind,
+    OpQuantSpec, QuantRange, Symmetry, TensorQParams, X86_EPS,
+};
+use serde_json::Value;
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(name)
+}
+
+fn fixtures() -> (Npz, Value) {
+    let npz = npy::read_npz(data("observers.npz")).unwrap();
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(data("observers.json")).unwrap()).unwrap();
+    (npz, json)
+}
+
+fn f32s<'a>(npz: &'a Npz, key: &str) -> &'a [f32] {
+    npz.get(key).unwrap().values::<f32>().unwrap()
+}
+
+/// Compares one result with the expectation; returns the relative scale error, or a message.
+fn check(
+    case: &str,
+    got: TensorQParams,
+    range: Option<(f32, f32)>,
+    want: &Value,
+) -> Result<f64, String> {
+    let scale = want["scale"].as_f64().unwrap();
+    let zp = want["zero_point"].as_i64().unwrap();
+    let rel = (f64::from(got.scale) - scale).abs() / scale;
+    let mut problems = Vec::new();
+    if rel > 1e-6 {
+        problems.push(format!("scale {} vs {scale} (rel {rel:.2e})", got.scale));
+    }
+    if i64::from(got.zero_point) != zp {
+        problems.push(format!("zero point {} vs {zp}", got.zero_point));
+    }
+    if let (Some(lo), Some(hi)) = (want["observed_min"].as_f64(), want["observed_max"].as_f64()) {
+        let (glo, ghi) = range.unwrap_or((f32::NAN, f32::NAN));
+        if glo != lo as f32 || ghi != hi as f32 {
+            problems.push(format!("observed ({glo}, {ghi}) vs ({lo}, {hi})"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(rel)
+    } else {
+        Err(format!("{case}: {}", problems.join("; ")))
+    }
+}
+
+#[test]
+fn activation_observers_match_torchao() {
+    let (npz, json) = fixtures();
+    assert_eq!(json["eps"].as_f64().unwrap() as f32, X86_EPS);
+    let cases = json["activation_cases"].as_object().unwrap();
+    let (mut passed, mut failures, mut max_rel) = (0, Vec::new(), 0.0f64);
+    for (name, case) in cases {
+        let observers: Vec<(&str, Box<dyn Observer>)> = vec![
+            (
+                "histogram_u8",
+                Box::new(HistogramObserver::new(QuantRange::U8, X86_EPS)),
+            ),
+            (
+                "minmax_u8",
+                Box::new(MinMaxObserver::new(
+                    QuantRange::U8,
+                    Symmetry::Affine,
+                    X86_EPS,
+                )),
+            ),
+            (
+                "minmax_s8_symmetric",
+                Box::new(MinMaxObserver::new(
+                    QuantRange::I8,
+                    Symmetry::Symmetric,
+                    X86_EPS,
+                )),
+            ),
+            (
+                "moving_average_u8",
+                Box::new(
+                    MovingAverageMinMaxObserver::new(
+                        QuantRange::U8,
+                        Symmetry::Affine,
+                        X86_EPS,
+                        MovingAverageMinMaxObserver::DEFAULT_AVERAGING_CONSTANT,
+                    )
+                    .unwrap(),
+                ),
+            ),
+        ];
+        let batches = case["batches"].as_u64().unwrap();
+        for (kind, mut obs) in observers {
+            for i in 0..batches {
+                obs.observe(f32s(&npz, &format!("{name}__{i}"))).unwrap();
+            }
+            match check(
+                &format!("{name}/{kind}"),
+                obs.qparams(),
+                obs.observed_range(),
+                &case[kind],
+            ) {
+                Ok(rel) => {
+                    passed += 1;
+                    max_rel = max_rel.max(rel);
+                }
+                Err(msg) => failures.push(msg),
+            }
+        }
+    }
+    eprintln!(
+        "activation conformance: {passed}/{} pass, max relative scale error {max_rel:.3e}",
+        passed + failures.len()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(passed, cases.len() * 4);
+}
+
+#[test]
+fn per_channel_weight_observer_matches_torchao() {
+    let (npz, json) = fixtures();
+    let spec = OpQuantSpec::x86_default().weight;
+    let mut max_rel = 0.0f64;
+    let cases = json["weight_cases"].as_object().unwrap();
+    for (name, case) in cases {
+        let array = npz.get(&format!("weight__{name}")).unwrap();
+        let shape: Vec<usize> = case["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(array.shape(), shape.as_slice());
+        let q = spec
+            .qparams(array.values::<f32>().unwrap(), &shape)
+            .unwrap();
+        let want_scales = case["scales"].as_array().unwrap();
+        let want_zps = case["zero_points"].as_array().unwrap();
+        assert_eq!(q.scales.len(), want_scales.len(), "{name}");
+        for (c, (got, want)) in q.scales.iter().zip(want_scales).enumerate() {
+            let want = want.as_f64().unwrap();
+            let rel = (f64::from(*got) - want).abs() / want;
+            assert!(rel <= 1e-6, "{name} channel {c}: {got} vs {want}");
+            max_rel = max_rel.max(rel);
+        }
+        let zps: Vec<i64> = want_zps.iter().map(|z| z.as_i64().unwrap()).collect();
+        assert_eq!(
+            q.zero_points
+                .iter()
+                .map(|&z| i64::from(z))
+                .collect::<Vec<_>>(),
+            zps
+        );
+    }
+    eprintln!(
+        "weight conformance: {} tensors pass, max relative scale error {max_rel:.3e}",
+        cases.len()
+    );
+}
+
+/// Heavy-tailed data: Student-t with 3 degrees of freedom (finite variance, rare large values),
+/// from a fixed xorshift stream and Box-Muller normals.
+fn heavy_tailed(n: usize) -> Vec<f32> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let mut normal =
+        move || (-2.0 * uniform().ln()).sqrt() * (2.0 * std::f64::consts::PI * uniform()).cos();
+    (0..n)
+        .map(|_| {
+            let z = normal();
+            let chi2: f64 = (0..3).map(|_| normal().powi(2)).sum();
+            (z / (chi2 / 3.0).sqrt()) as f32
+        })
+        .collect()
+}
+
+fn reconstruction_mse<'a>(values: impl Iterator<Item = &'a f32>, q: TensorQParams) -> f64 {
+    let kq = q.to_kernel_u8().unwrap();
+    let (mut sum, mut n) = (0.0f64, 0usize);
+    for &x in values {
+        let code = q8_kernels::quant::quantize(x, kq.inv_scale(), kq.zero_point);
+        let d = f64::from(x) - f64::from(q8_kernels::quant::dequantize(code, kq));
+        sum += d * d;
+        n += 1;
+    }
+    sum / n as f64
+}
+
+#[test]
+fn percentile_and_mse_clip_outliers() {
+    let values = heavy_tailed(50_000);
+    let qparams_of = |kind: ObserverKind| {
+        let mut obs = kind
+            .build(QuantRange::U8, Symmetry::Affine, X86_EPS)
+            .unwrap();
+        for batch in values.chunks(10_000) {
+            obs.observe(batch).unwrap();
+        }
+        obs.qparams()
+    };
+    let minmax = qparams_of(ObserverKind::MinMax);
+    let percentile = qparams_of(ObserverKind::Percentile { percentile: 99.9 });
+    let mse = qparams_of(ObserverKind::Mse);
+    let total = |q| reconstruction_mse(values.iter(), q);
+    let bulk = |q| reconstruction_mse(values.iter().filter(|x| x.abs() <= 3.0), q);
+    eprintln!(
+        "t(3), 50k values: scale minmax {} percentile(99.9) {} mse {}; \
+         total MSE {:.3e} {:.3e} {:.3e}; bulk (|x| <= 3) MSE {:.3e} {:.3e} {:.3e}",
+        minmax.scale,
+        percentile.scale,
+        mse.scale,
+        total(minmax),
+        total(percentile),
+        total(mse),
+        bulk(minmax),
+        bulk(percentile),
+        bulk(mse)
+    );
+    // Both clip: a smaller range than min/max.
+    assert!(percentile.scale < minmax.scale / 2.0);
+    assert!(mse.scale < minmax.scale);
+    // Percentile buys resolution for the bulk of the distribution ...
+    assert!(bulk(percentile) < bulk(minmax) / 4.0);
+    // ... and the MSE search finds the lowest total reconstruction error of the three.
+    assert!(total(mse) < total(minmax));
+    assert!(total(mse) <= total(percentile));
+}
+
+#[test]
+fn non_finite_batches_are_rejected_by_every_observer() {
+    let kinds = [
+        ObserverKind::MinMax,
+        ObserverKind::MovingAverageMinMax {
+            averaging_constant: 0.01,
+        },
+        ObserverKind::Histogram,
+        ObserverKind::Percentile { percentile: 99.0 },
+        ObserverKind::Mse,
+    ];
+    for kind in kinds {
+        let mut obs = kind
+            .build(QuantRange::U8, Symmetry::Affine, X86_EPS)
+            .unwrap();
+        obs.observe(&[0.0, 1.0]).unwrap();
+        let before = obs.qparams();
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let err = obs.observe(&[0.5, bad, 2.0]).unwrap_err().to_string();
+            assert!(err.contains("offset 1"), "{kind:?}: {err}");
+        }
+        assert_eq!(
+            obs.qparams(),
+            before,
+            "{kind:?}: a rejected batch must not change state"
+        );
+    }
+}

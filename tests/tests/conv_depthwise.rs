@@ -3,134 +3,13 @@
 
 mod ops_support;
 
-use ops_support::{Rng, edge_size, tiers};
+use ops_support::{Case, edge_size, tiers};
 use proptest::prelude::*;
 use q8_kernels::conv::{
     ConvEpilogue, ConvGeometry, ConvOutput, ConvWeights, Nhwc, PackedConvWeights, Padding,
     Residual, conv2d,
 };
 use q8_kernels::{Activation, Error, QParams, Tier, reference};
-
-/// Everything one convolution call needs, generated from a seed.
-struct Case {
-    geom: ConvGeometry,
-    input: Vec<u8>,
-    in_qp: QParams,
-    weights: Vec<i8>,
-    scales: Vec<f32>,
-    bias: Option<Vec<f32>>,
-    residual: Option<(Vec<u8>, QParams)>,
-    activation: Activation,
-    out_qp: Option<QParams>,
-}
-
-impl Case {
-    fn new(geom: ConvGeometry, seed: u64) -> Case {
-        let mut rng = Rng::new(seed);
-        let out = geom.output().unwrap();
-        let oc = geom.out_channels;
-        let activation = match rng.below(3) {
-            0 => Activation::None,
-            1 => Activation::Relu,
-            _ => Activation::Clamp {
-                min: -1.0,
-                max: 6.0,
-            },
-        };
-        Case {
-            geom,
-            input: rng.u8s(geom.input.len()),
-            in_qp: rng.qparams(),
-            weights: rng.i8s(geom.weights_len()),
-            scales: (0..oc).map(|_| rng.f32_in(0.001, 0.05)).collect(),
-            bias: (rng.below(2) == 0).then(|| (0..oc).map(|_| rng.f32_in(-3.0, 3.0)).collect()),
-            residual: (rng.below(2) == 0).then(|| (rng.u8s(out.len()), rng.qparams())),
-            activation,
-            out_qp: (rng.below(4) != 0).then(|| rng.qparams()),
-        }
-    }
-
-    fn weights(&self) -> ConvWeights<'_> {
-        ConvWeights {
-            data: &self.weights,
-            scales: &self.scales,
-            bias: self.bias.as_deref(),
-        }
-    }
-
-    fn epilogue(&self) -> ConvEpilogue<'_> {
-        ConvEpilogue {
-            residual: self.residual.as_ref().map(|(d, qp)| Residual {
-                data: d,
-                qparams: *qp,
-            }),
-            activation: self.activation,
-        }
-    }
-
-    /// Runs `f` with a fresh output buffer and returns the output bits (u8 or f32 bits).
-    fn output(&self, f: impl FnOnce(ConvOutput<'_>) -> q8_kernels::Result<()>) -> Vec<u32> {
-        let len = self.geom.output().unwrap().len();
-        match self.out_qp {
-            Some(qparams) => {
-                let mut data = vec![0u8; len];
-                f(ConvOutput::U8 {
-                    data: &mut data,
-                    qparams,
-                })
-                .unwrap();
-                data.into_iter().map(u32::from).collect()
-            }
-            None => {
-                let mut data = vec![0f32; len];
-                f(ConvOutput::F32(&mut data)).unwrap();
-                data.into_iter().map(f32::to_bits).collect()
-            }
-        }
-    }
-
-    fn reference(&self) -> Vec<u32> {
-        self.output(|out| {
-            reference::conv::conv2d(
-                &self.geom,
-                &self.input,
-                self.in_qp,
-                &self.weights(),
-                &self.epilogue(),
-                out,
-            )
-        })
-    }
-
-    fn run(&self, tier: Tier) -> Vec<u32> {
-        let packed = PackedConvWeights::new(tier, &self.geom, &self.weights()).unwrap();
-        self.output(|out| {
-            conv2d(
-                tier,
-                &packed,
-                &self.input,
-                self.in_qp,
-                &self.epilogue(),
-                out,
-            )
-        })
-    }
-
-    /// Asserts every available tier equals the reference bit for bit.
-    fn check_all_tiers(&self, test: &str) {
-        let want = self.reference();
-        for tier in tiers(test) {
-            let got = self.run(tier);
-            let bad = got.iter().zip(&want).filter(|(g, w)| g != w).count();
-            assert_eq!(
-                bad,
-                0,
-                "{test}: tier {tier}: {bad} of {} outputs differ",
-                want.len()
-            );
-        }
-    }
-}
 
 fn depthwise(input: Nhwc, kernel: [usize; 2]) -> ConvGeometry {
     ConvGeometry::new(input, input.c, kernel).with_groups(input.c)

@@ -7,6 +7,7 @@
 
 pub(crate) mod epilogue;
 mod geometry;
+mod implicit;
 
 pub use epilogue::{ConvEpilogue, ConvOutput, ConvWeights, Residual};
 pub(crate) use geometry::Axis;

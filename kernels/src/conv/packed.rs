@@ -4,9 +4,11 @@ use crate::arch::ops::Isa;
 use crate::arch::ops::depthwise::DepthwiseRows;
 use crate::arch::ops::epilogue::OutElem;
 use crate::conv::epilogue::{Prepared, check_len, prepare};
-use crate::conv::{ConvEpilogue, ConvGeometry, ConvOutput, ConvWeights, Nhwc};
+use crate::conv::implicit::{Im2colRows, PointwiseRows};
+use crate::conv::{ConvEpilogue, ConvGeometry, ConvOutput, ConvWeights, Nhwc, Padding};
 use crate::cpu::Tier;
 use crate::error::{Error, Result};
+use crate::gemm::{self, GemmOptions, PackedWeights, Parallelism};
 use crate::ops::par_rows;
 use crate::quant::QParams;
 use crate::reference;
@@ -15,12 +17,17 @@ use crate::reference;
 const DEPTHWISE_LANES: usize = 16;
 
 /// How a layer runs on its tier.
-#[derive(Clone, Debug)]
 enum Plan {
     /// The scalar reference on the original weights (the `Scalar` tier).
     Reference { weights: Vec<i8> },
     /// Channel-vectorized depthwise kernel: weights `[KH * KW][tap_stride]` as i32.
     Depthwise { taps: Vec<i32>, tap_stride: usize },
+    /// GEMM per group on rows of the receptive fields: read in place (`pointwise`: 1x1
+    /// without padding) or gathered per job (implicit GEMM).
+    Gemm {
+        groups: Vec<PackedWeights>,
+        pointwise: bool,
+    },
 }
 
 /// A convolution layer's weights, scales and bias, validated and laid out once for `tier`.
@@ -45,7 +52,6 @@ enum Plan {
 /// assert_eq!(out[0], 2.0); // corner: 4 taps * 1.0 * 0.5
 /// assert_eq!(out[5 * 8], 4.5); // interior: 9 taps * 0.5
 /// ```
-#[derive(Clone, Debug)]
 pub struct PackedConvWeights {
     tier: Tier,
     geom: ConvGeometry,
@@ -91,10 +97,7 @@ impl PackedConvWeights {
         } else if geom.is_depthwise() && geom.out_channels == geom.input.c {
             pack_depthwise(geom, weights.data)
         } else {
-            return Err(Error::Shape(format!(
-                "conv: tier {tier} has no kernel for groups {} with {} -> {} channels yet",
-                geom.groups, geom.input.c, geom.out_channels
-            )));
+            pack_gemm(tier, geom, weights)?
         };
         Ok(PackedConvWeights {
             tier,
@@ -122,6 +125,26 @@ impl PackedConvWeights {
     }
 }
 
+impl std::fmt::Debug for PackedConvWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plan = match &self.plan {
+            Plan::Reference { .. } => "reference",
+            Plan::Depthwise { .. } => "depthwise",
+            Plan::Gemm {
+                pointwise: true, ..
+            } => "pointwise gemm",
+            Plan::Gemm {
+                pointwise: false, ..
+            } => "implicit gemm",
+        };
+        f.debug_struct("PackedConvWeights")
+            .field("tier", &self.tier)
+            .field("geometry", &self.geom)
+            .field("plan", &plan)
+            .finish()
+    }
+}
+
 /// `[C][KH][KW]` s8 weights to `[KH * KW][C rounded up to 16]` i32 (zeros in the padding).
 fn pack_depthwise(geom: &ConvGeometry, weights: &[i8]) -> Plan {
     let c = geom.input.c;
@@ -134,6 +157,27 @@ fn pack_depthwise(geom: &ConvGeometry, weights: &[i8]) -> Plan {
         }
     }
     Plan::Depthwise { taps, tap_stride }
+}
+
+/// One [`PackedWeights`] per group: the group's `[OC/g][KH][KW][IC/g]` weights are an
+/// `N x K` GEMM operand with K in the order the A rows are gathered.
+fn pack_gemm(tier: Tier, geom: &ConvGeometry, weights: &ConvWeights<'_>) -> Result<Plan> {
+    let (ocpg, k) = (geom.out_channels_per_group(), geom.reduction_len());
+    let groups = (0..geom.groups)
+        .map(|g| {
+            let channels = g * ocpg..(g + 1) * ocpg;
+            PackedWeights::new(
+                tier,
+                ocpg,
+                k,
+                &weights.data[channels.start * k..channels.end * k],
+                &weights.scales[channels.clone()],
+                weights.bias.map(|b| &b[channels]),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let pointwise = geom.kernel == [1, 1] && geom.padding == Padding::default();
+    Ok(Plan::Gemm { groups, pointwise })
 }
 
 /// Convolution of u8 NHWC `input` (quantized with `in_qp`) with packed weights, fused
@@ -177,11 +221,75 @@ pub fn conv2d(
         };
         return reference::conv::conv2d(geom, input, in_qp, &weights, epilogue, out);
     };
+    if let Plan::Gemm { groups, pointwise } = &packed.plan {
+        return run_gemm(packed, groups, *pointwise, input, in_qp, epilogue, out);
+    }
     match out {
         ConvOutput::U8 { data, qparams } => {
             run(isa, packed, input, in_qp, &fused, Some(qparams), data)
         }
         ConvOutput::F32(data) => run(isa, packed, input, in_qp, &fused, None, data),
+    }
+    Ok(())
+}
+
+/// Runs each group's GEMM on its rows, writing the group's channel slice of every output
+/// pixel (leading dimension `C_out`).
+fn run_gemm(
+    packed: &PackedConvWeights,
+    groups: &[PackedWeights],
+    pointwise: bool,
+    input: &[u8],
+    in_qp: QParams,
+    epilogue: &ConvEpilogue<'_>,
+    mut out: ConvOutput<'_>,
+) -> Result<()> {
+    let (geom, o) = (&packed.geom, packed.output);
+    let (ocpg, ldc, m) = (geom.out_channels_per_group(), o.c, o.pixels());
+    let options = GemmOptions {
+        tier: Some(packed.tier),
+        parallelism: Parallelism::Global,
+    };
+    for (g, weights) in groups.iter().enumerate() {
+        let first = g * ocpg;
+        let gemm_epilogue = gemm::Epilogue {
+            activation: epilogue.activation,
+            residual: epilogue.residual.map(|r| gemm::Residual {
+                data: &r.data[first..],
+                ld: ldc,
+                qparams: r.qparams,
+            }),
+        };
+        let gemm_out = match &mut out {
+            ConvOutput::U8 { data, qparams } => gemm::Output::U8 {
+                data: &mut data[first..],
+                ldc,
+                qparams: *qparams,
+            },
+            ConvOutput::F32(data) => gemm::Output::F32 {
+                data: &mut data[first..],
+                ldc,
+            },
+        };
+        if pointwise {
+            let rows = PointwiseRows {
+                input,
+                geom,
+                out: o,
+                group: g,
+            };
+            gemm::gemm_rows(&rows, m, in_qp, weights, &gemm_epilogue, gemm_out, &options)?;
+        } else {
+            let zero_point = in_qp.zero_point as u8;
+            let rows = Im2colRows {
+                input,
+                geom,
+                out: o,
+                group: g,
+                zero_point,
+            };
+            gemm::gemm_rows(&rows, m, in_qp, weights, &gemm_epilogue, gemm_out, &options)?;
+        }
     }
     Ok(())
 }
@@ -224,6 +332,8 @@ fn run<T: OutElem>(
                 rows,
             })
         }),
-        Plan::Reference { .. } => unreachable!("the reference plan only exists on the scalar tier"),
+        Plan::Reference { .. } | Plan::Gemm { .. } => {
+            unreachable!("conv2d runs the reference and GEMM plans itself")
+        }
     }
 }

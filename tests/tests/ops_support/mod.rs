@@ -1,11 +1,15 @@
 //! Shared helpers of the int8 op and convolution tests: tier iteration that reports skipped
-//! tiers, a seeded data generator biased towards extreme values, and edge-size strategies.
+//! tiers, a seeded data generator biased towards extreme values, edge-size strategies, and a
+//! convolution case runner comparing every tier with the reference.
 
 #![allow(dead_code)]
 
 use proptest::prelude::*;
-use q8_kernels::QParams;
+use q8_kernels::conv::{
+    ConvEpilogue, ConvGeometry, ConvOutput, ConvWeights, PackedConvWeights, Residual, conv2d,
+};
 use q8_kernels::cpu::{self, Tier};
+use q8_kernels::{Activation, QParams, reference};
 
 /// The tiers this CPU can run; prints every tier it cannot run, by name, once per call site.
 pub fn tiers(test: &str) -> Vec<Tier> {
@@ -111,4 +115,125 @@ pub fn edge_size(max: usize) -> impl Strategy<Value = usize> {
     .filter(|&e| e <= max)
     .collect();
     prop_oneof![proptest::sample::select(edges), 1..=max]
+}
+
+/// Everything one convolution call needs, generated from a seed.
+pub struct Case {
+    pub geom: ConvGeometry,
+    pub input: Vec<u8>,
+    pub in_qp: QParams,
+    pub weights: Vec<i8>,
+    pub scales: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+    pub residual: Option<(Vec<u8>, QParams)>,
+    pub activation: Activation,
+    pub out_qp: Option<QParams>,
+}
+
+impl Case {
+    pub fn new(geom: ConvGeometry, seed: u64) -> Case {
+        let mut rng = Rng::new(seed);
+        let out = geom.output().unwrap();
+        let oc = geom.out_channels;
+        let activation = match rng.below(3) {
+            0 => Activation::None,
+            1 => Activation::Relu,
+            _ => Activation::Clamp {
+                min: -1.0,
+                max: 6.0,
+            },
+        };
+        Case {
+            geom,
+            input: rng.u8s(geom.input.len()),
+            in_qp: rng.qparams(),
+            weights: rng.i8s(geom.weights_len()),
+            scales: (0..oc).map(|_| rng.f32_in(0.001, 0.05)).collect(),
+            bias: (rng.below(2) == 0).then(|| (0..oc).map(|_| rng.f32_in(-3.0, 3.0)).collect()),
+            residual: (rng.below(2) == 0).then(|| (rng.u8s(out.len()), rng.qparams())),
+            activation,
+            out_qp: (rng.below(4) != 0).then(|| rng.qparams()),
+        }
+    }
+
+    pub fn weights(&self) -> ConvWeights<'_> {
+        ConvWeights {
+            data: &self.weights,
+            scales: &self.scales,
+            bias: self.bias.as_deref(),
+        }
+    }
+
+    pub fn epilogue(&self) -> ConvEpilogue<'_> {
+        ConvEpilogue {
+            residual: self.residual.as_ref().map(|(d, qp)| Residual {
+                data: d,
+                qparams: *qp,
+            }),
+            activation: self.activation,
+        }
+    }
+
+    /// Runs `f` with a fresh output buffer and returns the output bits (u8 or f32 bits).
+    pub fn output(&self, f: impl FnOnce(ConvOutput<'_>) -> q8_kernels::Result<()>) -> Vec<u32> {
+        let len = self.geom.output().unwrap().len();
+        match self.out_qp {
+            Some(qparams) => {
+                let mut data = vec![0u8; len];
+                f(ConvOutput::U8 {
+                    data: &mut data,
+                    qparams,
+                })
+                .unwrap();
+                data.into_iter().map(u32::from).collect()
+            }
+            None => {
+                let mut data = vec![0f32; len];
+                f(ConvOutput::F32(&mut data)).unwrap();
+                data.into_iter().map(f32::to_bits).collect()
+            }
+        }
+    }
+
+    pub fn reference(&self) -> Vec<u32> {
+        self.output(|out| {
+            reference::conv::conv2d(
+                &self.geom,
+                &self.input,
+                self.in_qp,
+                &self.weights(),
+                &self.epilogue(),
+                out,
+            )
+        })
+    }
+
+    pub fn run(&self, tier: Tier) -> Vec<u32> {
+        let packed = PackedConvWeights::new(tier, &self.geom, &self.weights()).unwrap();
+        self.output(|out| {
+            conv2d(
+                tier,
+                &packed,
+                &self.input,
+                self.in_qp,
+                &self.epilogue(),
+                out,
+            )
+        })
+    }
+
+    /// Asserts every available tier equals the reference bit for bit.
+    pub fn check_all_tiers(&self, test: &str) {
+        let want = self.reference();
+        for tier in tiers(test) {
+            let got = self.run(tier);
+            let bad = got.iter().zip(&want).filter(|(g, w)| g != w).count();
+            assert_eq!(
+                bad,
+                0,
+                "{test}: tier {tier}: {bad} of {} outputs differ",
+                want.len()
+            );
+        }
+    }
 }

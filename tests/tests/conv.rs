@@ -1,0 +1,90 @@
+//! General int8 convolution (1x1 in place, k x k implicit GEMM, grouped) on every available
+//! tier, bit for bit against the reference conv; ResNet-18 layer shapes as named cases.
+
+mod ops_support;
+
+use ops_support::{Case, tiers};
+use proptest::prelude::*;
+use q8_kernels::conv::{ConvGeometry, ConvWeights, Nhwc, PackedConvWeights, Padding};
+
+/// Channel counts with the 4-byte K group and 16-column panel edges forced in.
+fn channels() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        proptest::sample::select(vec![1usize, 3, 4, 5, 15, 16, 17, 32, 33]),
+        1usize..24
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn conv_matches_reference_on_every_tier(
+        n in 1usize..3, h in 1usize..10, w in 1usize..10,
+        c_in in channels(), c_out in channels(), group_kind in 0usize..3,
+        kernel in (1usize..8, 1usize..8), stride in (1usize..4, 1usize..4),
+        dilation in (1usize..3, 1usize..3), pads in (0usize..4, 0usize..4, 0usize..4, 0usize..4),
+        seed: u64,
+    ) {
+        // groups 1, 2 or C_in (depthwise with a channel multiplier when C_out = m * C_in).
+        let (groups, c_in, c_out) = match group_kind {
+            0 => (1, c_in, c_out),
+            1 => (2, c_in.next_multiple_of(2), c_out.next_multiple_of(2)),
+            _ => (c_in, c_in, c_in * (1 + c_out % 3)),
+        };
+        let geom = ConvGeometry::new(Nhwc::new(n, h, w, c_in), c_out, [kernel.0, kernel.1])
+            .with_stride([stride.0, stride.1])
+            .with_dilation([dilation.0, dilation.1])
+            .with_padding(Padding::new(pads.0, pads.1, pads.2, pads.3))
+            .with_groups(groups);
+        if geom.output().is_err() {
+            let w = vec![0i8; c_out * kernel.0 * kernel.1 * (c_in / groups)];
+            let scales = vec![1.0; c_out];
+            let weights = ConvWeights { data: &w, scales: &scales, bias: None };
+            for tier in tiers("conv invalid") {
+                prop_assert!(PackedConvWeights::new(tier, &geom, &weights).is_err());
+            }
+            return Ok(());
+        }
+        Case::new(geom, seed).check_all_tiers("conv");
+    }
+}
+
+/// ResNet-18 conv shapes (smaller images where the scalar reference would be slow).
+#[test]
+fn resnet18_layer_shapes() {
+    let layers = [
+        ("stem 7x7 s2", Nhwc::new(1, 64, 64, 3), 64, 7, 2, 3),
+        ("3x3 64", Nhwc::new(1, 14, 14, 64), 64, 3, 1, 1),
+        ("3x3 s2 64->128", Nhwc::new(1, 14, 14, 64), 128, 3, 2, 1),
+        ("1x1 s2 64->128", Nhwc::new(2, 14, 14, 64), 128, 1, 2, 0),
+        ("1x1 s1 256->512", Nhwc::new(1, 7, 7, 256), 512, 1, 1, 0),
+        ("3x3 512", Nhwc::new(1, 7, 7, 512), 512, 3, 1, 1),
+    ];
+    for (i, (name, input, c_out, k, s, p)) in layers.into_iter().enumerate() {
+        let geom = ConvGeometry::new(input, c_out, [k, k])
+            .with_stride([s, s])
+            .with_padding(Padding::uniform(p));
+        Case::new(geom, 500 + i as u64).check_all_tiers(name);
+    }
+}
+
+#[test]
+fn conv_is_thread_count_invariant() {
+    let geom = ConvGeometry::new(Nhwc::new(2, 20, 20, 32), 48, [3, 3])
+        .with_stride([1, 2])
+        .with_padding(Padding::new(1, 0, 2, 1));
+    let case = Case::new(geom, 77);
+    for tier in tiers("conv threads") {
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| case.run(tier))
+        };
+        let one = run(1);
+        assert_eq!(one, run(2), "tier {tier}");
+        assert_eq!(one, run(3), "tier {tier}");
+    }
+}

@@ -16,12 +16,15 @@ struct Cli {
 enum Command {
     /// Print detected CPU features, OS enablement, AMX permission and the tier chosen.
     Cpu(cmd::cpu::Args),
+    /// Benchmark a kernel: `q8 bench gemm [--shapes ...] [--threads 1,2] [--tier ...] [--json]`.
+    Bench(cmd::bench::Args),
 }
 
 fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Cpu(args) => cmd::cpu::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     if let Err(message) = outcome {
         eprintln!("error: {message}");

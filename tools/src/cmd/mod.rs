@@ -1,3 +1,4 @@
 //! One module per `q8` subcommand; each has `Args` (clap) and `run(Args) -> Result<(), String>`.
 
+pub mod bench;
 pub mod cpu;

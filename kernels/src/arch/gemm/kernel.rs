@@ -125,6 +125,29 @@ pub(crate) trait Isa {
     }
 }
 
+/// One K group of a tile: `acc[r][p] += quads[r] . b[p * stride..][..64]`.
+///
+/// # Safety
+/// Target features of `K` enabled; `b + p * stride` points at 64 readable bytes, p < NB.
+#[inline(always)]
+unsafe fn step<K: Isa, const R: usize, const NB: usize>(
+    acc: &mut [[K::Acc; NB]; R],
+    b: *const u8,
+    stride: usize,
+    quads: &[i32; R],
+) {
+    // SAFETY: caller contract.
+    unsafe {
+        let bv: [K::B; NB] = array::from_fn(|p| K::load_b(b.add(p * stride)));
+        for r in 0..R {
+            let a = K::bcast(quads[r]);
+            for p in 0..NB {
+                acc[r][p] = K::dot(acc[r][p], a, bv[p]);
+            }
+        }
+    }
+}
+
 /// One R x (NB x 16) tile over the whole K, with the epilogue.
 ///
 /// # Safety
@@ -146,23 +169,14 @@ unsafe fn tile<K: Isa, const R: usize, const NB: usize>(
     unsafe {
         let b = panels.data.as_ptr().add(p0 * stride);
         let mut acc = [[K::zero(); NB]; R];
-        let step = |acc: &mut [[K::Acc; NB]; R], g: usize, quads: [i32; R]| {
-            let bv: [K::B; NB] = array::from_fn(|p| K::load_b(b.add(p * stride + g * GROUP_BYTES)));
-            for r in 0..R {
-                let a = K::bcast(quads[r]);
-                for p in 0..NB {
-                    acc[r][p] = K::dot(acc[r][p], a, bv[p]);
-                }
-            }
-        };
         let full = k / GROUP;
         for g in 0..full {
             let quads = array::from_fn(|r| rows[r].add(GROUP * g).cast::<i32>().read_unaligned());
-            step(&mut acc, g, quads);
+            step::<K, R, NB>(&mut acc, b.add(g * GROUP_BYTES), stride, &quads);
         }
         if full < panels.kg {
             let quads = array::from_fn(|r| a_quad(rows[r], full, k));
-            step(&mut acc, full, quads);
+            step::<K, R, NB>(&mut acc, b.add(full * GROUP_BYTES), stride, &quads);
         }
         isa.finish(&mut acc, &rows, k, p0);
         let n = ep.n();

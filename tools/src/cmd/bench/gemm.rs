@@ -1,0 +1,201 @@
+//! `q8 bench gemm`: GOPS (2·M·N·K / median time) of the packed GEMM per shape, tier and
+//! thread count, with prepacked weights and the full u8 epilogue (bias + ReLU), next to the
+//! tier's per-core peak measured by an instruction-throughput probe.
+//!
+//! Weights are drawn like per-channel-quantized trained weights (bell-shaped, max |w| near
+//! 127), which is what decides how much of the exact AVX2 path needs the widening residual.
+
+use std::time::Instant;
+
+use q8_kernels::cpu::{self, Tier};
+use q8_kernels::gemm::{self, Epilogue, GemmOptions, Output, PackedWeights, Parallelism};
+use q8_kernels::{Activation, QParams};
+
+/// The default shapes (M x N x K): model layers from batch-1 GEMV to large square GEMMs.
+pub const DEFAULT_SHAPES: &str = "1x512x4608,49x512x4608,196x256x2304,784x128x1152,\
+3136x64x576,12544x64x147,1024x1024x1024,2048x2048x2048,128x768x768,128x3072x768";
+
+/// Arguments of `q8 bench gemm`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Comma-separated MxNxK shapes.
+    #[arg(long, default_value = DEFAULT_SHAPES)]
+    shapes: String,
+    /// Comma-separated thread counts.
+    #[arg(long, default_value = "1,2")]
+    threads: String,
+    /// Comma-separated tiers (scalar, avx2, avx-vnni, avx512-vnni, amx); default: every
+    /// available SIMD tier.
+    #[arg(long)]
+    tier: Option<String>,
+    /// Timed repetitions per measurement (default: adaptive, about 0.25 s each, >= 3).
+    #[arg(long)]
+    reps: Option<usize>,
+    /// One JSON object per measurement instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_list<T>(s: &str, what: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|x| f(x).ok_or_else(|| format!("bad {what} {x:?}")))
+        .collect()
+}
+
+fn parse_shape(s: &str) -> Option<(usize, usize, usize)> {
+    let d: Vec<usize> = s
+        .split(['x', 'X'])
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    match d[..] {
+        [m, n, k] if m > 0 && n > 0 && k > 0 => Some((m, n, k)),
+        _ => None,
+    }
+}
+
+/// Deterministic bytes (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Bell-shaped weight in [-126, 126] (sum of four uniforms).
+    fn weight(&mut self) -> i8 {
+        let x = self.next();
+        let s: i32 = (0..4).map(|i| ((x >> (16 * i)) & 63) as i32).sum();
+        (s - 126) as i8
+    }
+}
+
+struct Measurement {
+    tier: Tier,
+    shape: (usize, usize, usize),
+    threads: usize,
+    median_ms: f64,
+    gops: f64,
+}
+
+/// Runs the benchmark table.
+pub fn run(args: Args) -> Result<(), String> {
+    let shapes = parse_list(&args.shapes, "shape (want MxNxK)", parse_shape)?;
+    let threads = parse_list(&args.threads, "thread count", |t| {
+        t.parse().ok().filter(|&n| n > 0)
+    })?;
+    let tiers = match &args.tier {
+        Some(list) => parse_list(list, "tier", |t| t.parse::<Tier>().ok())?,
+        None => cpu::available_tiers()
+            .into_iter()
+            .filter(|&t| t != Tier::Scalar)
+            .collect(),
+    };
+    if args.reps == Some(0) {
+        return Err("--reps must be >= 1".into());
+    }
+    for &t in &tiers {
+        cpu::require(t).map_err(|e| e.to_string())?;
+    }
+    if !args.json {
+        println!(
+            "{:<12} {:>16} {:>3} {:>10} {:>8} {:>7}",
+            "tier", "MxNxK", "thr", "median ms", "GOPS", "% peak"
+        );
+    }
+    for &tier in &tiers {
+        let peak = gemm::peak_gops(tier).map_err(|e| e.to_string())?;
+        for &shape in &shapes {
+            for &t in &threads {
+                let r = measure(tier, shape, t, args.reps)?;
+                report(&r, peak, args.json);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn measure(
+    tier: Tier,
+    (m, n, k): (usize, usize, usize),
+    threads: usize,
+    reps: Option<usize>,
+) -> Result<Measurement, String> {
+    let mut rng = Rng(0x2545_F491 ^ (m * 7 + n * 13 + k) as u64);
+    let a: Vec<u8> = (0..m * k).map(|_| (rng.next() >> 56) as u8).collect();
+    let w: Vec<i8> = (0..n * k).map(|_| rng.weight()).collect();
+    let scales: Vec<f32> = (0..n).map(|j| 0.001 + j as f32 * 1e-6).collect();
+    let bias: Vec<f32> = (0..n).map(|j| (j % 7) as f32 - 3.0).collect();
+    let e = |e: q8_kernels::Error| e.to_string();
+    let packed = PackedWeights::new(tier, n, k, &w, &scales, Some(&bias)).map_err(e)?;
+    if let Some(f) = packed.avx2_residual_fraction() {
+        eprintln!("{m}x{n}x{k}: avx2 residual groups {:.1}%", 100.0 * f);
+    }
+    let aq = QParams::new(0.02, 128).map_err(e)?;
+    let oq = QParams::new(0.05, 0).map_err(e)?;
+    let ep = Epilogue {
+        activation: Activation::Relu,
+        residual: None,
+    };
+    let opts = GemmOptions {
+        tier: Some(tier),
+        parallelism: Parallelism::Threads(threads),
+    };
+    let mut c = vec![0u8; m * n];
+    let mut once = || -> Result<f64, String> {
+        let t = Instant::now();
+        let out = Output::U8 {
+            data: &mut c,
+            ldc: n,
+            qparams: oq,
+        };
+        gemm::gemm(&a, k, m, aq, &packed, &ep, out, &opts).map_err(e)?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let first = once()?;
+    let reps = reps.unwrap_or_else(|| ((0.25 / first) as usize).clamp(3, 200));
+    let mut times = (0..reps)
+        .map(|_| once())
+        .collect::<Result<Vec<f64>, String>>()?;
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    Ok(Measurement {
+        tier,
+        shape: (m, n, k),
+        threads,
+        median_ms: median * 1e3,
+        gops: 2.0 * (m * n * k) as f64 / median / 1e9,
+    })
+}
+
+fn report(r: &Measurement, peak: Option<f64>, json: bool) {
+    let (m, n, k) = r.shape;
+    let peak_all = peak.map(|p| p * r.threads as f64);
+    let pct = peak_all.map(|p| 100.0 * r.gops / p);
+    if json {
+        let opt = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.1}"));
+        println!(
+            "{{\"tier\":\"{}\",\"m\":{m},\"n\":{n},\"k\":{k},\"threads\":{},\"gops\":{:.1},\"peak_gops\":{},\"pct_peak\":{},\"median_ms\":{:.4}}}",
+            r.tier,
+            r.threads,
+            r.gops,
+            opt(peak_all),
+            opt(pct),
+            r.median_ms
+        );
+    } else {
+        let pct = pct.map_or("-".to_string(), |p| format!("{p:.0}%"));
+        println!(
+            "{:<12} {:>16} {:>3} {:>10.3} {:>8.1} {:>7}",
+            r.tier.name(),
+            format!("{m}x{n}x{k}"),
+            r.threads,
+            r.median_ms,
+            r.gops,
+            pct
+        );
+    }
+}

@@ -37,7 +37,10 @@
 //! - Crate-internal reuse (convolution, AMX): [`gemm_rows`] takes any
 //!   [`source::ASource`] (rows in place via offsets, or a block filled on the fly), and
 //!   `arch::gemm::epilogue::store_block` applies the epilogue to i32 accumulators in memory.
-//! - AMX: not wired in this build; packing for [`Tier::Amx`] returns an error naming why.
+//! - AMX: the weights are packed as `tdpbusd` B tiles (the panel layout with K padded to 64);
+//!   jobs of 32 rows x up to 256 columns run the 2 x 2-tile kernel of `arch::amx` into an
+//!   L1-sized i32 block, then the AVX-512 epilogue. Shapes with M < 32, N < 32 or K < 64 run
+//!   the AVX-512 VNNI kernel on the same bytes (untuned: no AMX machine was available).
 
 pub mod pack;
 pub(crate) mod source;

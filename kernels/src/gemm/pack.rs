@@ -13,6 +13,7 @@
 
 use rayon::prelude::*;
 
+use crate::arch::amx::AmxPackedB;
 use crate::cpu::Tier;
 use crate::error::{Error, Result};
 use crate::reference::gemm::{MAX_K, column_sums};
@@ -53,6 +54,9 @@ pub(crate) enum Body {
     Panels(Vec<u8>),
     /// Panels with unsafe pairs zeroed, plus the exact residual (AVX2).
     Avx2(Vec<u8>, Avx2Residual),
+    /// `tdpbusd` B tiles (AMX): the panel layout with K padded to 64, which the AVX-512
+    /// kernel also reads for shapes too small for tiles.
+    Amx(AmxPackedB),
 }
 
 /// Weights packed once per layer for one [`Tier`]: immutable, `Send + Sync`, shareable across
@@ -153,12 +157,7 @@ impl PackedWeights {
                 let residual = split_unsafe_pairs(&mut panels, k);
                 Body::Avx2(panels, residual)
             }
-            Tier::Amx => {
-                return Err(Error::TierUnavailable {
-                    tier,
-                    reason: "the AMX GEMM micro-kernel is not part of this build yet".into(),
-                });
-            }
+            Tier::Amx => Body::Amx(AmxPackedB::new(weights, n, k)),
         };
         let mut colsum = column_sums(weights, n, k);
         colsum.resize(n_pad, 0);

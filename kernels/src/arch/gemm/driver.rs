@@ -9,12 +9,13 @@
 
 use rayon::prelude::*;
 
-use super::epilogue::Epilogue;
+use super::epilogue::{Epilogue, EpilogueIsa, store_block};
 use super::kernel::{ARows, Panels};
 use super::{avx2, avx512, avxvnni, scalar};
+use crate::arch::amx;
 use crate::cpu::Tier;
 use crate::error::Result;
-use crate::gemm::pack::{Body, GROUP_BYTES, PANEL, PackedWeights, k_groups};
+use crate::gemm::pack::{Body, GROUP, GROUP_BYTES, PANEL, PackedWeights, k_groups};
 use crate::gemm::source::ASource;
 
 /// Bytes of packed B one job should keep resident in L2.
@@ -23,6 +24,39 @@ const L2_CHUNK_BYTES: usize = 512 * 1024;
 pub(crate) const PARALLEL_MIN_MACS: usize = 1 << 21;
 /// Rows per job when M is large.
 const MC_ROWS: usize = 48;
+
+/// The kernel family a call runs (a tier may use more than one, by shape).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    Scalar,
+    Avx2,
+    AvxVnni,
+    Avx512,
+    Amx,
+}
+
+/// Smallest M, N and K for which the AMX tiles are used; below, the AMX tier runs the
+/// AVX-512 VNNI kernel on the same packed bytes (one 32 x 32 tile block would be mostly
+/// padding and the tile configuration and C round trip would dominate). Not yet tuned on
+/// AMX hardware.
+const AMX_MIN: (usize, usize, usize) = (32, 32, 64);
+
+fn engine(w: &PackedWeights, m: usize) -> Engine {
+    match &w.body {
+        Body::RowMajor(_) => Engine::Scalar,
+        Body::Avx2(..) => Engine::Avx2,
+        Body::Panels(_) if w.tier() == Tier::Avx512Vnni => Engine::Avx512,
+        Body::Panels(_) => Engine::AvxVnni,
+        Body::Amx(_) => {
+            let (mm, mn, mk) = AMX_MIN;
+            if m >= mm && w.n() >= mn && w.k() >= mk {
+                Engine::Amx
+            } else {
+                Engine::Avx512
+            }
+        }
+    }
+}
 
 /// How the M x N work is cut into jobs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,21 +69,26 @@ struct Plan {
     n_jobs: usize,
 }
 
-/// The micro-tile rows and panels of the tier (`(1, 1)` for scalar).
-fn micro_tile(tier: Tier) -> (usize, usize) {
-    match tier {
-        Tier::Avx512Vnni | Tier::Amx => (avx512::MR, avx512::NB),
-        Tier::AvxVnni => (avxvnni::MR, avxvnni::NB),
-        Tier::Avx2 => (avx2::MR, avx2::NB),
-        Tier::Scalar => (1, 1),
+/// Row and panel granularity of an engine's jobs: (rows, panels, most panels per job).
+fn granularity(engine: Engine) -> (usize, usize, usize) {
+    match engine {
+        Engine::Avx512 => (avx512::MR, avx512::NB, usize::MAX),
+        Engine::AvxVnni => (avxvnni::MR, avxvnni::NB, usize::MAX),
+        Engine::Avx2 => (avx2::MR, avx2::NB, usize::MAX),
+        Engine::Scalar => (1, 1, usize::MAX),
+        // 2 x 2 tiles of 16 x 16; the i32 block (32 rows x 256 columns) stays in L1.
+        Engine::Amx => (32, 2, 16),
     }
 }
 
-fn plan(tier: Tier, m: usize, n: usize, k: usize, threads: usize) -> Plan {
-    let (mr, nb) = micro_tile(tier);
+fn plan(engine: Engine, m: usize, n: usize, k: usize, threads: usize) -> Plan {
+    let (mr, nb, max_nc) = granularity(engine);
     let panels = n.div_ceil(PANEL);
     let panel_bytes = k_groups(k) * GROUP_BYTES;
-    let mut nc = (L2_CHUNK_BYTES / panel_bytes / nb * nb).clamp(nb, panels.next_multiple_of(nb));
+    let most = (L2_CHUNK_BYTES / panel_bytes).min(max_nc);
+    let mut nc = (most / nb * nb).clamp(nb, panels.next_multiple_of(nb));
+    // Equal chunks: 16 panels at 12 per chunk become 8 + 8, not 12 + 4.
+    nc = panels.div_ceil(panels.div_ceil(nc)).next_multiple_of(nb);
     let mut mc = MC_ROWS.next_multiple_of(mr).min(m.next_multiple_of(mr));
     // Enough jobs for every thread to get several (load balance), shrinking N chunks first
     // (small M) and then row blocks, never below one micro-tile.
@@ -73,11 +112,17 @@ fn plan(tier: Tier, m: usize, n: usize, k: usize, threads: usize) -> Plan {
     }
 }
 
-/// Per-thread buffers of a job: row offsets and the A source's scratch.
+/// Per-thread buffers of a job.
 #[derive(Default)]
 struct Scratch {
+    /// Row offsets from the A source.
     offsets: Vec<usize>,
+    /// The A source's own scratch (rows it fills on the fly).
     rows: Vec<u8>,
+    /// AMX: rows copied to a uniform stride when the source's are not.
+    a_block: Vec<u8>,
+    /// AMX: the i32 block between the tiles and the epilogue.
+    acc: Vec<i32>,
 }
 
 /// Computes the M x N result of `w` on the rows of `a` into `ep`'s output, on `threads`
@@ -95,7 +140,8 @@ pub(crate) fn run(
     debug_assert!(ep.m() == m && ep.n() == w.n());
     let (n, k) = (w.n(), w.k());
     let parallel = threads > 1 && m * n * k >= PARALLEL_MIN_MACS;
-    let plan = plan(w.tier(), m, n, k, if parallel { threads } else { 1 });
+    let engine = engine(w, m);
+    let plan = plan(engine, m, n, k, if parallel { threads } else { 1 });
     let panels = n.div_ceil(PANEL);
     let job = |s: &mut Scratch, idx: usize| -> Result<()> {
         let (pj, mj) = (idx / plan.m_jobs, idx % plan.m_jobs);
@@ -105,8 +151,22 @@ pub(crate) fn run(
         s.offsets.resize(rows, 0);
         let data = a.rows(m0, &mut s.offsets, &mut s.rows);
         let rows = ARows::new(data, &s.offsets, k)?;
-        block(w, &rows, m0, p_begin, p_end, ep);
-        Ok(())
+        match (&w.body, engine) {
+            (Body::Amx(b), Engine::Amx) => amx_job(
+                |a, lda, m, n0, nb, acc, ldacc| amx::gemm_i32(b, a, lda, m, n0, nb, acc, ldacc),
+                &rows,
+                m0,
+                p_begin * PANEL,
+                (p_end * PANEL).min(n),
+                ep,
+                &mut s.a_block,
+                &mut s.acc,
+            ),
+            _ => {
+                block(w, engine, &rows, m0, p_begin, p_end, ep);
+                Ok(())
+            }
+        }
     };
     let jobs = plan.m_jobs * plan.n_jobs;
     if parallel {
@@ -119,9 +179,11 @@ pub(crate) fn run(
     }
 }
 
-/// One job: rows `a` (output rows `i0..`) x panels `p_begin..p_end`.
+/// One job of a register-blocked engine: rows `a` (output rows `i0..`) x panels
+/// `p_begin..p_end`.
 fn block(
     w: &PackedWeights,
+    engine: Engine,
     a: &ARows<'_>,
     i0: usize,
     p_begin: usize,
@@ -129,13 +191,12 @@ fn block(
     ep: &Epilogue<'_>,
 ) {
     let kg = k_groups(w.k());
-    let tier = w.tier();
-    // SAFETY (all arms): `run`'s caller checked that `tier` is available (so are its target
-    // features); `plan` keeps p_end <= panel count and rows inside M; `ARows` checked every
-    // row's K bytes; jobs cover disjoint (rows, panels) rectangles, so no two threads write
-    // the same output element.
-    match &w.body {
-        Body::RowMajor(weights) => unsafe {
+    // SAFETY (all arms): `run`'s caller checked that the tier is available, and each engine
+    // needs at most the tier's features (the AMX tier implies AVX-512 VNNI); `plan` keeps
+    // p_end <= the panel count and rows inside M; `ARows` checked every row's K bytes; jobs
+    // cover disjoint (rows, panels) rectangles, so no two threads write one output element.
+    match (&w.body, engine) {
+        (Body::RowMajor(weights), _) => unsafe {
             scalar::gemm_block(
                 a,
                 i0,
@@ -145,19 +206,54 @@ fn block(
                 ep,
             )
         },
-        Body::Panels(data) => {
-            let panels = Panels { data, kg };
-            match tier {
-                Tier::Avx512Vnni => unsafe {
-                    avx512::gemm_block(a, i0, panels, p_begin, p_end, ep)
-                },
-                _ => unsafe { avxvnni::gemm_block(a, i0, panels, p_begin, p_end, ep) },
-            }
-        }
-        Body::Avx2(data, residual) => unsafe {
+        (Body::Panels(data), Engine::Avx512) => unsafe {
+            avx512::gemm_block(a, i0, Panels { data, kg }, p_begin, p_end, ep)
+        },
+        (Body::Panels(data), _) => unsafe {
+            avxvnni::gemm_block(a, i0, Panels { data, kg }, p_begin, p_end, ep)
+        },
+        (Body::Avx2(data, residual), _) => unsafe {
             avx2::gemm_block(a, i0, Panels { data, kg }, residual, p_begin, p_end, ep)
         },
+        (Body::Amx(b), _) => {
+            let panels = Panels {
+                data: b.bytes(),
+                kg: b.k_padded() / GROUP,
+            };
+            // SAFETY: as above; the AMX layout is the panel layout with K padded to 64.
+            unsafe { avx512::gemm_block(a, i0, panels, p_begin, p_end, ep) }
+        }
     }
+}
+
+/// One AMX job: the raw i32 block from `raw` (the tile kernel: `(a, lda, m, n0, nb, acc,
+/// ldacc)`), then the AVX-512 epilogue, for output rows `i0..i0 + a.len()` x columns
+/// `j0..j1`. Rows that are not equally spaced are first copied to `a_block`.
+#[allow(clippy::too_many_arguments)]
+fn amx_job(
+    raw: impl FnOnce(&[u8], usize, usize, usize, usize, &mut [i32], usize) -> Result<()>,
+    a: &ARows<'_>,
+    i0: usize,
+    j0: usize,
+    j1: usize,
+    ep: &Epilogue<'_>,
+    a_block: &mut Vec<u8>,
+    acc: &mut Vec<i32>,
+) -> Result<()> {
+    let (rows, k, cols) = (a.len(), a.k(), j1 - j0);
+    let (data, lda) = match a.uniform() {
+        Some(view) => view,
+        None => {
+            a_block.clear();
+            (0..rows).for_each(|r| a_block.extend_from_slice(a.row(r)));
+            (&a_block[..], k)
+        }
+    };
+    acc.resize(rows * cols, 0);
+    raw(data, lda, rows, j0, cols, acc, cols)?;
+    // SAFETY: the AMX tier implies AVX-512 F/BW/VL (checked by `run`'s caller); this job
+    // owns output rows i0..i0 + rows x columns j0..j1 (disjoint jobs).
+    unsafe { store_block(ep, EpilogueIsa::Avx512, acc, cols, i0, rows, j0, cols) }
 }
 
 #[cfg(test)]
@@ -173,12 +269,132 @@ mod tests {
             (12544, 64, 147),
         ] {
             for threads in [1, 2, 8] {
-                let p = plan(Tier::Avx512Vnni, m, n, k, threads);
+                let p = plan(Engine::Avx512, m, n, k, threads);
                 assert!(p.m_jobs * p.mc >= m && p.n_jobs * p.nc >= n.div_ceil(PANEL));
                 assert!(p.mc % avx512::MR == 0 && p.nc % avx512::NB == 0);
             }
         }
-        let p = plan(Tier::Avx512Vnni, 1, 512, 4608, 2);
+        let p = plan(Engine::Avx512, 1, 512, 4608, 2);
         assert!(p.n_jobs >= 4, "{p:?}");
+        let p = plan(Engine::Avx512, 196, 256, 2304, 1);
+        assert_eq!((p.nc, p.n_jobs), (8, 2), "equal chunks");
+    }
+
+    /// Small shapes on the AMX tier run the AVX-512 kernel on the AMX layout (K padded to 64).
+    #[test]
+    fn amx_layout_runs_on_the_avx512_kernel() {
+        use super::super::epilogue::OutputView;
+        use crate::gemm::source::StridedA;
+        if !crate::cpu::is_available(Tier::Avx512Vnni) {
+            eprintln!("amx layout test: skipping: AVX-512 VNNI is not available");
+            return;
+        }
+        for (m, n, k) in [(3, 20, 70), (31, 33, 5), (1, 16, 64)] {
+            let w: Vec<i8> = (0..n * k).map(|i| (i * 53 % 256) as u8 as i8).collect();
+            let a: Vec<u8> = (0..m * k).map(|i| (i * 29 % 256) as u8).collect();
+            let packed = PackedWeights::new(Tier::Amx, n, k, &w, &[1.0], None).unwrap();
+            assert_eq!(engine(&packed, m), Engine::Avx512);
+            let zp: Vec<i32> = packed.colsum.iter().map(|c| -3 * c).collect();
+            let scale = vec![1.0f32; packed.colsum.len()];
+            let mut got = vec![0i32; m * n];
+            let ep = Epilogue::new(
+                m,
+                n,
+                OutputView::I32(&mut got),
+                n,
+                &zp,
+                &scale,
+                None,
+                None,
+                Default::default(),
+            )
+            .unwrap();
+            run(&packed, m, &StridedA { data: &a, lda: k }, &ep, 1).unwrap();
+            let want: Vec<i32> = (0..m * n)
+                .map(|x| {
+                    let (i, j) = (x / n, x % n);
+                    (0..k)
+                        .map(|kk| (a[i * k + kk] as i32 - 3) * w[j * k + kk] as i32)
+                        .sum()
+                })
+                .collect();
+            assert_eq!(got, want, "{m}x{n}x{k}");
+        }
+    }
+
+    /// The AMX job's staging and epilogue, with a scalar stand-in for the tile kernel (this
+    /// machine may lack AMX; the tile kernel itself is tested in `arch::amx`).
+    #[test]
+    fn amx_job_matches_the_scalar_epilogue() {
+        use super::super::epilogue::OutputView;
+        if !crate::cpu::is_available(Tier::Avx512Vnni) {
+            eprintln!("amx_job test: skipping: the AVX-512 epilogue is not available");
+            return;
+        }
+        let (m, n, k) = (5, 40, 9);
+        let w: Vec<i8> = (0..n * k).map(|i| (i * 37 % 255) as i8).collect();
+        let data: Vec<u8> = (0..64 * k).map(|i| (i * 91 % 256) as u8).collect();
+        let raw =
+            |a: &[u8], lda: usize, m: usize, n0: usize, nb: usize, acc: &mut [i32], ld: usize| {
+                for i in 0..m {
+                    for j in 0..nb {
+                        let col = &w[(n0 + j) * k..][..k];
+                        acc[i * ld + j] = a[i * lda..][..k]
+                            .iter()
+                            .zip(col)
+                            .map(|(&x, &y)| x as i32 * y as i32)
+                            .sum();
+                    }
+                }
+                Ok(())
+            };
+        let zp = vec![-5i32; 48];
+        let scale = vec![0.01f32; 48];
+        for offsets in [
+            vec![0, k, 2 * k, 3 * k, 4 * k],
+            vec![7 * k, 2 * k, 40 * k, 0, 9 * k + 3],
+        ] {
+            let rows = ARows::new(&data, &offsets, k).unwrap();
+            let (mut got, mut want) = (vec![0f32; m * n], vec![0f32; m * n]);
+            let ep = Epilogue::new(
+                m,
+                n,
+                OutputView::F32(&mut got),
+                n,
+                &zp,
+                &scale,
+                None,
+                None,
+                Default::default(),
+            )
+            .unwrap();
+            amx_job(raw, &rows, 0, 16, n, &ep, &mut Vec::new(), &mut Vec::new()).unwrap();
+            let ep2 = Epilogue::new(
+                m,
+                n,
+                OutputView::F32(&mut want),
+                n,
+                &zp,
+                &scale,
+                None,
+                None,
+                Default::default(),
+            )
+            .unwrap();
+            for i in 0..m {
+                for j in 16..n {
+                    let col = &w[j * k..][..k];
+                    let dot = rows
+                        .row(i)
+                        .iter()
+                        .zip(col)
+                        .map(|(&x, &y)| x as i32 * y as i32)
+                        .sum();
+                    // SAFETY: inside the output, one thread.
+                    unsafe { ep2.store_one(dot, i, j) };
+                }
+            }
+            assert_eq!(got, want, "offsets {offsets:?}");
+        }
     }
 }

@@ -333,35 +333,18 @@ impl<'a> Epilogue<'a> {
     }
 }
 
-/// Which vector width applies the epilogue to an accumulator block.
-#[allow(
-    dead_code,
-    reason = "crate-internal API for convolution (issue 3) and AMX tiles"
-)]
+/// Which vector width applies the epilogue to an accumulator block (convolution and other
+/// engines pick the one their tier allows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum EpilogueIsa {
     /// Element by element.
+    #[allow(dead_code, reason = "for convolution engines on tiers without AVX-512")]
     Scalar,
     /// ymm (AVX2).
+    #[allow(dead_code, reason = "for convolution engines on tiers without AVX-512")]
     Avx2,
     /// zmm (AVX-512 F/BW/VL).
     Avx512,
-}
-
-#[allow(
-    dead_code,
-    reason = "crate-internal API for convolution (issue 3) and AMX tiles"
-)]
-impl EpilogueIsa {
-    /// The widest epilogue `tier` may run.
-    pub(crate) fn for_tier(tier: crate::cpu::Tier) -> EpilogueIsa {
-        use crate::cpu::Tier;
-        match tier {
-            Tier::Scalar => EpilogueIsa::Scalar,
-            Tier::Avx2 | Tier::AvxVnni => EpilogueIsa::Avx2,
-            Tier::Avx512Vnni | Tier::Amx => EpilogueIsa::Avx512,
-        }
-    }
 }
 
 /// Applies the epilogue to an `rows x cols` block of raw accumulators (`acc[r * ldacc + c]`
@@ -375,10 +358,6 @@ impl EpilogueIsa {
 /// # Errors
 /// The block is outside the output, `j0` is not a multiple of 16, or `acc` is too short.
 #[allow(clippy::too_many_arguments)]
-#[allow(
-    dead_code,
-    reason = "crate-internal API for convolution (issue 3) and AMX tiles"
-)]
 pub(crate) unsafe fn store_block(
     ep: &Epilogue<'_>,
     isa: EpilogueIsa,
@@ -434,4 +413,65 @@ pub(crate) unsafe fn store_block(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::{self, Tier};
+    use crate::quant::QParams;
+
+    /// Every epilogue width gives the scalar bits, for every output kind, on a ragged block.
+    #[test]
+    fn store_block_widths_agree() {
+        let (m, n) = (3, 37);
+        let acc: Vec<i32> = (0..m * n)
+            .map(|i| (i as i32 * 7919) % 20001 - 10000)
+            .collect();
+        let zp: Vec<i32> = (0..48).map(|j| j * 3 - 50).collect();
+        let scale: Vec<f32> = (0..48).map(|j| 0.001 * (j + 1) as f32).collect();
+        let bias: Vec<f32> = (0..48).map(|j| j as f32 * 0.25 - 4.0).collect();
+        let res: Vec<u8> = (0..m * n).map(|i| (i * 37 % 256) as u8).collect();
+        let rq = QParams::new(0.1, 17).unwrap();
+        let residual = ResidualView {
+            data: &res,
+            ld: n,
+            zero_point: rq.zero_point,
+            scale: rq.scale,
+        };
+        let act = Activation::Clamp {
+            min: -2.0,
+            max: 3.0,
+        };
+        let isas = [
+            (Tier::Scalar, EpilogueIsa::Scalar),
+            (Tier::Avx2, EpilogueIsa::Avx2),
+            (Tier::Avx512Vnni, EpilogueIsa::Avx512),
+        ];
+        for kind in 0..3 {
+            let mut outs: Vec<(Vec<u8>, Vec<f32>, Vec<i32>)> = Vec::new();
+            for (tier, isa) in isas {
+                if !cpu::is_available(tier) {
+                    eprintln!("store_block test: skipping {tier}: not available");
+                    continue;
+                }
+                let (mut u, mut f, mut i) =
+                    (vec![0u8; m * n], vec![0f32; m * n], vec![0i32; m * n]);
+                let view = match kind {
+                    0 => OutputView::U8(&mut u, 1.0 / 0.02, 9),
+                    1 => OutputView::F32(&mut f),
+                    _ => OutputView::I32(&mut i),
+                };
+                let ep =
+                    Epilogue::new(m, n, view, n, &zp, &scale, Some(&bias), Some(residual), act)
+                        .unwrap();
+                // SAFETY: the ISA was checked above; one thread.
+                unsafe { store_block(&ep, isa, &acc, n, 0, m, 0, n).unwrap() };
+                // SAFETY: as above; rows outside the output are rejected, not written.
+                assert!(unsafe { store_block(&ep, isa, &acc, n, 1, m, 0, n) }.is_err());
+                outs.push((u, f, i));
+            }
+            assert!(outs.windows(2).all(|w| w[0] == w[1]), "output kind {kind}");
+        }
+    }
 }

@@ -119,8 +119,8 @@ fn macs_per_iter(tier: Tier) -> usize {
     }
 }
 
-/// Best-of-5 GOPS of `tier`'s MAC chains on this core. `None` for tiers without a probe here
-/// (scalar, AMX) or that are not available (checked by the caller).
+/// Best-of-5 GOPS of `tier`'s MAC chains on this core (AMX: `arch::amx`'s `tdpbusd` probe).
+/// `None` for the scalar tier, or AMX when it cannot run. The caller checks availability.
 pub(crate) fn peak_gops(tier: Tier) -> Option<f64> {
     let run: fn(usize) -> i32 = match tier {
         // SAFETY: the caller checked `cpu::require(tier)`: AVX-512 F + VNNI are present.
@@ -129,7 +129,8 @@ pub(crate) fn peak_gops(tier: Tier) -> Option<f64> {
         Tier::AvxVnni => |n| unsafe { avxvnni_chains(n) },
         // SAFETY: the caller checked `cpu::require(tier)`: AVX2 is present.
         Tier::Avx2 => |n| unsafe { avx2_chains(n) },
-        Tier::Scalar | Tier::Amx => return None,
+        Tier::Amx => return crate::arch::amx::measure_peak_gops(),
+        Tier::Scalar => return None,
     };
     black_box(run(10_000)); // warm up the vector unit and the clock
     let iters = 200_000;

@@ -58,7 +58,7 @@ impl Histogram {
 fn histc(values: &[f32], min: f32, max: f32, bins: usize) -> Vec<f32> {
     let (lo, hi) = histc_edges(min, max);
     let count_chunk = |chunk: &[f32]| {
-        let mut counts = vec![0u32; bins];
+        let mut counts = vec![0u64; bins];
         for &x in chunk {
             if x >= lo && x <= hi {
                 counts[histc_bin(x, lo, hi, bins)] += 1;
@@ -67,25 +67,17 @@ fn histc(values: &[f32], min: f32, max: f32, bins: usize) -> Vec<f32> {
         counts
     };
     let counts: Vec<u64> = if values.len() > PARALLEL_CHUNK {
-        values
-            .par_chunks(PARALLEL_CHUNK)
-            .map(|c| {
-                count_chunk(c)
-                    .into_iter()
-                    .map(u64::from)
-                    .collect::<Vec<u64>>()
-            })
-            .reduce(
-                || vec![0u64; bins],
-                |mut a, b| {
-                    for (x, y) in a.iter_mut().zip(b) {
-                        *x += y;
-                    }
-                    a
-                },
-            )
+        values.par_chunks(PARALLEL_CHUNK).map(count_chunk).reduce(
+            || vec![0u64; bins],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+                a
+            },
+        )
     } else {
-        count_chunk(values).into_iter().map(u64::from).collect()
+        count_chunk(values)
     };
     counts.into_iter().map(|c| c as f32).collect()
 }

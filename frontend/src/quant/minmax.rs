@@ -47,12 +47,12 @@ pub(crate) fn first_non_finite(values: &[f32]) -> QuantError {
 }
 
 /// One pass over `values`: min, max and whether every value is finite. Written as independent
-/// lanes with branch-free selects so that LLVM vectorizes it; NaN and ±inf poison the
-/// `x - x` accumulator.
+/// lanes with branch-free selects so that LLVM vectorizes it; `|x| <= f32::MAX` fails exactly
+/// for NaN and ±inf.
 fn scan(values: &[f32]) -> (f32, f32, bool) {
     let mut lo = [f32::INFINITY; LANES];
     let mut hi = [f32::NEG_INFINITY; LANES];
-    let mut poison = [0.0f32; LANES];
+    let mut non_finite = [0u32; LANES];
     let chunks = values.chunks_exact(LANES);
     let tail = chunks.remainder();
     for chunk in chunks {
@@ -60,17 +60,17 @@ fn scan(values: &[f32]) -> (f32, f32, bool) {
             let x = chunk[j];
             lo[j] = if x < lo[j] { x } else { lo[j] };
             hi[j] = if x > hi[j] { x } else { hi[j] };
-            poison[j] += x - x;
+            non_finite[j] |= u32::from(!(x.abs() <= f32::MAX));
         }
     }
     for (j, &x) in tail.iter().enumerate() {
         lo[j] = if x < lo[j] { x } else { lo[j] };
         hi[j] = if x > hi[j] { x } else { hi[j] };
-        poison[j] += x - x;
+        non_finite[j] |= u32::from(!(x.abs() <= f32::MAX));
     }
     let lo = lo.iter().fold(f32::INFINITY, |a, &b| a.min(b));
     let hi = hi.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let finite = poison.iter().all(|&p| p == 0.0);
+    let finite = non_finite.iter().all(|&p| p == 0);
     (lo, hi, finite)
 }
 

@@ -56,12 +56,16 @@ pub(crate) fn histc_edges(min: f32, max: f32) -> (f32, f32) {
 
 /// Bin of `x` (already known to lie in `[lo, hi]`) among `bins` equal bins, as `torch.histc`
 /// computes it: `trunc((x - lo) * bins / (hi - lo))` in f32, the right edge folded into the last
-/// bin. Degenerate products (overflow to inf/NaN) land in a valid bin instead of panicking.
+/// bin. Clamping happens in f32 before the conversion (same result for every finite position,
+/// and vectorizable); a NaN position from overflowing extremes lands in the last bin.
 #[inline]
 pub(crate) fn histc_bin(x: f32, lo: f32, hi: f32, bins: usize) -> usize {
     let pos = ((x - lo) * bins as f32) / (hi - lo);
-    // `as usize` saturates (NaN -> 0), so the index is always in range after the `min`.
-    (pos as usize).min(bins - 1)
+    let last = (bins - 1) as f32;
+    let clamped = if pos < last { pos } else { last };
+    let clamped = if clamped > 0.0 { clamped } else { 0.0 };
+    // In [0, bins - 1] and bins <= 2^20: the i32 conversion is exact (and a single SIMD op).
+    clamped as i32 as usize
 }
 
 /// `torch.sum` of a contiguous f32 vector, in ATen's order (`cascade_sum` ->
@@ -208,5 +212,6 @@ mod tests {
         assert_eq!(histc_bin(2.0, -1.0, 2.0, 2048), 2047);
         assert_eq!(histc_bin(-1.0, -1.0, 2.0, 2048), 0);
         assert_eq!(histc_bin(0.5, 0.0, f32::INFINITY, 2048), 0);
+        assert_eq!(histc_bin(f32::MAX, -f32::MAX, f32::MAX, 2048), 2047);
     }
 }

@@ -268,3 +268,27 @@ fn non_finite_batches_are_rejected_by_every_observer() {
         );
     }
 }
+
+/// Real data, several batches: PyTorch's PT2E flow (X86 default config) calibrated the model
+/// input's histogram observer on `digits_calib.npy` in batches of 32; the qparams it chose are
+/// the first `QuantizeLinear` of `digits_resnet.pt2e_qdq.onnx` (scale initializer `val_27`,
+/// zero point `val_26`), copied here.
+#[test]
+fn histogram_observer_matches_pt2e_on_the_model_input() {
+    const PT2E_INPUT_SCALE: f64 = 0.009784772992134094;
+    const PT2E_INPUT_ZERO_POINT: i32 = 77;
+    let calib = npy::read(data("digits_calib.npy")).unwrap();
+    assert_eq!(calib.shape(), &[128, 1, 32, 32]);
+    let mut obs = HistogramObserver::new(QuantRange::U8, X86_EPS);
+    for batch in calib.values::<f32>().unwrap().chunks(32 * 32 * 32) {
+        obs.observe(batch).unwrap();
+    }
+    let q = obs.qparams();
+    let rel = (f64::from(q.scale) - PT2E_INPUT_SCALE).abs() / PT2E_INPUT_SCALE;
+    eprintln!(
+        "model input: scale {} (rel err {rel:.2e}), zero point {}",
+        q.scale, q.zero_point
+    );
+    assert!(rel <= 1e-6, "scale {} vs {PT2E_INPUT_SCALE}", q.scale);
+    assert_eq!(q.zero_point, PT2E_INPUT_ZERO_POINT);
+}

@@ -9,12 +9,34 @@
 //!   dilated along W, the taps of one kernel row are contiguous in NHWC and copied at once.
 
 use crate::conv::{Axis, ConvGeometry, Nhwc};
+
+/// Im2col rows are padded to whole 4-byte K groups of the packed weights.
+pub(crate) const ROW_ALIGN: usize = 4;
 use crate::gemm::source::ASource;
 
 /// Splits a flat output pixel index into `(n, oh, ow)`.
 #[inline]
 fn pixel(out: Nhwc, i: usize) -> (usize, usize, usize) {
     (i / (out.h * out.w), (i / out.w) % out.h, i % out.w)
+}
+
+/// `dst.copy_from_slice(src)` without a `memcpy` call for the short segments receptive
+/// fields are made of (a 7x7 stem row has 21 bytes): two overlapping fixed-size copies.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    fn two<const N: usize>(dst: &mut [u8], src: &[u8]) {
+        let n = src.len();
+        dst[..N].copy_from_slice(&src[..N]);
+        dst[n - N..].copy_from_slice(&src[n - N..]);
+    }
+    match src.len() {
+        0..4 => dst.copy_from_slice(src),
+        4..8 => two::<4>(dst, src),
+        8..16 => two::<8>(dst, src),
+        16..=32 => two::<16>(dst, src),
+        33..=64 => two::<32>(dst, src),
+        _ => dst.copy_from_slice(src),
+    }
 }
 
 /// In-place rows of a 1x1, unpadded convolution for group `group`.
@@ -37,55 +59,120 @@ impl ASource for PointwiseRows<'_> {
     }
 }
 
-/// Receptive fields of group `group`, gathered per job into scratch.
+/// The valid taps `lo..hi` of one output position along one axis, and the input position
+/// of tap `lo`.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    lo: usize,
+    hi: usize,
+    first: usize,
+}
+
+fn spans(axis: &Axis, outputs: usize) -> Vec<Span> {
+    (0..outputs)
+        .map(|o| {
+            let (lo, hi) = axis.valid_taps(o);
+            let first = (axis.start(o) + (lo * axis.dilation) as isize).max(0) as usize;
+            Span { lo, hi, first }
+        })
+        .collect()
+}
+
+/// Receptive fields of group `group`, gathered per job into scratch. Rows are `row_len`
+/// bytes: the `KH * KW * C_in / groups` taps, then zero-point bytes up to `row_len` (the
+/// weights are padded with zeros to the same length, so the extra bytes add nothing).
 pub(crate) struct Im2colRows<'a> {
-    pub input: &'a [u8],
-    pub geom: &'a ConvGeometry,
-    pub out: Nhwc,
-    pub group: usize,
-    pub zero_point: u8,
+    input: &'a [u8],
+    geom: &'a ConvGeometry,
+    out: Nhwc,
+    group: usize,
+    zero_point: u8,
+    row_len: usize,
+    rows: Vec<Span>,
+    cols: Vec<Span>,
+}
+
+impl<'a> Im2colRows<'a> {
+    pub(crate) fn new(
+        input: &'a [u8],
+        geom: &'a ConvGeometry,
+        out: Nhwc,
+        group: usize,
+        zero_point: u8,
+        row_len: usize,
+    ) -> Self {
+        let [ah, aw] = geom.axes();
+        Im2colRows {
+            input,
+            geom,
+            out,
+            group,
+            zero_point,
+            row_len,
+            rows: spans(&ah, out.h),
+            cols: spans(&aw, out.w),
+        }
+    }
 }
 
 impl ASource for Im2colRows<'_> {
     fn rows<'s>(&'s self, m0: usize, offsets: &mut [usize], scratch: &'s mut Vec<u8>) -> &'s [u8] {
         let g = self.geom;
-        let (inp, icpg) = (g.input, g.in_channels_per_group());
-        let [ah, aw]: [Axis; 2] = g.axes();
+        let (inp, icpg, zp) = (g.input, g.in_channels_per_group(), self.zero_point);
         let [kh_n, kw_n] = g.kernel;
+        let [dh, dw] = g.dilation;
         let k = kh_n * kw_n * icpg;
         let channel = self.group * icpg;
         // Taps of a kernel row are adjacent bytes of the input when one group holds every
         // channel and W is not dilated.
-        let contiguous = icpg == inp.c && aw.dilation == 1;
-        scratch.resize(offsets.len() * k, 0);
+        let contiguous = icpg == inp.c && dw == 1;
+        scratch.resize(offsets.len() * self.row_len, 0);
+        let (mut n, mut oh, mut ow) = pixel(self.out, m0);
         for (r, (offset, row)) in offsets
             .iter_mut()
-            .zip(scratch.chunks_exact_mut(k))
+            .zip(scratch.chunks_exact_mut(self.row_len))
             .enumerate()
         {
-            *offset = r * k;
-            let (n, oh, ow) = pixel(self.out, m0 + r);
-            let (h0, h1) = ah.valid_taps(oh);
-            let (w0, w1) = aw.valid_taps(ow);
+            *offset = r * self.row_len;
+            let (rs, cs) = (self.rows[oh], self.cols[ow]);
+            let (row, tail) = row.split_at_mut(k);
+            tail.fill(zp);
             for (kh, taps) in row.chunks_exact_mut(kw_n * icpg).enumerate() {
-                if !(h0..h1).contains(&kh) || w0 == w1 {
-                    taps.fill(self.zero_point);
+                if !(rs.lo..rs.hi).contains(&kh) || cs.lo == cs.hi {
+                    taps.fill(zp);
                     continue;
                 }
-                let ih = (ah.start(oh) + (kh * ah.dilation) as isize) as usize;
+                let ih = rs.first + (kh - rs.lo) * dh;
                 let image_row = &self.input[(n * inp.h + ih) * inp.w * inp.c..][..inp.w * inp.c];
-                let iw0 = (aw.start(ow) + (w0 * aw.dilation) as isize) as usize;
-                taps[..w0 * icpg].fill(self.zero_point);
-                taps[w1 * icpg..].fill(self.zero_point);
+                if cs.lo > 0 {
+                    taps[..cs.lo * icpg].fill(zp);
+                }
+                if cs.hi < kw_n {
+                    taps[cs.hi * icpg..].fill(zp);
+                }
                 if contiguous {
-                    let len = (w1 - w0) * icpg;
-                    taps[w0 * icpg..w1 * icpg].copy_from_slice(&image_row[iw0 * inp.c..][..len]);
+                    let len = (cs.hi - cs.lo) * icpg;
+                    copy_short(
+                        &mut taps[cs.lo * icpg..cs.hi * icpg],
+                        &image_row[cs.first * inp.c..][..len],
+                    );
                 } else {
-                    for kw in w0..w1 {
-                        let iw = iw0 + (kw - w0) * aw.dilation;
-                        taps[kw * icpg..(kw + 1) * icpg]
-                            .copy_from_slice(&image_row[iw * inp.c + channel..][..icpg]);
+                    for kw in cs.lo..cs.hi {
+                        let iw = cs.first + (kw - cs.lo) * dw;
+                        copy_short(
+                            &mut taps[kw * icpg..(kw + 1) * icpg],
+                            &image_row[iw * inp.c + channel..][..icpg],
+                        );
                     }
+                }
+            }
+            ow += 1;
+            if ow == self.out.w {
+                ow = 0;
+                oh += 1;
+                if oh == self.out.h {
+                    oh = 0;
+                    n += 1;
                 }
             }
         }

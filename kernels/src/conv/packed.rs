@@ -4,7 +4,7 @@ use crate::arch::ops::Isa;
 use crate::arch::ops::depthwise::DepthwiseRows;
 use crate::arch::ops::epilogue::OutElem;
 use crate::conv::epilogue::{Prepared, check_len, prepare};
-use crate::conv::implicit::{Im2colRows, PointwiseRows};
+use crate::conv::implicit::{Im2colRows, PointwiseRows, ROW_ALIGN};
 use crate::conv::{ConvEpilogue, ConvGeometry, ConvOutput, ConvWeights, Nhwc, Padding};
 use crate::cpu::Tier;
 use crate::error::{Error, Result};
@@ -163,20 +163,35 @@ fn pack_depthwise(geom: &ConvGeometry, weights: &[i8]) -> Plan {
 /// `N x K` GEMM operand with K in the order the A rows are gathered.
 fn pack_gemm(tier: Tier, geom: &ConvGeometry, weights: &ConvWeights<'_>) -> Result<Plan> {
     let (ocpg, k) = (geom.out_channels_per_group(), geom.reduction_len());
+    let pointwise = geom.kernel == [1, 1] && geom.padding == Padding::default();
+    // Gathered rows may be padded to whole K groups (zero weights keep the sums exact);
+    // in-place rows cannot.
+    let row_len = if pointwise {
+        k
+    } else {
+        k.next_multiple_of(ROW_ALIGN)
+    };
     let groups = (0..geom.groups)
         .map(|g| {
             let channels = g * ocpg..(g + 1) * ocpg;
+            let mut padded = vec![0i8; ocpg * row_len];
+            let group_weights = &weights.data[channels.start * k..channels.end * k];
+            for (dst, src) in padded
+                .chunks_exact_mut(row_len)
+                .zip(group_weights.chunks_exact(k))
+            {
+                dst[..k].copy_from_slice(src);
+            }
             PackedWeights::new(
                 tier,
                 ocpg,
-                k,
-                &weights.data[channels.start * k..channels.end * k],
+                row_len,
+                &padded,
                 &weights.scales[channels.clone()],
                 weights.bias.map(|b| &b[channels]),
             )
         })
         .collect::<Result<Vec<_>>>()?;
-    let pointwise = geom.kernel == [1, 1] && geom.padding == Padding::default();
     Ok(Plan::Gemm { groups, pointwise })
 }
 
@@ -281,13 +296,7 @@ fn run_gemm(
             gemm::gemm_rows(&rows, m, in_qp, weights, &gemm_epilogue, gemm_out, &options)?;
         } else {
             let zero_point = in_qp.zero_point as u8;
-            let rows = Im2colRows {
-                input,
-                geom,
-                out: o,
-                group: g,
-                zero_point,
-            };
+            let rows = Im2colRows::new(input, geom, o, g, zero_point, weights.k());
             gemm::gemm_rows(&rows, m, in_qp, weights, &gemm_epilogue, gemm_out, &options)?;
         }
     }

@@ -1,0 +1,295 @@
+//! `q8 bench conv`: milliseconds and GOPS (2 * MACs / median time) of every distinct
+//! ResNet-18 convolution, u8 NHWC in and out, prepacked weights, bias and the layer's real
+//! epilogue (ReLU; residual add + ReLU for the second conv of each basic block; nothing for
+//! the 1x1 downsample convs), plus the total over all 20 convs (each distinct layer times
+//! the number of times the network runs it).
+
+use std::time::Instant;
+
+use q8_kernels::conv::{
+    ConvEpilogue, ConvGeometry, ConvOutput, ConvWeights, Nhwc, PackedConvWeights, Padding,
+    Residual, conv2d,
+};
+use q8_kernels::cpu::{self, Tier};
+use q8_kernels::{Activation, QParams};
+
+/// One distinct ResNet-18 conv: name, input H = W, C_in, C_out, kernel, stride, padding,
+/// whether it adds the residual, whether it ends in ReLU, how often the network runs it.
+struct Layer {
+    name: &'static str,
+    size: usize,
+    c_in: usize,
+    c_out: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    residual: bool,
+    relu: bool,
+    count: usize,
+}
+
+const fn layer(
+    name: &'static str,
+    (size, c_in, c_out): (usize, usize, usize),
+    (kernel, stride, pad): (usize, usize, usize),
+    (residual, relu, count): (bool, bool, usize),
+) -> Layer {
+    Layer {
+        name,
+        size,
+        c_in,
+        c_out,
+        kernel,
+        stride,
+        pad,
+        residual,
+        relu,
+        count,
+    }
+}
+
+/// The 20 convs of ResNet-18 as 15 distinct layers with their multiplicities.
+const LAYERS: [Layer; 15] = [
+    layer(
+        "conv1 7x7s2 3-64",
+        (224, 3, 64),
+        (7, 2, 3),
+        (false, true, 1),
+    ),
+    layer("l1 3x3 64", (56, 64, 64), (3, 1, 1), (false, true, 2)),
+    layer("l1 3x3 64 +res", (56, 64, 64), (3, 1, 1), (true, true, 2)),
+    layer(
+        "l2 3x3s2 64-128",
+        (56, 64, 128),
+        (3, 2, 1),
+        (false, true, 1),
+    ),
+    layer(
+        "l2 1x1s2 64-128",
+        (56, 64, 128),
+        (1, 2, 0),
+        (false, false, 1),
+    ),
+    layer("l2 3x3 128", (28, 128, 128), (3, 1, 1), (false, true, 1)),
+    layer(
+        "l2 3x3 128 +res",
+        (28, 128, 128),
+        (3, 1, 1),
+        (true, true, 2),
+    ),
+    layer(
+        "l3 3x3s2 128-256",
+        (28, 128, 256),
+        (3, 2, 1),
+        (false, true, 1),
+    ),
+    layer(
+        "l3 1x1s2 128-256",
+        (28, 128, 256),
+        (1, 2, 0),
+        (false, false, 1),
+    ),
+    layer("l3 3x3 256", (14, 256, 256), (3, 1, 1), (false, true, 1)),
+    layer(
+        "l3 3x3 256 +res",
+        (14, 256, 256),
+        (3, 1, 1),
+        (true, true, 2),
+    ),
+    layer(
+        "l4 3x3s2 256-512",
+        (14, 256, 512),
+        (3, 2, 1),
+        (false, true, 1),
+    ),
+    layer(
+        "l4 1x1s2 256-512",
+        (14, 256, 512),
+        (1, 2, 0),
+        (false, false, 1),
+    ),
+    layer("l4 3x3 512", (7, 512, 512), (3, 1, 1), (false, true, 1)),
+    layer("l4 3x3 512 +res", (7, 512, 512), (3, 1, 1), (true, true, 2)),
+];
+
+/// Arguments of `q8 bench conv`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Comma-separated batch sizes.
+    #[arg(long, default_value = "1,16")]
+    batch: String,
+    /// Comma-separated thread counts.
+    #[arg(long, default_value = "1,2")]
+    threads: String,
+    /// Comma-separated tiers (scalar, avx2, avx-vnni, avx512-vnni, amx); default: the best
+    /// available tier.
+    #[arg(long)]
+    tier: Option<String>,
+    /// Timed repetitions per measurement (default: adaptive, about 0.2 s each, >= 3).
+    #[arg(long)]
+    reps: Option<usize>,
+    /// One JSON object per measurement (and per total) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_list<T>(s: &str, what: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|x| f(x).ok_or_else(|| format!("bad {what} {x:?}")))
+        .collect()
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next() >> 56) as u8).collect()
+    }
+    /// Bell-shaped weight in [-126, 126] (sum of four uniforms), like trained weights.
+    fn weight(&mut self) -> i8 {
+        let x = self.next();
+        let s: i32 = (0..4).map(|i| ((x >> (16 * i)) & 63) as i32).sum();
+        (s - 126) as i8
+    }
+}
+
+/// Runs the benchmark.
+pub fn run(args: Args) -> Result<(), String> {
+    let batches = parse_list(&args.batch, "batch", |b| b.parse().ok().filter(|&n| n > 0))?;
+    let threads = parse_list(&args.threads, "thread count", |t| {
+        t.parse().ok().filter(|&n| n > 0)
+    })?;
+    let tiers = match &args.tier {
+        Some(list) => parse_list(list, "tier", |t| t.parse::<Tier>().ok())?,
+        None => vec![cpu::default_tier().map_err(|e| e.to_string())?],
+    };
+    if args.reps == Some(0) {
+        return Err("--reps must be >= 1".into());
+    }
+    for &t in &tiers {
+        cpu::require(t).map_err(|e| e.to_string())?;
+    }
+    if !args.json {
+        println!(
+            "{:<12} {:<18} {:>5} {:>3} {:>4} {:>10} {:>8}",
+            "tier", "layer", "batch", "thr", "runs", "median ms", "GOPS"
+        );
+    }
+    for &tier in &tiers {
+        for &batch in &batches {
+            for &t in &threads {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let (mut total_ms, mut total_ops) = (0.0, 0.0);
+                for l in &LAYERS {
+                    let (ms, ops) = pool.install(|| measure(tier, l, batch, args.reps))?;
+                    report(tier, l.name, batch, t, l.count, ms, ops, args.json);
+                    total_ms += ms * l.count as f64;
+                    total_ops += ops * l.count as f64;
+                }
+                report(tier, "total", batch, t, 20, total_ms, total_ops, args.json);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Median milliseconds of one run of `l` and its operation count (2 * MACs).
+fn measure(tier: Tier, l: &Layer, batch: usize, reps: Option<usize>) -> Result<(f64, f64), String> {
+    let e = |e: q8_kernels::Error| e.to_string();
+    let geom = ConvGeometry::new(
+        Nhwc::new(batch, l.size, l.size, l.c_in),
+        l.c_out,
+        [l.kernel; 2],
+    )
+    .with_stride([l.stride; 2])
+    .with_padding(Padding::uniform(l.pad));
+    let out_shape = geom.output().map_err(e)?;
+    let mut rng = Rng(0x9E37_79B9 ^ (l.size * 31 + l.c_in * 7 + l.c_out) as u64);
+    let w: Vec<i8> = (0..geom.weights_len()).map(|_| rng.weight()).collect();
+    let scales: Vec<f32> = (0..l.c_out).map(|j| 0.002 + j as f32 * 1e-6).collect();
+    let bias: Vec<f32> = (0..l.c_out).map(|j| (j % 7) as f32 * 0.1 - 0.3).collect();
+    let weights = ConvWeights {
+        data: &w,
+        scales: &scales,
+        bias: Some(&bias),
+    };
+    let packed = PackedConvWeights::new(tier, &geom, &weights).map_err(e)?;
+    let input = rng.bytes(geom.input.len());
+    let residual = rng.bytes(out_shape.len());
+    let (in_qp, res_qp, out_qp) = (
+        QParams::new(0.02, 3).map_err(e)?,
+        QParams::new(0.03, 5).map_err(e)?,
+        QParams::new(0.05, 0).map_err(e)?,
+    );
+    let epilogue = ConvEpilogue {
+        residual: l.residual.then_some(Residual {
+            data: &residual,
+            qparams: res_qp,
+        }),
+        activation: if l.relu {
+            Activation::Relu
+        } else {
+            Activation::None
+        },
+    };
+    let mut out = vec![0u8; out_shape.len()];
+    let mut once = || -> Result<f64, String> {
+        let t = Instant::now();
+        let o = ConvOutput::U8 {
+            data: &mut out,
+            qparams: out_qp,
+        };
+        conv2d(tier, &packed, &input, in_qp, &epilogue, o).map_err(e)?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let first = once()?;
+    let reps = reps.unwrap_or_else(|| ((0.2 / first) as usize).clamp(3, 500));
+    let mut times = (0..reps)
+        .map(|_| once())
+        .collect::<Result<Vec<f64>, String>>()?;
+    times.sort_by(f64::total_cmp);
+    let ops = 2.0 * (out_shape.len() * geom.reduction_len()) as f64;
+    Ok((times[times.len() / 2] * 1e3, ops))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    tier: Tier,
+    layer: &str,
+    batch: usize,
+    threads: usize,
+    runs: usize,
+    ms: f64,
+    ops: f64,
+    json: bool,
+) {
+    let gops = ops / (ms * 1e-3) / 1e9;
+    if json {
+        println!(
+            "{{\"layer\":\"{layer}\",\"batch\":{batch},\"threads\":{threads},\"tier\":\"{tier}\",\"runs\":{runs},\"ms\":{ms:.4},\"gops\":{gops:.1}}}"
+        );
+    } else {
+        println!(
+            "{:<12} {:<18} {:>5} {:>3} {:>4} {:>10.3} {:>8.1}",
+            tier.name(),
+            layer,
+            batch,
+            threads,
+            runs,
+            ms,
+            gops
+        );
+    }
+}

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod exec;
 pub mod ir;
+pub mod models;
 pub mod npy;
 pub mod onnx;
 pub mod passes;

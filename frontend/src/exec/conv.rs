@@ -1,11 +1,17 @@
-//! 2-D convolution in NCHW: per image and group, `out[OC, OH*OW] = W[OC, C*KH*KW] x
-//! col[C*KH*KW, OH*OW]` with `col` from im2col (or the input itself for 1x1, stride 1,
-//! unpadded kernels), bias pre-filled so the GEMM accumulates onto it.
+//! 2-D convolution in NCHW as GEMM: for a chunk of images and one group,
+//! `out[OC, imgs*OH*OW] = W[OC, C*KH*KW] x col[C*KH*KW, imgs*OH*OW]`, `col` from im2col.
+//!
+//! Small feature maps are batched (several images side by side in `col`) so every GEMM has
+//! at least [`TARGET_COLUMNS`] columns; a single image with a 1x1, stride-1, unpadded kernel
+//! uses its input as `col` directly. Bias is pre-filled so the GEMM accumulates onto it.
 
 use rayon::prelude::*;
 
 use super::matmul::{Operand, gemm, par};
 use crate::ir::{Conv, Resolved};
+
+/// GEMM width (output pixels) a chunk of images aims for.
+const TARGET_COLUMNS: usize = 1024;
 
 /// Geometry of one convolution call.
 pub(crate) struct ConvShape {
@@ -14,6 +20,13 @@ pub(crate) struct ConvShape {
     pub in_hw: [usize; 2],
     pub out_channels: usize,
     pub resolved: Resolved,
+}
+
+/// Scratch buffers of one worker.
+#[derive(Default)]
+struct Scratch {
+    col: Vec<f32>,
+    out: Vec<f32>,
 }
 
 /// Computes the convolution into `out` (`[N, OC, OH, OW]`).
@@ -28,71 +41,121 @@ pub(crate) fn conv2d(
 ) {
     let [h, wd] = s.in_hw;
     let [oh, ow] = s.resolved.output;
+    let pixels = oh * ow;
+    let in_img = s.in_channels * h * wd;
+    let out_img = s.out_channels * pixels;
+    let per_chunk = TARGET_COLUMNS.div_ceil(pixels).clamp(1, s.batch.max(1));
+    let chunks = s.batch.div_ceil(per_chunk);
+    let run = |first: usize, out_chunk: &mut [f32], scratch: &mut Scratch, inner: usize| {
+        let imgs = out_chunk.len() / out_img;
+        let x_chunk = &x[first * in_img..(first + imgs) * in_img];
+        conv_chunk(x_chunk, imgs, w, bias, conv, s, out_chunk, scratch, inner);
+    };
+    if threads > 1 && chunks >= threads {
+        out.par_chunks_mut(per_chunk * out_img)
+            .enumerate()
+            .for_each_init(Scratch::default, |scratch, (i, o)| {
+                run(i * per_chunk, o, scratch, 1)
+            });
+    } else {
+        let mut scratch = Scratch::default();
+        for (i, o) in out.chunks_mut(per_chunk * out_img).enumerate() {
+            run(i * per_chunk, o, &mut scratch, threads);
+        }
+    }
+}
+
+/// One chunk of `imgs` consecutive images.
+#[allow(clippy::too_many_arguments)]
+fn conv_chunk(
+    x: &[f32],
+    imgs: usize,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    conv: &Conv,
+    s: &ConvShape,
+    out: &mut [f32],
+    scratch: &mut Scratch,
+    threads: usize,
+) {
+    let [h, wd] = s.in_hw;
+    let [oh, ow] = s.resolved.output;
+    let pixels = oh * ow;
     let g = conv.groups;
     let (icg, ocg) = (s.in_channels / g, s.out_channels / g);
     let [kh, kw] = conv.window.kernel;
     let k = icg * kh * kw;
+    let cols = imgs * pixels;
     let pointwise = kh == 1
         && kw == 1
         && conv.window.strides == [1, 1]
         && s.resolved.pad_begin == [0, 0]
         && [oh, ow] == [h, wd];
-    let in_img = s.in_channels * h * wd;
-    let out_img = s.out_channels * oh * ow;
-    let col_len = if pointwise { 0 } else { k * oh * ow };
-    let image = |n: usize, out_n: &mut [f32], col: &mut Vec<f32>, inner_threads: usize| {
-        let x_n = &x[n * in_img..(n + 1) * in_img];
-        for gi in 0..g {
-            let x_g = &x_n[gi * icg * h * wd..(gi + 1) * icg * h * wd];
-            let rhs = if pointwise {
-                x_g
-            } else {
-                col.resize(col_len, 0.0);
-                im2col(x_g, icg, s.in_hw, conv, &s.resolved, col, inner_threads);
-                &col[..]
-            };
-            let dst = &mut out_n[gi * ocg * oh * ow..(gi + 1) * ocg * oh * ow];
-            if let Some(b) = bias {
-                for (row, &bv) in dst
-                    .chunks_exact_mut(oh * ow)
-                    .zip(&b[gi * ocg..(gi + 1) * ocg])
-                {
-                    row.fill(bv);
+    let direct = imgs == 1;
+    for gi in 0..g {
+        let rhs: &[f32] = if pointwise && direct {
+            &x[gi * icg * h * wd..(gi + 1) * icg * h * wd]
+        } else {
+            scratch.col.resize(k * cols, 0.0);
+            for j in 0..imgs {
+                let x_g = &x[(j * s.in_channels + gi * icg) * h * wd..][..icg * h * wd];
+                im2col(
+                    x_g,
+                    [h, wd],
+                    conv,
+                    &s.resolved,
+                    &mut scratch.col,
+                    cols,
+                    j * pixels,
+                    threads,
+                );
+            }
+            &scratch.col
+        };
+        let b = bias.map(|b| &b[gi * ocg..(gi + 1) * ocg]);
+        let lhs = Operand::new(&w[gi * ocg * k..(gi + 1) * ocg * k], ocg, k);
+        let dst: &mut [f32] = if direct {
+            &mut out[gi * ocg * pixels..(gi + 1) * ocg * pixels]
+        } else {
+            scratch.out.resize(ocg * cols, 0.0);
+            &mut scratch.out
+        };
+        if let Some(b) = b {
+            for (row, &bv) in dst.chunks_exact_mut(cols).zip(b) {
+                row.fill(bv);
+            }
+        }
+        gemm(
+            dst,
+            lhs,
+            Operand::new(rhs, k, cols),
+            1.0,
+            b.is_some(),
+            par(threads),
+        );
+        if !direct {
+            for j in 0..imgs {
+                for o in 0..ocg {
+                    let src = &scratch.out[o * cols + j * pixels..][..pixels];
+                    out[(j * s.out_channels + gi * ocg + o) * pixels..][..pixels]
+                        .copy_from_slice(src);
                 }
             }
-            let lhs = Operand::new(&w[gi * ocg * k..(gi + 1) * ocg * k], ocg, k);
-            gemm(
-                dst,
-                ocg,
-                oh * ow,
-                lhs,
-                Operand::new(rhs, k, oh * ow),
-                1.0,
-                bias.is_some(),
-                par(inner_threads),
-            );
-        }
-    };
-    if threads > 1 && s.batch > 1 {
-        out.par_chunks_mut(out_img)
-            .enumerate()
-            .for_each_init(Vec::new, |col, (n, out_n)| image(n, out_n, col, 1));
-    } else {
-        let mut col = Vec::new();
-        for (n, out_n) in out.chunks_exact_mut(out_img).enumerate() {
-            image(n, out_n, &mut col, threads);
         }
     }
 }
 
-/// Unfolds one image group `x [C, H, W]` into `col [C*KH*KW, OH*OW]`; padded taps are 0.
+/// Unfolds one image group `x [C, H, W]` into rows of `col` (`C*KH*KW` rows of `row_len`
+/// elements), writing columns `offset..offset + OH*OW`; padded taps are 0.
+#[allow(clippy::too_many_arguments)]
 fn im2col(
     x: &[f32],
-    channels: usize,
     hw: [usize; 2],
     conv: &Conv,
     r: &Resolved,
     col: &mut [f32],
+    row_len: usize,
+    offset: usize,
     threads: usize,
 ) {
     let [h, w] = hw;
@@ -101,18 +164,17 @@ fn im2col(
     let [dh, dw] = conv.window.dilations;
     let [oh, ow] = r.output;
     let [ph, pw] = r.pad_begin;
-    let per_channel = kh * kw * oh * ow;
-    let fill = |c: usize, dst: &mut [f32]| {
+    let fill = |c: usize, rows: &mut [f32]| {
         let plane = &x[c * h * w..(c + 1) * h * w];
         for ky in 0..kh {
             for kx in 0..kw {
-                let row = &mut dst[(ky * kw + kx) * oh * ow..(ky * kw + kx + 1) * oh * ow];
+                let row = &mut rows[(ky * kw + kx) * row_len + offset..][..oh * ow];
                 let x_off = (kx * dw) as isize - pw as isize;
                 // Output columns whose input column lies inside [0, w).
                 let first = if x_off >= 0 {
                     0
                 } else {
-                    ((-x_off) as usize).div_ceil(sw)
+                    ((-x_off) as usize).div_ceil(sw).min(ow)
                 };
                 let last = if (w as isize) <= x_off {
                     0
@@ -142,13 +204,16 @@ fn im2col(
             }
         }
     };
+    let per_channel = kh * kw * row_len;
+    let channels = x.len() / (h * w).max(1);
     if threads > 1 {
-        col.par_chunks_mut(per_channel)
+        col[..channels * per_channel]
+            .par_chunks_mut(per_channel)
             .enumerate()
-            .for_each(|(c, dst)| fill(c, dst));
+            .for_each(|(c, rows)| fill(c, rows));
     } else {
-        for (c, dst) in col.chunks_mut(per_channel).enumerate().take(channels) {
-            fill(c, dst);
+        for (c, rows) in col.chunks_mut(per_channel).enumerate().take(channels) {
+            fill(c, rows);
         }
     }
 }

@@ -107,7 +107,6 @@ pub(crate) fn eval(
         }
         Op::Gemm(g) => {
             let (a, b) = (args[0].tensor(), args[1].tensor());
-            let (m, n) = (out_shape[0], out_shape[1]);
             let lhs = Operand {
                 data: f32_of(a, op, node)?,
                 rows: a.shape()[0],
@@ -137,7 +136,7 @@ pub(crate) fn eval(
                     y.iter_mut().for_each(|v| *v *= g.beta);
                 }
             }
-            gemm(&mut y, m, n, lhs, rhs, g.alpha, with_c, par(ctx.threads));
+            gemm(&mut y, lhs, rhs, g.alpha, with_c, par(ctx.threads));
             TensorData::F32(y)
         }
         Op::MatMul => {
@@ -147,8 +146,6 @@ pub(crate) fn eval(
             let mut y = ctx.buffers.take(numel);
             gemm(
                 &mut y,
-                m,
-                n,
                 Operand::new(f32_of(a, op, node)?, m, k),
                 Operand::new(f32_of(b, op, node)?, k, n),
                 1.0,

@@ -42,23 +42,23 @@ pub(crate) fn par(threads: usize) -> Par {
     }
 }
 
-/// `dst[m x n] (=|+=) alpha * lhs * rhs`, all row-major. Callers guarantee the shapes agree
-/// (the executor derives them from validated op shapes).
+/// `dst[m x n] (=|+=) alpha * lhs * rhs`, all row-major, `m` and `n` taken from the
+/// (possibly transposed) operands. Callers guarantee the shapes agree (the executor derives
+/// them from validated op shapes).
 pub(crate) fn gemm(
     dst: &mut [f32],
-    m: usize,
-    n: usize,
     lhs: Operand<'_>,
     rhs: Operand<'_>,
     alpha: f32,
     accumulate: bool,
     par: Par,
 ) {
-    let dst = MatMut::from_row_major_slice_mut(dst, m, n);
+    let (lhs, rhs) = (lhs.view(), rhs.view());
+    let dst = MatMut::from_row_major_slice_mut(dst, lhs.nrows(), rhs.ncols());
     let accum = if accumulate {
         Accum::Add
     } else {
         Accum::Replace
     };
-    faer::linalg::matmul::matmul(dst, accum, lhs.view(), rhs.view(), alpha, par);
+    faer::linalg::matmul::matmul(dst, accum, lhs, rhs, alpha, par);
 }

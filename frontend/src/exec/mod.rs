@@ -42,16 +42,10 @@ use crate::error::{Error, Result};
 use crate::ir::{Dim, Graph, NodeId, Shape, Tensor, TensorData, ValueId, ValueType, infer};
 
 /// Executor settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct ExecOptions {
     /// Worker threads; 0 = one per available core.
     pub threads: usize,
-}
-
-impl Default for ExecOptions {
-    fn default() -> ExecOptions {
-        ExecOptions { threads: 0 }
-    }
 }
 
 /// Called with every value a run computes (graph inputs first, then each node's outputs in
@@ -176,10 +170,8 @@ impl Executor {
             for (d, &n) in v.ty.shape.dims().iter().zip(t.shape()) {
                 match d {
                     Dim::Known(k) if *k != n => return Err(bad()),
-                    Dim::Sym(s) => {
-                        if n == 0 || *bound.entry(s).or_insert(n) != n {
-                            return Err(bad());
-                        }
+                    Dim::Sym(s) if n == 0 || *bound.entry(s).or_insert(n) != n => {
+                        return Err(bad());
                     }
                     _ => {}
                 }
@@ -247,12 +239,12 @@ impl Executor {
             };
             for v in &node.inputs {
                 remaining[v.0] -= 1;
-                if remaining[v.0] == 0 && !self.keep[v.0] {
-                    if let Some(Cow::Owned(t)) = slots[v.0].take()
-                        && let TensorData::F32(buf) = t.into_parts().1
-                    {
-                        buffers.give(buf);
-                    }
+                if remaining[v.0] == 0
+                    && !self.keep[v.0]
+                    && let Some(Cow::Owned(t)) = slots[v.0].take()
+                    && let TensorData::F32(buf) = t.into_parts().1
+                {
+                    buffers.give(buf);
                 }
             }
             let o = node.outputs[0];

@@ -14,6 +14,7 @@ pub(crate) enum PoolKind {
 }
 
 /// Pools `x [planes, H, W]` into `out [planes, OH, OW]`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn pool2d(
     x: &[f32],
     planes: usize,
@@ -27,45 +28,51 @@ pub(crate) fn pool2d(
     let [h, w] = hw;
     let [oh, ow] = r.output;
     let win = &pool.window;
+    // Taps of one axis that land inside the input, and those inside the declared padding.
+    let taps = |o: usize, a: usize, size: usize| -> (usize, usize, usize) {
+        let origin = (o * win.strides[a]) as isize - r.pad_begin[a] as isize;
+        let (d, k) = (win.dilations[a] as isize, win.kernel[a]);
+        let in_range = |lo: isize, hi: isize| {
+            let first = (0..k).find(|&t| origin + t as isize * d >= lo).unwrap_or(k);
+            let last = (0..k)
+                .rev()
+                .find(|&t| origin + t as isize * d < hi)
+                .map_or(0, |t| t + 1);
+            (first, last.max(first))
+        };
+        let (first, last) = in_range(0, size as isize);
+        let (pf, pl) = in_range(-(r.pad_begin[a] as isize), (size + r.pad_end[a]) as isize);
+        (first, last, pl - pf)
+    };
+    let cols: Vec<(usize, usize, usize)> = (0..ow).map(|ox| taps(ox, 1, w)).collect();
     let plane = |p: usize, dst: &mut [f32]| {
         let src = &x[p * h * w..(p + 1) * h * w];
         for oy in 0..oh {
+            let (ky0, ky1, ky_all) = taps(oy, 0, h);
             let y0 = (oy * win.strides[0]) as isize - r.pad_begin[0] as isize;
-            for ox in 0..ow {
+            for (ox, &(kx0, kx1, kx_all)) in cols.iter().enumerate() {
                 let x0 = (ox * win.strides[1]) as isize - r.pad_begin[1] as isize;
                 let mut acc = match kind {
                     PoolKind::Max => f32::NEG_INFINITY,
                     PoolKind::Average { .. } => 0.0,
                 };
-                let mut inside = 0usize;
-                let mut padded = 0usize;
-                for ky in 0..win.kernel[0] {
-                    let iy = y0 + (ky * win.dilations[0]) as isize;
-                    for kx in 0..win.kernel[1] {
-                        let ix = x0 + (kx * win.dilations[1]) as isize;
-                        if iy >= 0 && iy < h as isize && ix >= 0 && ix < w as isize {
-                            let v = src[iy as usize * w + ix as usize];
-                            acc = match kind {
-                                PoolKind::Max => acc.max(v),
-                                PoolKind::Average { .. } => acc + v,
-                            };
-                            inside += 1;
-                        } else if iy >= -(r.pad_begin[0] as isize)
-                            && iy < (h + r.pad_end[0]) as isize
-                            && ix >= -(r.pad_begin[1] as isize)
-                            && ix < (w + r.pad_end[1]) as isize
-                        {
-                            padded += 1;
-                        }
+                for ky in ky0..ky1 {
+                    let row = &src[(y0 + (ky * win.dilations[0]) as isize) as usize * w..][..w];
+                    for kx in kx0..kx1 {
+                        let v = row[(x0 + (kx * win.dilations[1]) as isize) as usize];
+                        acc = match kind {
+                            PoolKind::Max => acc.max(v),
+                            PoolKind::Average { .. } => acc + v,
+                        };
                     }
                 }
                 dst[oy * ow + ox] = match kind {
                     PoolKind::Max => acc,
                     PoolKind::Average { count_include_pad } => {
                         let count = if count_include_pad {
-                            inside + padded
+                            ky_all * kx_all
                         } else {
-                            inside
+                            (ky1 - ky0) * (kx1 - kx0)
                         };
                         acc / count.max(1) as f32
                     }

@@ -9,6 +9,21 @@ use super::tensor::Tensor;
 use super::window::Window2d;
 use crate::error::Result;
 
+/// Per-channel parameters of an inference BatchNorm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchNormParams {
+    /// Scale (gamma).
+    pub gamma: Vec<f32>,
+    /// Shift (beta).
+    pub beta: Vec<f32>,
+    /// Running mean.
+    pub mean: Vec<f32>,
+    /// Running variance.
+    pub var: Vec<f32>,
+    /// Added to the variance.
+    pub epsilon: f32,
+}
+
 /// Builds a graph layer by layer.
 ///
 /// ```
@@ -92,27 +107,18 @@ impl GraphBuilder {
     ///
     /// # Errors
     /// When the parameter lengths differ from the channel count.
-    pub fn batch_norm(
-        &mut self,
-        name: &str,
-        x: ValueId,
-        gamma: Vec<f32>,
-        beta: Vec<f32>,
-        mean: Vec<f32>,
-        var: Vec<f32>,
-        epsilon: f32,
-    ) -> Result<ValueId> {
-        let c = gamma.len();
+    pub fn batch_norm(&mut self, name: &str, x: ValueId, p: BatchNormParams) -> Result<ValueId> {
+        let c = p.gamma.len();
         let mut inputs = vec![x];
         for (suffix, data) in [
-            ("weight", gamma),
-            ("bias", beta),
-            ("running_mean", mean),
-            ("running_var", var),
+            ("weight", p.gamma),
+            ("bias", p.beta),
+            ("running_mean", p.mean),
+            ("running_var", p.var),
         ] {
             inputs.push(self.constant(&format!("{name}.{suffix}"), vec![c], data)?);
         }
-        self.op(name, Op::BatchNorm { epsilon }, &inputs)
+        self.op(name, Op::BatchNorm { epsilon: p.epsilon }, &inputs)
     }
 
     /// A linear layer `x [M, K] -> [M, N]` with weight `[N, K]` and optional bias `[N]`.

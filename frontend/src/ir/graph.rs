@@ -451,16 +451,15 @@ impl Graph {
     pub fn validate(&self) -> Result<()> {
         let order = self.topo_order()?;
         for (i, v) in self.values.iter().enumerate() {
-            if let Some(c) = &v.constant {
-                if v.producer.is_some()
+            if let Some(c) = &v.constant
+                && (v.producer.is_some()
                     || c.dtype() != v.ty.dtype
-                    || Shape::known(c.shape()) != v.ty.shape
-                {
-                    return Err(Error::Graph(format!(
-                        "constant '{}' disagrees with its declared type or has a producer",
-                        v.name
-                    )));
-                }
+                    || Shape::known(c.shape()) != v.ty.shape)
+            {
+                return Err(Error::Graph(format!(
+                    "constant '{}' disagrees with its declared type or has a producer",
+                    v.name
+                )));
             }
             if let Some(p) = v.producer {
                 let ok = self

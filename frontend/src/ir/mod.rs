@@ -14,7 +14,7 @@ mod shape;
 mod tensor;
 mod window;
 
-pub use builder::GraphBuilder;
+pub use builder::{BatchNormParams, GraphBuilder};
 pub use dtype::DType;
 pub use graph::{Graph, Node, NodeId, Value, ValueId};
 pub use infer::{ValueType, broadcast, infer};

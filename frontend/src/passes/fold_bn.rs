@@ -24,12 +24,19 @@ pub struct BnFoldReport {
 /// Folds every foldable BatchNormalization into its producer; see the module docs.
 ///
 /// ```
-/// use q8_frontend::ir::{Dim, GraphBuilder, Op, Shape, Window2d};
+/// use q8_frontend::ir::{BatchNormParams, Dim, GraphBuilder, Op, Shape, Window2d};
 /// use q8_frontend::passes::fold_batch_norm;
 /// let mut b = GraphBuilder::new("net");
 /// let x = b.input("x", Shape(vec![Dim::sym("n"), 1.into(), 4.into(), 4.into()])).unwrap();
 /// let y = b.conv2d("conv", x, vec![1.0; 2 * 9], None, 2, Window2d::new([3, 3], [1, 1], 1), 1).unwrap();
-/// let y = b.batch_norm("bn", y, vec![2.0, 1.0], vec![0.5, 0.0], vec![0.0, 1.0], vec![1.0, 1.0], 0.0).unwrap();
+/// let bn = BatchNormParams {
+///     gamma: vec![2.0, 1.0],
+///     beta: vec![0.5, 0.0],
+///     mean: vec![0.0, 1.0],
+///     var: vec![1.0, 1.0],
+///     epsilon: 0.0,
+/// };
+/// let y = b.batch_norm("bn", y, bn).unwrap();
 /// let mut g = b.finish(&[y]).unwrap();
 /// let report = fold_batch_norm(&mut g).unwrap();
 /// assert_eq!(report.folded, vec![("bn".to_string(), "conv".to_string())]);

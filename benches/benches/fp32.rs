@@ -1,0 +1,57 @@
+//! fp32 executor throughput: digits_resnet at batch 360, and the built-in ResNet-18 at
+//! batch 1 and 16 with 1 and 2 threads (BatchNorm folded, as in deployment).
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use q8_frontend::exec::{ExecOptions, Executor};
+use q8_frontend::ir::Tensor;
+use q8_frontend::models::{ResNet18Config, resnet18};
+use q8_frontend::{npy, onnx, passes};
+
+fn digits(c: &mut Criterion) {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data");
+    let graph = onnx::load(data.join("digits_resnet.onnx")).expect("fixture model");
+    let x = npy::read(data.join("digits_test_x.npy")).expect("fixture data");
+    let x = Tensor::from_f32(x.shape().to_vec(), x.values::<f32>().expect("f32").to_vec())
+        .expect("tensor");
+    let mut group = c.benchmark_group("fp32_digits_resnet");
+    group.throughput(Throughput::Elements(360));
+    for threads in [1, 2] {
+        let exec = Executor::new(&graph, ExecOptions { threads }).expect("executor");
+        group.bench_function(BenchmarkId::new(format!("b360_t{threads}"), "32x32"), |b| {
+            b.iter(|| black_box(exec.run(std::slice::from_ref(&x)).expect("run")))
+        });
+    }
+    group.finish();
+}
+
+fn resnet(c: &mut Criterion) {
+    let mut graph = resnet18(ResNet18Config::default()).expect("resnet18");
+    passes::fold_batch_norm(&mut graph).expect("fold");
+    let mut group = c.benchmark_group("fp32_resnet18");
+    for batch in [1usize, 16] {
+        let pixels: Vec<f32> = (0..batch * 3 * 224 * 224)
+            .map(|i| ((i % 255) as f32) / 255.0 - 0.5)
+            .collect();
+        let x = Tensor::from_f32(vec![batch, 3, 224, 224], pixels).expect("input");
+        group.throughput(Throughput::Elements(batch as u64));
+        for threads in [1, 2] {
+            let exec = Executor::new(&graph, ExecOptions { threads }).expect("executor");
+            group.bench_function(
+                BenchmarkId::new(format!("b{batch}_t{threads}"), "224x224"),
+                |b| b.iter(|| black_box(exec.run(std::slice::from_ref(&x)).expect("run"))),
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+    targets = digits, resnet
+}
+criterion_main!(benches);

@@ -47,8 +47,8 @@ pub(crate) fn first_non_finite(values: &[f32]) -> QuantError {
 }
 
 /// One pass over `values`: min, max and whether every value is finite. Written as independent
-/// lanes with branch-free selects so that LLVM vectorizes it; `|x| <= f32::MAX` fails exactly
-/// for NaN and ±inf.
+/// lanes with branch-free selects so that LLVM vectorizes it; a per-lane flag records any NaN
+/// or ±inf.
 fn scan(values: &[f32]) -> (f32, f32, bool) {
     let mut lo = [f32::INFINITY; LANES];
     let mut hi = [f32::NEG_INFINITY; LANES];
@@ -60,13 +60,13 @@ fn scan(values: &[f32]) -> (f32, f32, bool) {
             let x = chunk[j];
             lo[j] = if x < lo[j] { x } else { lo[j] };
             hi[j] = if x > hi[j] { x } else { hi[j] };
-            non_finite[j] |= u32::from(!(x.abs() <= f32::MAX));
+            non_finite[j] |= u32::from(!x.is_finite());
         }
     }
     for (j, &x) in tail.iter().enumerate() {
         lo[j] = if x < lo[j] { x } else { lo[j] };
         hi[j] = if x > hi[j] { x } else { hi[j] };
-        non_finite[j] |= u32::from(!(x.abs() <= f32::MAX));
+        non_finite[j] |= u32::from(!x.is_finite());
     }
     let lo = lo.iter().fold(f32::INFINITY, |a, &b| a.min(b));
     let hi = hi.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));

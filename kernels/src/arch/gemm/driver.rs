@@ -191,37 +191,38 @@ fn block(
     ep: &Epilogue<'_>,
 ) {
     let kg = k_groups(w.k());
-    // SAFETY (all arms): `run`'s caller checked that the tier is available, and each engine
-    // needs at most the tier's features (the AMX tier implies AVX-512 VNNI); `plan` keeps
-    // p_end <= the panel count and rows inside M; `ARows` checked every row's K bytes; jobs
-    // cover disjoint (rows, panels) rectangles, so no two threads write one output element.
-    match (&w.body, engine) {
-        (Body::RowMajor(weights), _) => unsafe {
-            scalar::gemm_block(
-                a,
-                i0,
-                weights,
-                p_begin * PANEL,
-                (p_end * PANEL).min(w.n()),
-                ep,
-            )
-        },
-        (Body::Panels(data), Engine::Avx512) => unsafe {
-            avx512::gemm_block(a, i0, Panels { data, kg }, p_begin, p_end, ep)
-        },
-        (Body::Panels(data), _) => unsafe {
-            avxvnni::gemm_block(a, i0, Panels { data, kg }, p_begin, p_end, ep)
-        },
-        (Body::Avx2(data, residual), _) => unsafe {
-            avx2::gemm_block(a, i0, Panels { data, kg }, residual, p_begin, p_end, ep)
-        },
-        (Body::Amx(b), _) => {
-            let panels = Panels {
-                data: b.bytes(),
-                kg: b.k_padded() / GROUP,
-            };
-            // SAFETY: as above; the AMX layout is the panel layout with K padded to 64.
-            unsafe { avx512::gemm_block(a, i0, panels, p_begin, p_end, ep) }
+    let (j_begin, j_end) = (p_begin * PANEL, (p_end * PANEL).min(w.n()));
+    // SAFETY: `run`'s caller checked that the tier is available, and each engine needs at
+    // most the tier's features (the AMX tier implies AVX-512 VNNI; the AMX layout is the
+    // panel layout with K padded to 64); `plan` keeps p_end <= the panel count and rows
+    // inside M; `ARows` checked every row's K bytes; jobs cover disjoint (rows, panels)
+    // rectangles, so no two threads write one output element.
+    unsafe {
+        match (&w.body, engine) {
+            (Body::RowMajor(weights), _) => scalar::gemm_block(a, i0, weights, j_begin, j_end, ep),
+            (Body::Panels(data), Engine::Avx512) => {
+                avx512::gemm_block(a, i0, Panels { data, kg }, p_begin, p_end, ep)
+            }
+            (Body::Panels(data), _) => {
+                avxvnni::gemm_block(a, i0, Panels { data, kg }, p_begin, p_end, ep)
+            }
+            (Body::Avx2(data, residual), _) => {
+                avx2::gemm_block(a, i0, Panels { data, kg }, residual, p_begin, p_end, ep)
+            }
+            (Body::Amx(b), _) => {
+                let kg = b.k_padded() / GROUP;
+                avx512::gemm_block(
+                    a,
+                    i0,
+                    Panels {
+                        data: b.bytes(),
+                        kg,
+                    },
+                    p_begin,
+                    p_end,
+                    ep,
+                )
+            }
         }
     }
 }

@@ -190,7 +190,7 @@ impl<'a> Epilogue<'a> {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
     pub(crate) unsafe fn store_zmm(&self, acc: __m512i, i: usize, j: usize, lanes: usize) {
-        debug_assert!(i < self.m && lanes >= 1 && lanes <= 16 && j + lanes <= self.n);
+        debug_assert!(i < self.m && (1..=16).contains(&lanes) && j + lanes <= self.n);
         let mask = mask16(lanes);
         let at = i * self.ldc + j;
         // SAFETY: the per-column arrays cover whole panels (checked in `new`) and j is a
@@ -253,7 +253,7 @@ impl<'a> Epilogue<'a> {
     #[target_feature(enable = "avx2")]
     #[inline]
     pub(crate) unsafe fn store_ymm(&self, acc: __m256i, i: usize, j: usize, lanes: usize) {
-        debug_assert!(i < self.m && lanes >= 1 && lanes <= 8 && j + lanes <= self.n);
+        debug_assert!(i < self.m && (1..=8).contains(&lanes) && j + lanes <= self.n);
         let at = i * self.ldc + j;
         // SAFETY: j is 8-aligned and < n, so 8 elements from j lie inside the panel-padded
         // per-column arrays (checked in `new`); residual and output accesses use only the
@@ -368,7 +368,7 @@ pub(crate) unsafe fn store_block(
     j0: usize,
     cols: usize,
 ) -> Result<()> {
-    if i0 + rows > ep.m || j0 + cols > ep.n || j0 % 16 != 0 {
+    if i0 + rows > ep.m || j0 + cols > ep.n || !j0.is_multiple_of(16) {
         return Err(Error::Shape(format!(
             "epilogue block rows {i0}..{} x columns {j0}..{} is outside {} x {} or unaligned",
             i0 + rows,

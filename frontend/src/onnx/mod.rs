@@ -16,7 +16,7 @@
 mod attrs;
 mod fold;
 mod ops;
-mod proto;
+pub mod proto;
 mod tensor;
 
 use std::collections::HashMap;
@@ -67,8 +67,27 @@ pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
 /// data; [`Error::UnsupportedOp`] naming op type, node and opset; [`Error::Node`] for a
 /// malformed node; [`Error::Graph`] for dangling edges or cycles.
 pub fn load_bytes(bytes: &[u8]) -> Result<Graph> {
-    let model = ModelProto::decode(bytes)
-        .map_err(|e| Error::Decode(format!("protobuf decoding failed: {e}")))?;
+    import(&decode_model(bytes)?)
+}
+
+/// Decodes model bytes into the protobuf messages (to inspect or edit before [`import`]).
+///
+/// # Errors
+/// [`Error::Decode`] for malformed protobuf.
+pub fn decode_model(bytes: &[u8]) -> Result<ModelProto> {
+    ModelProto::decode(bytes).map_err(|e| Error::Decode(format!("protobuf decoding failed: {e}")))
+}
+
+/// Serializes protobuf messages into model bytes.
+pub fn encode_model(model: &ModelProto) -> Vec<u8> {
+    model.encode_to_vec()
+}
+
+/// Imports a decoded model; see [`load_bytes`].
+///
+/// # Errors
+/// As [`load_bytes`].
+pub fn import(model: &ModelProto) -> Result<Graph> {
     let graph = model
         .graph
         .as_ref()

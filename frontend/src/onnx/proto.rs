@@ -1,6 +1,7 @@
-//! The subset of `onnx.proto` q8 reads, as prost messages with ONNX's field numbers
-//! (no protoc at build time). Fields q8 does not need are skipped by the decoder; graph
-//! attributes (`If`/`Loop` bodies) are deliberately not decoded, which also bounds recursion.
+//! The subset of `onnx.proto` q8 reads and writes, as prost messages with ONNX's field
+//! numbers (no protoc at build time). Fields q8 does not need are skipped by the decoder;
+//! graph attributes (`If`/`Loop` bodies) are deliberately not decoded, which also bounds
+//! recursion. Encode with [`prost::Message::encode_to_vec`] to write a model.
 
 #![allow(missing_docs)]
 

@@ -203,6 +203,29 @@ impl Axis {
     }
 }
 
+/// The valid taps `lo..hi` of one output position along one axis, and the input position
+/// `first` of tap `lo`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TapSpan {
+    pub lo: usize,
+    pub hi: usize,
+    pub first: usize,
+}
+
+impl Axis {
+    /// [`Axis::valid_taps`] of every output `0..outputs`, with the first valid input position
+    /// (computed once so kernels avoid per-pixel divisions).
+    pub fn spans(&self, outputs: usize) -> Vec<TapSpan> {
+        (0..outputs)
+            .map(|o| {
+                let (lo, hi) = self.valid_taps(o);
+                let first = (self.start(o) + (lo * self.dilation) as isize).max(0) as usize;
+                TapSpan { lo, hi, first }
+            })
+            .collect()
+    }
+}
+
 /// A 2-D convolution: input shape, output channels, kernel, stride, dilation, padding and
 /// groups (ONNX `Conv` / PyTorch `conv2d` semantics, output size rounded down).
 ///

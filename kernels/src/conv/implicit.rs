@@ -8,7 +8,8 @@
 //!   input zero point at padded taps. When a group spans all channels and the kernel is not
 //!   dilated along W, the taps of one kernel row are contiguous in NHWC and copied at once.
 
-use crate::conv::{Axis, ConvGeometry, Nhwc};
+use crate::conv::geometry::TapSpan;
+use crate::conv::{ConvGeometry, Nhwc};
 
 /// Im2col rows are padded to whole 4-byte K groups of the packed weights.
 pub(crate) const ROW_ALIGN: usize = 4;
@@ -59,25 +60,6 @@ impl ASource for PointwiseRows<'_> {
     }
 }
 
-/// The valid taps `lo..hi` of one output position along one axis, and the input position
-/// of tap `lo`.
-#[derive(Clone, Copy, Debug)]
-struct Span {
-    lo: usize,
-    hi: usize,
-    first: usize,
-}
-
-fn spans(axis: &Axis, outputs: usize) -> Vec<Span> {
-    (0..outputs)
-        .map(|o| {
-            let (lo, hi) = axis.valid_taps(o);
-            let first = (axis.start(o) + (lo * axis.dilation) as isize).max(0) as usize;
-            Span { lo, hi, first }
-        })
-        .collect()
-}
-
 /// Receptive fields of group `group`, gathered per job into scratch. Rows are `row_len`
 /// bytes: the `KH * KW * C_in / groups` taps, then zero-point bytes up to `row_len` (the
 /// weights are padded with zeros to the same length, so the extra bytes add nothing).
@@ -88,8 +70,8 @@ pub(crate) struct Im2colRows<'a> {
     group: usize,
     zero_point: u8,
     row_len: usize,
-    rows: Vec<Span>,
-    cols: Vec<Span>,
+    rows: Vec<TapSpan>,
+    cols: Vec<TapSpan>,
 }
 
 impl<'a> Im2colRows<'a> {
@@ -109,8 +91,8 @@ impl<'a> Im2colRows<'a> {
             group,
             zero_point,
             row_len,
-            rows: spans(&ah, out.h),
-            cols: spans(&aw, out.w),
+            rows: ah.spans(out.h),
+            cols: aw.spans(out.w),
         }
     }
 }

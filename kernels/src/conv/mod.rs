@@ -6,7 +6,7 @@
 //! defining loops.
 
 pub(crate) mod epilogue;
-mod geometry;
+pub(crate) mod geometry;
 mod implicit;
 
 pub use epilogue::{ConvEpilogue, ConvOutput, ConvWeights, Residual};

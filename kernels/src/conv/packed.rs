@@ -20,8 +20,13 @@ const DEPTHWISE_LANES: usize = 16;
 enum Plan {
     /// The scalar reference on the original weights (the `Scalar` tier).
     Reference { weights: Vec<i8> },
-    /// Channel-vectorized depthwise kernel: weights `[KH * KW][tap_stride]` as i32.
-    Depthwise { taps: Vec<i32>, tap_stride: usize },
+    /// Channel-vectorized depthwise kernel: weights `[KH * KW][tap_stride]` as i32 and
+    /// their per-channel sums.
+    Depthwise {
+        taps: Vec<i32>,
+        tap_stride: usize,
+        wsum: Vec<i32>,
+    },
     /// GEMM per group on rows of the receptive fields: read in place (`pointwise`: 1x1
     /// without padding) or gathered per job (implicit GEMM).
     Gemm {
@@ -151,12 +156,18 @@ fn pack_depthwise(geom: &ConvGeometry, weights: &[i8]) -> Plan {
     let taps_n = geom.kernel[0] * geom.kernel[1];
     let tap_stride = c.next_multiple_of(DEPTHWISE_LANES);
     let mut taps = vec![0i32; taps_n * tap_stride];
+    let mut wsum = vec![0i32; tap_stride];
     for (ch, filter) in weights.chunks_exact(taps_n).enumerate() {
         for (t, &w) in filter.iter().enumerate() {
             taps[t * tap_stride + ch] = i32::from(w);
+            wsum[ch] += i32::from(w);
         }
     }
-    Plan::Depthwise { taps, tap_stride }
+    Plan::Depthwise {
+        taps,
+        tap_stride,
+        wsum,
+    }
 }
 
 /// One [`PackedWeights`] per group: the group's `[OC/g][KH][KW][IC/g]` weights are an
@@ -326,21 +337,30 @@ fn run<T: OutElem>(
     let row_len = o.w * o.c;
     let work = row_len * geom.reduction_len();
     match &packed.plan {
-        Plan::Depthwise { taps, tap_stride } => par_rows(out, row_len, work, |first, rows| {
-            isa.run(DepthwiseRows {
-                input,
-                in_shape: geom.input,
-                out_shape: o,
-                axes: geom.axes(),
-                taps,
-                tap_stride: *tap_stride,
-                za: in_qp.zero_point,
-                fused,
-                out_qp,
-                first,
-                rows,
+        Plan::Depthwise {
+            taps,
+            tap_stride,
+            wsum,
+        } => {
+            let za = in_qp.zero_point;
+            let za_wsum: Vec<i32> = wsum.iter().map(|&w| -za * w).collect();
+            par_rows(out, row_len, work, |first, rows| {
+                isa.run(DepthwiseRows {
+                    input,
+                    in_shape: geom.input,
+                    out_shape: o,
+                    axes: geom.axes(),
+                    taps,
+                    tap_stride: *tap_stride,
+                    za_wsum: &za_wsum,
+                    za,
+                    fused,
+                    out_qp,
+                    first,
+                    rows,
+                })
             })
-        }),
+        }
         Plan::Reference { .. } | Plan::Gemm { .. } => {
             unreachable!("conv2d runs the reference and GEMM plans itself")
         }

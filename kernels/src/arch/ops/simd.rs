@@ -33,6 +33,16 @@ pub(crate) trait Simd: Copy {
     /// `LANES` i32 (each in 0..=255) narrowed to `LANES` bytes.
     fn store_u8(self, dst: &mut [u8], v: Self::I);
     fn load_i(self, src: &[i32]) -> Self::I;
+    /// `load_u8` without the length check.
+    ///
+    /// # Safety
+    /// `src` must be valid for reading `LANES` bytes.
+    unsafe fn load_u8_ptr(self, src: *const u8) -> Self::I;
+    /// `load_i` without the length check.
+    ///
+    /// # Safety
+    /// `src` must be valid for reading `LANES` i32 (no alignment needed).
+    unsafe fn load_i_ptr(self, src: *const i32) -> Self::I;
     fn to_f(self, v: Self::I) -> Self::F;
     /// Conversion of integral f32 values (round-to-nearest-even by MXCSR default).
     fn to_i(self, v: Self::F) -> Self::I;
@@ -185,6 +195,18 @@ impl Simd for Avx2 {
     }
 
     #[inline(always)]
+    unsafe fn load_u8_ptr(self, src: *const u8) -> __m256i {
+        // SAFETY: the caller guarantees 8 readable bytes; AVX2 proven by the token.
+        unsafe { _mm256_cvtepu8_epi32(_mm_loadl_epi64(src.cast())) }
+    }
+
+    #[inline(always)]
+    unsafe fn load_i_ptr(self, src: *const i32) -> __m256i {
+        // SAFETY: the caller guarantees 8 readable i32; AVX proven by the token.
+        unsafe { _mm256_loadu_si256(src.cast()) }
+    }
+
+    #[inline(always)]
     fn load_i(self, src: &[i32]) -> __m256i {
         assert!(src.len() >= 8);
         // SAFETY: 8 i32 readable (checked); AVX proven by the token.
@@ -257,6 +279,18 @@ impl Simd for Avx512 {
         // SAFETY: 16 bytes writable (checked); AVX-512F proven by the token. Lanes are in
         // 0..=255, so the truncating narrow is exact.
         unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(v)) }
+    }
+
+    #[inline(always)]
+    unsafe fn load_u8_ptr(self, src: *const u8) -> __m512i {
+        // SAFETY: the caller guarantees 16 readable bytes; AVX-512F proven by the token.
+        unsafe { _mm512_cvtepu8_epi32(_mm_loadu_si128(src.cast())) }
+    }
+
+    #[inline(always)]
+    unsafe fn load_i_ptr(self, src: *const i32) -> __m512i {
+        // SAFETY: the caller guarantees 16 readable i32; AVX-512F proven by the token.
+        unsafe { _mm512_loadu_si512(src.cast()) }
     }
 
     #[inline(always)]

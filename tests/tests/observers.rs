@@ -292,3 +292,83 @@ fn histogram_observer_matches_pt2e_on_the_model_input() {
     assert!(rel <= 1e-6, "scale {} vs {PT2E_INPUT_SCALE}", q.scale);
     assert_eq!(q.zero_point, PT2E_INPUT_ZERO_POINT);
 }
+
+/// A range wider than f32 can hold (max - min > f32::MAX) has no finite scale: torch's formula
+/// gives infinity, and the conversion to kernel qparams says so instead of passing it on.
+#[test]
+fn overflowing_ranges_are_reported_at_conversion() {
+    let mut obs = ObserverKind::MinMax
+        .build(QuantRange::U8, Symmetry::Affine, X86_EPS)
+        .unwrap();
+    obs.observe(&[3.0e38, -3.0e38]).unwrap();
+    let q = obs.qparams();
+    assert!(q.scale.is_infinite());
+    let err = q.to_kernel_u8().unwrap_err().to_string();
+    assert!(err.contains("scale"), "{err}");
+    let mut hist = HistogramObserver::new(QuantRange::U8, X86_EPS);
+    hist.observe(&[3.0e38, -3.0e38, 0.0]).unwrap();
+    assert!(hist.qparams().to_kernel_u8().is_err());
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            4 => -10.0f32..10.0,
+            1 => -1e6f32..1e6,
+            1 => Just(0.0f32),
+            1 => prop::sample::select(vec![1e-30f32, -1e-30, 3.0e30, -3.0e30, 1.5]),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Any finite batches give valid qparams (positive finite scale, zero point in range),
+        /// an observed range covering every value, and a search range inside it.
+        #[test]
+        fn qparams_are_always_valid(
+            batches in prop::collection::vec(prop::collection::vec(value(), 0..200), 1..4),
+            reduce in any::<bool>(),
+        ) {
+            let range = if reduce { QuantRange::U8_REDUCED } else { QuantRange::U8 };
+            let kinds = [
+                ObserverKind::MinMax,
+                ObserverKind::MovingAverageMinMax { averaging_constant: 0.01 },
+                ObserverKind::Histogram,
+                ObserverKind::Percentile { percentile: 99.0 },
+                ObserverKind::Mse,
+            ];
+            let all: Vec<f32> = batches.iter().flatten().copied().collect();
+            for kind in kinds {
+                let mut obs = kind.build(range, Symmetry::Affine, X86_EPS).unwrap();
+                for b in &batches {
+                    obs.observe(b).unwrap();
+                }
+                let q = obs.qparams();
+                prop_assert!(q.scale.is_finite() && q.scale >= X86_EPS, "{kind:?}: {q:?}");
+                prop_assert!((range.qmin()..=range.qmax()).contains(&q.zero_point));
+                q.to_kernel_u8().unwrap();
+                match obs.observed_range() {
+                    None => prop_assert!(all.is_empty()),
+                    Some((lo, hi)) if kind != (ObserverKind::MovingAverageMinMax { averaging_constant: 0.01 }) => {
+                        for &x in &all {
+                            prop_assert!(lo <= x && x <= hi, "{kind:?}: {x} outside ({lo}, {hi})");
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            let mut hist = HistogramObserver::new(range, X86_EPS);
+            for b in &batches {
+                hist.observe(b).unwrap();
+            }
+            if let (Some((lo, hi)), Some((slo, shi))) = (hist.observed_range(), hist.search_range()) {
+                let slack = (f64::from(hi) - f64::from(lo)) * 1e-6;
+                prop_assert!(f64::from(slo) >= f64::from(lo) - slack && f64::from(shi) <= f64::from(hi) + slack);
+            }
+        }
+    }
+}

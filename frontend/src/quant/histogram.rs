@@ -217,8 +217,13 @@ impl HistogramObserver {
     }
 
     /// The clipping range the search picks (before it is extended to include 0).
+    /// A range wider than f32 can represent is returned as is (its scale overflows to
+    /// infinity, which [`TensorQParams::to_kernel_u8`] rejects).
     pub fn search_range(&self) -> Option<(f32, f32)> {
         let hist = self.hist.as_ref()?;
+        if !(hist.max - hist.min).is_finite() {
+            return Some((hist.min, hist.max));
+        }
         Some(match self.search {
             RangeSearch::TorchL2 => non_linear_param_search(hist, Self::DST_BINS),
             RangeSearch::Percentile(p) => clipping::percentile_range(hist, p),
@@ -311,6 +316,18 @@ mod tests {
                 assert_eq!(c, 0.0, "bin {i}");
             }
         }
+    }
+
+    #[test]
+    fn single_value_history_is_weighted_by_the_new_batch_like_torch() {
+        // torch's `_combine_histograms` scales the old one-hot histogram by sum(update_hist),
+        // not by the old count: 1 old value + 3 new ones weigh 3 + 3.
+        let mut obs = HistogramObserver::new(QuantRange::U8, 1e-6);
+        obs.observe(&[1.0]).unwrap();
+        obs.observe(&[0.0, 2.0, 2.0]).unwrap();
+        let counts = obs.histogram().unwrap().counts();
+        assert_eq!(counts.iter().sum::<f32>(), 6.0);
+        assert_eq!(counts[1024], 3.0);
     }
 
     #[test]

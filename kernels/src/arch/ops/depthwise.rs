@@ -72,9 +72,12 @@ impl<T: OutElem> SimdKernel for DepthwiseRows<'_, T> {
                         if len < S::LANES {
                             // Channel tail: bounds-checked partial loads.
                             for t in 0..taps {
-                                let a = load_u8_any(s, &img[a0 + t * a_step..][..len]);
+                                let mut a = load_u8_any(s, &img[a0 + t * a_step..][..len]);
+                                if !interior {
+                                    a = s.sub_i(a, za);
+                                }
                                 let w = s.load_i(&self.taps[w0_off + t * ts..]);
-                                acc = s.add_i(acc, s.mul_i(s.sub_i(a, za), w));
+                                acc = s.add_i(acc, s.mul_i(a, w));
                             }
                             continue;
                         }

@@ -91,15 +91,23 @@ impl SimdKernel for Add<'_> {
         let (da, db) = (DequantizeVec::new(s, p.a), DequantizeVec::new(s, p.b));
         let q = QuantizeVec::new(s, p.out.inv_scale(), p.out.zero_point);
         let zero = s.splat_f(0.0);
-        let lanes = self.a.chunks(S::LANES).zip(self.b.chunks(S::LANES));
-        for ((a, b), dst) in lanes.zip(self.dst.chunks_mut(S::LANES)) {
-            let ya = da.apply(s, load_u8_any(s, a));
-            let yb = db.apply(s, load_u8_any(s, b));
-            let mut y = s.add_f(ya, yb);
-            if p.relu {
-                y = s.max_f(y, zero);
-            }
-            store_u8_any(s, dst, q.apply(s, y));
+        let (a, b, dst) = (self.a, self.b, self.dst);
+        let body = dst.len() - dst.len() % S::LANES;
+        let mut i = 0;
+        while i < body {
+            let y = s.add_f(
+                da.apply(s, s.load_u8(&a[i..])),
+                db.apply(s, s.load_u8(&b[i..])),
+            );
+            let y = if p.relu { s.max_f(y, zero) } else { y };
+            s.store_u8(&mut dst[i..], q.apply(s, y));
+            i += S::LANES;
+        }
+        if body < dst.len() {
+            let (ya, yb) = (load_u8_any(s, &a[body..]), load_u8_any(s, &b[body..]));
+            let y = s.add_f(da.apply(s, ya), db.apply(s, yb));
+            let y = if p.relu { s.max_f(y, zero) } else { y };
+            store_u8_any(s, &mut dst[body..], q.apply(s, y));
         }
     }
 }

@@ -18,6 +18,8 @@ enum Command {
     Cpu(cmd::cpu::Args),
     /// Benchmark a kernel: `q8 bench gemm [--shapes ...] [--threads 1,2] [--tier ...] [--json]`.
     Bench(cmd::bench::Args),
+    /// Run an ONNX model in fp32 on a .npy input: `q8 run model.onnx --input x.npy [-o out.npy]`.
+    Run(cmd::run::Args),
 }
 
 fn main() {
@@ -25,6 +27,7 @@ fn main() {
     let outcome = match cli.command {
         Command::Cpu(args) => cmd::cpu::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Run(args) => cmd::run::run(args),
     };
     if let Err(message) = outcome {
         eprintln!("error: {message}");

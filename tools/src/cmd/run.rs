@@ -1,0 +1,182 @@
+//! `q8 run`: run an ONNX model in fp32 (QDQ models in reference mode) on a `.npy` batch;
+//! print the output shapes, the first rows and the top-1 class per row, or write `.npy`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use q8_frontend::exec::{ExecOptions, Executor};
+use q8_frontend::ir::{Dim, Tensor, TensorData};
+use q8_frontend::npy::{self, NpyArray, NpyData};
+use q8_frontend::{onnx, passes};
+
+/// Arguments of `q8 run`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// ONNX model file.
+    model: PathBuf,
+    /// Input batch: a `.npy` array (f32 or f64, NCHW for image models).
+    #[arg(long)]
+    input: PathBuf,
+    /// Write the first output to this `.npy` file instead of printing rows.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Fold BatchNorm into the preceding Conv / Gemm before running.
+    #[arg(long)]
+    fold_bn: bool,
+    /// Rows of each output to print.
+    #[arg(long, default_value_t = 5)]
+    rows: usize,
+}
+
+/// Runs the model and reports.
+pub fn run(args: Args) -> Result<(), String> {
+    let model = args.model.display().to_string();
+    let mut graph = onnx::load(&args.model).map_err(|e| format!("{model}: {e}"))?;
+    if args.fold_bn {
+        let report = passes::fold_batch_norm(&mut graph).map_err(|e| format!("{model}: {e}"))?;
+        println!(
+            "folded {} BatchNorm nodes, kept {}",
+            report.folded.len(),
+            report.kept.len()
+        );
+        for (bn, why) in &report.kept {
+            println!("  kept '{bn}': {why}");
+        }
+    }
+    let input = read_input(&args.input)?;
+    let exec = Executor::new(
+        &graph,
+        ExecOptions {
+            threads: args.threads,
+        },
+    )
+    .map_err(|e| format!("{model}: {e}"))?;
+    let start = Instant::now();
+    let outputs = run_batch(&exec, &input).map_err(|e| format!("{model}: {e}"))?;
+    let elapsed = start.elapsed();
+    println!(
+        "{model}: {} nodes, input {:?}, {:.2} ms on {} thread(s)",
+        graph.nodes().count(),
+        input.shape(),
+        elapsed.as_secs_f64() * 1e3,
+        exec.threads()
+    );
+    if let Some(path) = &args.output {
+        let first = outputs.first().ok_or("the model has no outputs")?;
+        let array = to_npy(first)?;
+        npy::write(path, &array).map_err(|e| e.to_string())?;
+        println!("wrote output {:?} to {}", first.shape(), path.display());
+        return Ok(());
+    }
+    for (&id, t) in graph.outputs().iter().zip(&outputs) {
+        println!(
+            "output '{}' {:?} {}",
+            graph.value(id).name,
+            t.shape(),
+            t.dtype()
+        );
+        print_rows(t, args.rows);
+    }
+    Ok(())
+}
+
+/// Runs `input`; a model exported with a fixed batch of 1 runs once per image, its outputs
+/// stacked along axis 0.
+fn run_batch(exec: &Executor, input: &Tensor) -> Result<Vec<Tensor>, q8_frontend::error::Error> {
+    let g = exec.graph();
+    let fixed_one = g
+        .inputs()
+        .first()
+        .is_some_and(|&i| g.value(i).ty.shape.dims().first() == Some(&Dim::Known(1)));
+    let n = input.shape().first().copied().unwrap_or(1);
+    let Some(values) = input.as_f32().filter(|_| fixed_one && n > 1) else {
+        return exec.run(std::slice::from_ref(input));
+    };
+    let mut one_shape = input.shape().to_vec();
+    one_shape[0] = 1;
+    let mut stacked: Vec<(Vec<usize>, Vec<f32>)> = Vec::new();
+    for image in values.chunks_exact(values.len() / n) {
+        let outs = exec.run(&[Tensor::from_f32(one_shape.clone(), image.to_vec())?])?;
+        stacked.resize(outs.len(), (Vec::new(), Vec::new()));
+        for ((shape, data), out) in stacked.iter_mut().zip(&outs) {
+            *shape = out.shape().to_vec();
+            data.extend_from_slice(out.as_f32().unwrap_or_default());
+        }
+    }
+    stacked
+        .into_iter()
+        .map(|(mut shape, data)| {
+            if let Some(first) = shape.first_mut() {
+                *first = n;
+            }
+            Tensor::from_f32(shape, data)
+        })
+        .collect()
+}
+
+fn read_input(path: &PathBuf) -> Result<Tensor, String> {
+    let array = npy::read(path).map_err(|e| e.to_string())?;
+    let shape = array.shape().to_vec();
+    let values: Vec<f32> = match array.data() {
+        NpyData::F32(v) => v.clone(),
+        NpyData::F64(v) => v.iter().map(|&x| x as f32).collect(),
+        _ => {
+            return Err(format!(
+                "{}: input must be f32 or f64, found {}",
+                path.display(),
+                array.dtype().descr()
+            ));
+        }
+    };
+    Tensor::from_f32(shape, values).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn to_npy(t: &Tensor) -> Result<NpyArray, String> {
+    let shape = t.shape().to_vec();
+    let array = match t.data() {
+        TensorData::F32(v) => NpyArray::new(shape, v.clone()),
+        TensorData::U8(v) => NpyArray::new(shape, v.clone()),
+        TensorData::I8(v) => NpyArray::new(shape, v.clone()),
+        TensorData::I32(v) => NpyArray::new(shape, v.clone()),
+        TensorData::I64(v) => NpyArray::new(shape, v.clone()),
+    };
+    array.map_err(|e| e.to_string())
+}
+
+/// Prints up to `rows` rows (the last axis is a row) and, for f32, each row's top-1 index.
+fn print_rows(t: &Tensor, rows: usize) {
+    let Some(values) = t.as_f32() else {
+        println!("  (non-f32 output: use -o to save it)");
+        return;
+    };
+    let width = t.shape().last().copied().unwrap_or(1).max(1);
+    let total = values.len() / width;
+    for (i, row) in values.chunks_exact(width).take(rows).enumerate() {
+        let shown: Vec<String> = row.iter().take(10).map(|v| format!("{v:9.4}")).collect();
+        let more = if width > 10 { " ..." } else { "" };
+        let top = argmax(row);
+        println!("  [{i:>4}] top-1 {top:>4} | {}{more}", shown.join(" "));
+    }
+    if total > rows {
+        let tops: Vec<String> = values
+            .chunks_exact(width)
+            .map(|row| argmax(row).to_string())
+            .collect();
+        let preview = tops.iter().take(64).cloned().collect::<Vec<_>>().join(" ");
+        let more = if total > 64 { " ..." } else { "" };
+        println!(
+            "  ... {} more rows; top-1 of all {total}: {preview}{more}",
+            total - rows
+        );
+    }
+}
+
+/// Index of the largest value (the first one on ties).
+fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold(0, |m, (j, v)| if *v > row[m] { j } else { m })
+}

@@ -7,9 +7,11 @@
 //!
 //! For [`Tier::Avx2`] every weight pair `(w[k], w[k+1])` (k even) is checked at pack time: if
 //! `vpmaddubsw` could saturate on it for some u8 activation (`int8-math.md`), the pair is
-//! removed from the fast panel (set to 0) and stored, widened to i16, in a per-panel residual
-//! list that the kernel adds with the exact `vpmaddwd`. The AVX2 result is therefore exact
-//! for every input, and costs extra only where the weights need it.
+//! split into two halves that are each provably safe, `w = fast + residual` with
+//! `residual = w / 2` (truncated): the fast panel keeps `w - w / 2`, and the group (64 bytes,
+//! same layout) goes to a per-panel residual list holding the other halves, which the kernel
+//! runs through the same `vpmaddubsw` step. Both passes are exact, so the AVX2 result is
+//! exact for every input, and costs extra only for the groups that need it.
 
 use rayon::prelude::*;
 
@@ -25,9 +27,6 @@ pub(crate) const GROUP: usize = 4;
 /// Bytes of one group row of a panel.
 pub(crate) const GROUP_BYTES: usize = PANEL * GROUP;
 
-/// i16 weights of one residual group: 2 pairs x 16 columns x 2 values.
-pub(crate) const RESIDUAL_I16: usize = 2 * PANEL * 2;
-
 /// Whether `vpmaddubsw` can saturate on the pair `(w0, w1)` for some u8 activation pair.
 pub fn pair_may_saturate(w0: i8, w1: i8) -> bool {
     let pos = w0.max(0) as i32 + w1.max(0) as i32;
@@ -35,15 +34,26 @@ pub fn pair_may_saturate(w0: i8, w1: i8) -> bool {
     255 * pos > 32767 || 255 * neg > 32768
 }
 
-/// The AVX2 exactness data: pairs removed from the fast panels, widened.
+/// Splits a weight pair into `(fast, residual)` halves, each `vpmaddubsw`-safe, summing to
+/// the pair. Safe pairs stay whole (`residual = (0, 0)`).
+pub(crate) fn split_pair(w0: i8, w1: i8) -> ((i8, i8), (i8, i8)) {
+    if pair_may_saturate(w0, w1) {
+        let (r0, r1) = (w0 / 2, w1 / 2);
+        ((w0 - r0, w1 - r1), (r0, r1))
+    } else {
+        ((w0, w1), (0, 0))
+    }
+}
+
+/// The AVX2 exactness data: the residual halves of the unsafe pairs, by group.
 pub(crate) struct Avx2Residual {
     /// Per panel `p`, its residual groups are `starts[p]..starts[p + 1]`.
     pub starts: Vec<usize>,
     /// Group index (within the panel) of each residual group.
     pub groups: Vec<u32>,
-    /// [`RESIDUAL_I16`] values per residual group: for pair 0 then pair 1, 16 columns of
-    /// `(w[2p], w[2p + 1])`.
-    pub weights: Vec<i16>,
+    /// One 64-byte group row (panel layout) per residual group: the residual halves of its
+    /// unsafe pairs, zero elsewhere.
+    pub weights: Vec<u8>,
 }
 
 /// The packed weight bytes, in the tier's layout.
@@ -239,30 +249,25 @@ fn pack_panels(w: &[i8], n: usize, k: usize) -> Vec<u8> {
 /// Moves every `vpmaddubsw`-unsafe pair out of `panels` into the widened residual.
 fn split_unsafe_pairs(panels: &mut [u8], k: usize) -> Avx2Residual {
     let panel_bytes = k_groups(k) * GROUP_BYTES;
-    let per_panel: Vec<(Vec<u32>, Vec<i16>)> = panels
+    let per_panel: Vec<(Vec<u32>, Vec<u8>)> = panels
         .par_chunks_mut(panel_bytes)
         .map(|panel| {
             let mut groups = Vec::new();
             let mut weights = Vec::new();
             for (g, row) in panel.chunks_exact_mut(GROUP_BYTES).enumerate() {
-                let mut fix = [0i16; RESIDUAL_I16];
+                let mut residual = [0u8; GROUP_BYTES];
                 let mut any = false;
-                for c in 0..PANEL {
-                    for pair in 0..2 {
-                        let at = c * GROUP + 2 * pair;
-                        let (w0, w1) = (row[at] as i8, row[at + 1] as i8);
-                        if pair_may_saturate(w0, w1) {
-                            any = true;
-                            fix[pair * 2 * PANEL + 2 * c] = w0 as i16;
-                            fix[pair * 2 * PANEL + 2 * c + 1] = w1 as i16;
-                            row[at] = 0;
-                            row[at + 1] = 0;
-                        }
+                for at in (0..GROUP_BYTES).step_by(2) {
+                    let ((f0, f1), (r0, r1)) = split_pair(row[at] as i8, row[at + 1] as i8);
+                    if (r0, r1) != (0, 0) {
+                        any = true;
+                        (row[at], row[at + 1]) = (f0 as u8, f1 as u8);
+                        (residual[at], residual[at + 1]) = (r0 as u8, r1 as u8);
                     }
                 }
                 if any {
                     groups.push(g as u32);
-                    weights.extend_from_slice(&fix);
+                    weights.extend_from_slice(&residual);
                 }
             }
             (groups, weights)
@@ -314,15 +319,29 @@ mod tests {
     }
 
     #[test]
-    fn unsafe_pairs_move_to_the_residual() {
+    fn every_pair_splits_into_safe_halves() {
+        for w0 in i8::MIN..=i8::MAX {
+            for w1 in i8::MIN..=i8::MAX {
+                let ((f0, f1), (r0, r1)) = split_pair(w0, w1);
+                assert!(!pair_may_saturate(f0, f1) && !pair_may_saturate(r0, r1));
+                assert_eq!(
+                    (f0 as i32 + r0 as i32, f1 as i32 + r1 as i32),
+                    (w0 as i32, w1 as i32)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unsafe_pairs_split_into_the_residual() {
         let mut w = vec![1i8; 4];
         w[0] = 127;
         w[1] = 127;
         let mut p = pack_panels(&w, 1, 4);
         let r = split_unsafe_pairs(&mut p, 4);
-        assert_eq!(&p[0..4], &[0, 0, 1, 1]);
+        assert_eq!(&p[0..4], &[64, 64, 1, 1]);
         assert_eq!((r.starts.clone(), r.groups.clone()), (vec![0, 1], vec![0]));
-        assert_eq!(&r.weights[0..2], &[127, 127]);
-        assert_eq!(r.weights.iter().map(|&x| x as i32).sum::<i32>(), 254);
+        assert_eq!(&r.weights[0..4], &[63, 63, 0, 0]);
+        assert_eq!(r.weights.len(), GROUP_BYTES);
     }
 }

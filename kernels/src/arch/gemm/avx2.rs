@@ -1,6 +1,7 @@
-//! AVX2, exact: `vpmaddubsw` + `vpmaddwd(ones)` + `vpaddd` on the pack-time-proven safe pairs,
-//! and the widened residual pairs (`vpmaddwd` of i16 A pairs and i16 weights) after the main
-//! K loop. Both paths are exact, so the sum is the true i32 dot product for every input.
+//! AVX2, exact: `vpmaddubsw` + `vpmaddwd(ones)` + `vpaddd` over the fast panels, whose pairs
+//! were all proven safe at pack time, then the same step over the residual groups (the
+//! other, also safe, halves of the pairs that were split). No step can saturate, so the sum
+//! is the true i32 dot product for every input.
 //!
 //! Blocking: 4 rows x 1 panel = 8 ymm accumulators + ones + 2 panel halves + broadcast +
 //! temporaries (MLAS's AVX2 u8s8 shape).
@@ -10,7 +11,7 @@ use std::arch::x86_64::*;
 use super::avxvnni::{Pair, load_pair, store_pair};
 use super::epilogue::Epilogue;
 use super::kernel::{self, ARows, Isa, Panels, a_quad};
-use crate::gemm::pack::{Avx2Residual, RESIDUAL_I16};
+use crate::gemm::pack::{Avx2Residual, GROUP_BYTES};
 
 /// Rows per micro-tile.
 pub(crate) const MR: usize = 4;
@@ -62,8 +63,7 @@ impl Isa for Avx2Exact<'_> {
         unsafe { store_pair(ep, acc, i, j, lanes) }
     }
 
-    /// Adds the residual pairs of panels `p0..p0 + NB`: `a` pairs widened to i16, weights
-    /// pre-widened at pack time, `vpmaddwd` into i32 (exact: |a| <= 255, |w| <= 128).
+    /// Adds the residual groups of panels `p0..p0 + NB` with the same exact step.
     #[inline(always)]
     unsafe fn finish<const R: usize, const NB: usize>(
         &self,
@@ -76,23 +76,14 @@ impl Isa for Avx2Exact<'_> {
         for (p, panel) in (p0..p0 + NB).enumerate() {
             for idx in res.starts[panel]..res.starts[panel + 1] {
                 let g = res.groups[idx] as usize;
-                let w = &res.weights[idx * RESIDUAL_I16..][..RESIDUAL_I16];
-                // SAFETY: `w` holds 64 i16 = 128 bytes, read as two pairs of ymm; residual
-                // groups satisfy 4g < k, so `a_quad` stays inside each row; AVX2 enabled.
+                let w = &res.weights[idx * GROUP_BYTES..][..GROUP_BYTES];
+                // SAFETY: `w` holds one 64-byte group row; residual groups satisfy 4g < k,
+                // so `a_quad` stays inside each row; AVX2 enabled (trait contract).
                 unsafe {
-                    let w01 = load_pair(w.as_ptr().cast());
-                    let w23 = load_pair(w.as_ptr().add(2 * 16).cast());
+                    let b = Self::load_b(w.as_ptr());
                     for r in 0..R {
-                        let q = a_quad(rows[r], g, k) as u32;
-                        let lo = _mm256_set1_epi32(((q & 0xff) | ((q >> 8 & 0xff) << 16)) as i32);
-                        let hi = _mm256_set1_epi32(((q >> 16 & 0xff) | ((q >> 24) << 16)) as i32);
-                        for h in 0..2 {
-                            let s = _mm256_add_epi32(
-                                _mm256_madd_epi16(lo, w01[h]),
-                                _mm256_madd_epi16(hi, w23[h]),
-                            );
-                            acc[r][p][h] = _mm256_add_epi32(acc[r][p][h], s);
-                        }
+                        let a = Self::bcast(a_quad(rows[r], g, k));
+                        acc[r][p] = Self::dot(acc[r][p], a, b);
                     }
                 }
             }

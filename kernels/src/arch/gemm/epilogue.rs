@@ -279,13 +279,14 @@ impl<'a> Epilogue<'a> {
                 y = _mm256_add_ps(y, _mm256_loadu_ps(b.as_ptr().add(j)));
             }
             if let Some(r) = &self.residual {
-                let mut codes = [0u8; 8];
-                std::ptr::copy_nonoverlapping(
-                    r.data.as_ptr().add(i * r.ld + j),
-                    codes.as_mut_ptr(),
-                    lanes,
-                );
-                let codes = _mm_loadl_epi64(codes.as_ptr().cast());
+                let src = r.data.as_ptr().add(i * r.ld + j);
+                let codes = if lanes == 8 {
+                    _mm_loadl_epi64(src.cast())
+                } else {
+                    let mut codes = [0u8; 8];
+                    std::ptr::copy_nonoverlapping(src, codes.as_mut_ptr(), lanes);
+                    _mm_loadl_epi64(codes.as_ptr().cast())
+                };
                 let q =
                     _mm256_sub_epi32(_mm256_cvtepu8_epi32(codes), _mm256_set1_epi32(r.zero_point));
                 y = _mm256_add_ps(
@@ -323,9 +324,13 @@ impl<'a> Epilogue<'a> {
                         _mm256_castsi256_si128(b),
                         _mm256_extracti128_si256::<1>(b),
                     );
-                    let mut t = [0u8; 16];
-                    _mm_storeu_si128(t.as_mut_ptr().cast(), bytes);
-                    std::ptr::copy_nonoverlapping(t.as_ptr(), ptr.add(at), lanes);
+                    if lanes == 8 {
+                        _mm_storel_epi64(ptr.add(at).cast(), bytes);
+                    } else {
+                        let mut t = [0u8; 16];
+                        _mm_storeu_si128(t.as_mut_ptr().cast(), bytes);
+                        std::ptr::copy_nonoverlapping(t.as_ptr(), ptr.add(at), lanes);
+                    }
                 }
                 OutPtr::I32(_) => {}
             }

@@ -1,5 +1,7 @@
 //! Convolution weights packed once per layer for one tier, and the convolution entry point.
 
+use std::sync::Arc;
+
 use crate::arch::ops::Isa;
 use crate::arch::ops::depthwise::DepthwiseRows;
 use crate::arch::ops::epilogue::OutElem;
@@ -63,7 +65,8 @@ pub struct PackedConvWeights {
     output: Nhwc,
     scales: Vec<f32>,
     bias: Option<Vec<f32>>,
-    plan: Plan,
+    /// Shared by every [`PackedConvWeights::for_input`] view of the same layer.
+    plan: Arc<Plan>,
 }
 
 impl PackedConvWeights {
@@ -110,7 +113,7 @@ impl PackedConvWeights {
             output,
             scales: weights.scales.to_vec(),
             bias: weights.bias.map(<[f32]>::to_vec),
-            plan,
+            plan: Arc::new(plan),
         })
     }
 
@@ -128,11 +131,47 @@ impl PackedConvWeights {
     pub fn output_shape(&self) -> Nhwc {
         self.output
     }
+
+    /// The same layer for another input shape (batch size or spatial size), sharing the
+    /// packed weights: no copy, no repacking. Only the channel count must stay the same.
+    ///
+    /// ```
+    /// use q8_kernels::conv::{ConvGeometry, ConvWeights, Nhwc, PackedConvWeights};
+    /// use q8_kernels::Tier;
+    /// let geom = ConvGeometry::new(Nhwc::new(1, 4, 4, 2), 3, [1, 1]);
+    /// let w = [1i8; 6];
+    /// let weights = ConvWeights { data: &w, scales: &[1.0; 3], bias: None };
+    /// let one = PackedConvWeights::new(Tier::Scalar, &geom, &weights).unwrap();
+    /// let sixteen = one.for_input(Nhwc::new(16, 4, 4, 2)).unwrap();
+    /// assert_eq!(sixteen.output_shape(), Nhwc::new(16, 4, 4, 3));
+    /// assert!(one.for_input(Nhwc::new(1, 4, 4, 5)).is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when `input.c` differs from the packed layer's input channels, or
+    /// the geometry is invalid for the new input.
+    pub fn for_input(&self, input: Nhwc) -> Result<PackedConvWeights> {
+        if input.c != self.geom.input.c {
+            return Err(Error::Shape(format!(
+                "conv: packed for {} input channels, given an input with {}",
+                self.geom.input.c, input.c
+            )));
+        }
+        let geom = ConvGeometry { input, ..self.geom };
+        Ok(PackedConvWeights {
+            tier: self.tier,
+            geom,
+            output: geom.output()?,
+            scales: self.scales.clone(),
+            bias: self.bias.clone(),
+            plan: Arc::clone(&self.plan),
+        })
+    }
 }
 
 impl std::fmt::Debug for PackedConvWeights {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let plan = match &self.plan {
+        let plan = match &*self.plan {
             Plan::Reference { .. } => "reference",
             Plan::Depthwise { .. } => "depthwise",
             Plan::Gemm {
@@ -238,7 +277,7 @@ pub fn conv2d(
         &out,
     )?;
     let Some(isa) = Isa::for_tier(tier)? else {
-        let Plan::Reference { weights } = &packed.plan else {
+        let Plan::Reference { weights } = &*packed.plan else {
             unreachable!("scalar packing always keeps the reference weights")
         };
         let weights = ConvWeights {
@@ -247,7 +286,7 @@ pub fn conv2d(
         };
         return reference::conv::conv2d(geom, input, in_qp, &weights, epilogue, out);
     };
-    if let Plan::Gemm { groups, pointwise } = &packed.plan {
+    if let Plan::Gemm { groups, pointwise } = &*packed.plan {
         return run_gemm(packed, groups, *pointwise, input, in_qp, epilogue, out);
     }
     match out {
@@ -336,7 +375,7 @@ fn run<T: OutElem>(
     let (geom, o) = (&packed.geom, packed.output);
     let row_len = o.w * o.c;
     let work = row_len * geom.reduction_len();
-    match &packed.plan {
+    match &*packed.plan {
         Plan::Depthwise {
             taps,
             tap_stride,

@@ -11,8 +11,10 @@ pub(crate) struct Buffers {
 const MAX_KEPT: usize = 16;
 
 impl Buffers {
-    /// A buffer of `len` elements (contents unspecified but initialized): the smallest free
-    /// buffer that fits, else a fresh allocation.
+    /// A buffer of `len` elements whose contents are unspecified (stale values of an earlier
+    /// tensor, or zeros): the smallest free buffer that fits, else a fresh allocation.
+    /// Every kernel overwrites all elements of its output, so recycled buffers are not
+    /// cleared.
     pub fn take(&mut self, len: usize) -> Vec<f32> {
         let best = self
             .free
@@ -25,8 +27,11 @@ impl Buffers {
             Some(i) => self.free.swap_remove(i),
             None => Vec::with_capacity(len),
         };
-        v.clear();
-        v.resize(len, 0.0);
+        if v.len() >= len {
+            v.truncate(len);
+        } else {
+            v.resize(len, 0.0);
+        }
         v
     }
 

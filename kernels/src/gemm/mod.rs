@@ -33,7 +33,8 @@
 //!   exact AVX2 4 x 16, all accumulating the whole K in registers and applying the epilogue
 //!   before storing. Small M (GEMV) runs the same kernels with `R = M` rows.
 //! - Driver: jobs of up to 48 rows x an L2-sized chunk of panels, rayon above
-//!   ~2M multiply-accumulates, shrinking jobs so every thread gets several.
+//!   ~4M multiply-accumulates (below, the calling thread runs it: waking a pool costs more),
+//!   shrinking jobs so every thread gets several.
 //! - Crate-internal reuse (convolution, AMX): [`gemm_rows`] takes any
 //!   [`source::ASource`] (rows in place via offsets, or a block filled on the fly), and
 //!   `arch::gemm::epilogue::store_block` applies the epilogue to i32 accumulators in memory.
@@ -228,24 +229,30 @@ pub(crate) fn gemm_rows(
         residual,
         epilogue.activation,
     )?;
-    match options.parallelism {
-        Parallelism::Sequential => driver::run(weights, m, a, &epi, 1),
-        Parallelism::Global => driver::run(weights, m, a, &epi, rayon::current_num_threads()),
-        Parallelism::Threads(n) => {
-            let pool = pool(n)?;
-            pool.install(|| driver::run(weights, m, a, &epi, n))
+    let threads = match options.parallelism {
+        Parallelism::Sequential => 1,
+        Parallelism::Global => rayon::current_num_threads(),
+        Parallelism::Threads(0) => {
+            return Err(Error::Shape(
+                "gemm: Parallelism::Threads(0) has no thread to run on".into(),
+            ));
         }
+        Parallelism::Threads(n) => n,
+    };
+    // Small problems stay on the calling thread: waking a pool costs more than they take.
+    if threads == 1 || m * weights.n() * weights.k() < driver::PARALLEL_MIN_MACS {
+        return driver::run(weights, m, a, &epi, 1);
+    }
+    match options.parallelism {
+        Parallelism::Threads(n) => pool(n)?.install(|| driver::run(weights, m, a, &epi, n)),
+        _ => driver::run(weights, m, a, &epi, threads),
     }
 }
 
 /// A rayon pool of `threads` threads, built once per size.
 fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
     static POOLS: Mutex<Vec<(usize, Arc<ThreadPool>)>> = Mutex::new(Vec::new());
-    if threads == 0 {
-        return Err(Error::Shape(
-            "gemm: Parallelism::Threads(0) has no thread to run on".into(),
-        ));
-    }
+    debug_assert!(threads > 0);
     let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, p)) = pools.iter().find(|(t, _)| *t == threads) {
         return Ok(p.clone());

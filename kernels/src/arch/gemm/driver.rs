@@ -21,7 +21,7 @@ use crate::gemm::source::ASource;
 /// Bytes of packed B one job should keep resident in L2.
 const L2_CHUNK_BYTES: usize = 256 * 1024;
 /// Below this many multiply-accumulates a call stays on the calling thread.
-pub(crate) const PARALLEL_MIN_MACS: usize = 1 << 21;
+pub(crate) const PARALLEL_MIN_MACS: usize = 1 << 22;
 /// Rows per job when M is large.
 const MC_ROWS: usize = 48;
 

@@ -79,6 +79,8 @@ struct Measurement {
     threads: usize,
     median_ms: f64,
     gops: f64,
+    /// AVX2: share of K groups that also run the residual pass.
+    residual: Option<f64>,
 }
 
 /// Runs the benchmark table.
@@ -131,9 +133,6 @@ fn measure(
     let bias: Vec<f32> = (0..n).map(|j| (j % 7) as f32 - 3.0).collect();
     let e = |e: q8_kernels::Error| e.to_string();
     let packed = PackedWeights::new(tier, n, k, &w, &scales, Some(&bias)).map_err(e)?;
-    if let Some(f) = packed.avx2_residual_fraction() {
-        eprintln!("{m}x{n}x{k}: avx2 residual groups {:.1}%", 100.0 * f);
-    }
     let aq = QParams::new(0.02, 128).map_err(e)?;
     let oq = QParams::new(0.05, 0).map_err(e)?;
     let ep = Epilogue {
@@ -168,6 +167,7 @@ fn measure(
         threads,
         median_ms: median * 1e3,
         gops: 2.0 * (m * n * k) as f64 / median / 1e9,
+        residual: packed.avx2_residual_fraction(),
     })
 }
 
@@ -178,18 +178,22 @@ fn report(r: &Measurement, peak: Option<f64>, json: bool) {
     if json {
         let opt = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.1}"));
         println!(
-            "{{\"tier\":\"{}\",\"m\":{m},\"n\":{n},\"k\":{k},\"threads\":{},\"gops\":{:.1},\"peak_gops\":{},\"pct_peak\":{},\"median_ms\":{:.4}}}",
+            "{{\"tier\":\"{}\",\"m\":{m},\"n\":{n},\"k\":{k},\"threads\":{},\"gops\":{:.1},\"peak_gops\":{},\"pct_peak\":{},\"median_ms\":{:.4},\"avx2_residual_pct\":{}}}",
             r.tier,
             r.threads,
             r.gops,
             opt(peak_all),
             opt(pct),
-            r.median_ms
+            r.median_ms,
+            opt(r.residual.map(|f| 100.0 * f))
         );
     } else {
         let pct = pct.map_or("-".to_string(), |p| format!("{p:.0}%"));
+        let note = r.residual.map_or(String::new(), |f| {
+            format!("  (residual pass on {:.0}% of K groups)", 100.0 * f)
+        });
         println!(
-            "{:<12} {:>16} {:>3} {:>10.3} {:>8.1} {:>7}",
+            "{:<12} {:>16} {:>3} {:>10.3} {:>8.1} {:>7}{note}",
             r.tier.name(),
             format!("{m}x{n}x{k}"),
             r.threads,

@@ -275,7 +275,7 @@ fn bad_arguments_are_errors() {
     for tier in tiers("bad arguments") {
         let mut short = vec![0u8; 3];
         assert!(ops::max_pool(tier, &x, shape, &pool, &mut short).is_err());
-        assert!(ops::max_pool(tier, &x[1..], shape, &pool, &mut vec![0; 12]).is_err());
+        assert!(ops::max_pool(tier, &x[1..], shape, &pool, &mut [0; 12]).is_err());
         assert!(
             ops::avg_pool(
                 tier,
@@ -291,7 +291,7 @@ fn bad_arguments_are_errors() {
         assert!(ops::max_pool(tier, &x, shape, &Pool2d::new([2, 2], [0, 1]), &mut short).is_err());
         // A window that covers only padding.
         let lonely = Pool2d::new([1, 1], [1, 1]).with_padding(Padding::uniform(1));
-        assert!(ops::max_pool(tier, &x, shape, &lonely, &mut vec![0; 108]).is_err());
+        assert!(ops::max_pool(tier, &x, shape, &lonely, &mut [0; 108]).is_err());
         assert!(ops::global_avg_pool(tier, &x, shape, qp, &mut short[..2]).is_err());
         assert!(ops::quantize(tier, &[1.0, 2.0], qp, &mut short).is_err());
         assert!(ops::quantize_nchw(tier, &[1.0; 48], shape, qp, &mut short).is_err());
@@ -305,7 +305,7 @@ fn bad_arguments_are_errors() {
                     scale: 0.0,
                     zero_point: 0
                 },
-                &mut vec![0; 48]
+                &mut [0; 48]
             )
             .is_err()
         );
@@ -315,13 +315,13 @@ fn bad_arguments_are_errors() {
             out: qp,
             relu: false,
         };
-        assert!(ops::add(tier, &x, &x[1..], &p, &mut vec![0; 48]).is_err());
+        assert!(ops::add(tier, &x, &x[1..], &p, &mut [0; 48]).is_err());
         let input = ConcatInput {
             data: &x,
             channels: 3,
             qparams: qp,
         };
-        assert!(ops::concat_channels(tier, &[input], 15, qp, &mut vec![0; 45]).is_err());
+        assert!(ops::concat_channels(tier, &[input], 15, qp, &mut [0; 45]).is_err());
         assert!(ops::concat_channels(tier, &[], 16, qp, &mut []).is_err());
         let zero = ConcatInput {
             data: &[],

@@ -162,7 +162,7 @@ pub(crate) fn interleave_channels(planar: &[u8], channels: usize, dst: &mut [u8]
 #[inline]
 pub(crate) fn average(t: i32, count: usize, zp: i32) -> u8 {
     let y = (t as f32 / count as f32).round_ties_even() + zp as f32;
-    y.max(0.0).min(255.0) as u8
+    y.clamp(0.0, 255.0) as u8
 }
 
 /// Input pixel offsets (in pixels, within one image) of the valid taps of output `(oh, ow)`,

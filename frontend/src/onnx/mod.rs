@@ -14,6 +14,7 @@
 //! ```
 
 mod attrs;
+mod export;
 mod fold;
 mod ops;
 pub mod proto;
@@ -24,6 +25,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use prost::Message;
+
+pub use self::export::{EXPORT_OPSET, save, to_model};
 
 use self::attrs::Attrs;
 use self::fold::SymTensor;

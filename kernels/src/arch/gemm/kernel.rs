@@ -83,10 +83,12 @@ pub(crate) unsafe fn a_quad(row: *const u8, g: usize, k: usize) -> i32 {
         // SAFETY: bytes at..at + 4 are inside the row (caller contract).
         unsafe { row.add(at).cast::<i32>().read_unaligned() }
     } else {
-        let mut q = [0u8; GROUP];
-        // SAFETY: k - at < 4 bytes remain in the row from `at`.
-        unsafe { std::ptr::copy_nonoverlapping(row.add(at), q.as_mut_ptr(), k - at) };
-        i32::from_le_bytes(q)
+        // SAFETY: 1..=3 bytes remain in the row from `at`; each read is guarded by `rem`.
+        unsafe {
+            let rem = k - at;
+            let byte = |i: usize| if i < rem { *row.add(at + i) as u32 } else { 0 };
+            (byte(0) | byte(1) << 8 | byte(2) << 16) as i32
+        }
     }
 }
 

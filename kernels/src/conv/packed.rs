@@ -18,17 +18,20 @@ use crate::reference;
 /// Channel padding of the depthwise tap table (the widest vector: 16 i32 lanes).
 const DEPTHWISE_LANES: usize = 16;
 
+/// Depthwise weights `[KH * KW][tap_stride]` as i32 (`tap_stride` = C rounded up to 16,
+/// zeros in the padding) and their per-channel sums.
+struct DepthwisePlan {
+    taps: Vec<i32>,
+    tap_stride: usize,
+    wsum: Vec<i32>,
+}
+
 /// How a layer runs on its tier.
 enum Plan {
     /// The scalar reference on the original weights (the `Scalar` tier).
     Reference { weights: Vec<i8> },
-    /// Channel-vectorized depthwise kernel: weights `[KH * KW][tap_stride]` as i32 and
-    /// their per-channel sums.
-    Depthwise {
-        taps: Vec<i32>,
-        tap_stride: usize,
-        wsum: Vec<i32>,
-    },
+    /// Channel-vectorized depthwise kernel.
+    Depthwise(DepthwisePlan),
     /// GEMM per group on rows of the receptive fields: read in place (`pointwise`: 1x1
     /// without padding) or gathered per job (implicit GEMM).
     Gemm {
@@ -173,7 +176,7 @@ impl std::fmt::Debug for PackedConvWeights {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let plan = match &*self.plan {
             Plan::Reference { .. } => "reference",
-            Plan::Depthwise { .. } => "depthwise",
+            Plan::Depthwise(_) => "depthwise",
             Plan::Gemm {
                 pointwise: true, ..
             } => "pointwise gemm",
@@ -202,11 +205,11 @@ fn pack_depthwise(geom: &ConvGeometry, weights: &[i8]) -> Plan {
             wsum[ch] += i32::from(w);
         }
     }
-    Plan::Depthwise {
+    Plan::Depthwise(DepthwisePlan {
         taps,
         tap_stride,
         wsum,
-    }
+    })
 }
 
 /// One [`PackedWeights`] per group: the group's `[OC/g][KH][KW][IC/g]` weights are an
@@ -276,26 +279,38 @@ pub fn conv2d(
         epilogue,
         &out,
     )?;
-    let Some(isa) = Isa::for_tier(tier)? else {
-        let Plan::Reference { weights } = &*packed.plan else {
-            unreachable!("scalar packing always keeps the reference weights")
-        };
-        let weights = ConvWeights {
-            data: weights,
-            ..weights_view(packed)
-        };
-        return reference::conv::conv2d(geom, input, in_qp, &weights, epilogue, out);
-    };
-    if let Plan::Gemm { groups, pointwise } = &*packed.plan {
-        return run_gemm(packed, groups, *pointwise, input, in_qp, epilogue, out);
-    }
-    match out {
-        ConvOutput::U8 { data, qparams } => {
-            run(isa, packed, input, in_qp, &fused, Some(qparams), data)
+    match &*packed.plan {
+        Plan::Reference { weights } => {
+            let weights = ConvWeights {
+                data: weights,
+                ..weights_view(packed)
+            };
+            reference::conv::conv2d(geom, input, in_qp, &weights, epilogue, out)
         }
-        ConvOutput::F32(data) => run(isa, packed, input, in_qp, &fused, None, data),
+        Plan::Gemm { groups, pointwise } => {
+            run_gemm(packed, groups, *pointwise, input, in_qp, epilogue, out)
+        }
+        Plan::Depthwise(depthwise) => {
+            // Depthwise plans are only packed for vector tiers.
+            let isa = Isa::for_tier(tier)?.ok_or(Error::TierMismatch {
+                packed: packed.tier,
+                requested: Tier::Scalar,
+            })?;
+            let view = DepthwiseView {
+                isa,
+                packed,
+                plan: depthwise,
+                input,
+                za: in_qp.zero_point,
+                fused: &fused,
+            };
+            match out {
+                ConvOutput::U8 { data, qparams } => view.run(Some(qparams), data),
+                ConvOutput::F32(data) => view.run(None, data),
+            }
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 /// Runs each group's GEMM on its rows, writing the group's channel slice of every output
@@ -362,46 +377,38 @@ fn weights_view(packed: &PackedConvWeights) -> ConvWeights<'_> {
     }
 }
 
-/// Runs the packed plan on a vector ISA, parallel over output rows.
-fn run<T: OutElem>(
+/// One depthwise call: the packed taps, the input and the validated epilogue.
+struct DepthwiseView<'a> {
     isa: Isa,
-    packed: &PackedConvWeights,
-    input: &[u8],
-    in_qp: QParams,
-    fused: &Prepared<'_>,
-    out_qp: Option<QParams>,
-    out: &mut [T],
-) {
-    let (geom, o) = (&packed.geom, packed.output);
-    let row_len = o.w * o.c;
-    let work = row_len * geom.reduction_len();
-    match &*packed.plan {
-        Plan::Depthwise {
-            taps,
-            tap_stride,
-            wsum,
-        } => {
-            let za = in_qp.zero_point;
-            let za_wsum: Vec<i32> = wsum.iter().map(|&w| -za * w).collect();
-            par_rows(out, row_len, work, |first, rows| {
-                isa.run(DepthwiseRows {
-                    input,
-                    in_shape: geom.input,
-                    out_shape: o,
-                    axes: geom.axes(),
-                    taps,
-                    tap_stride: *tap_stride,
-                    za_wsum: &za_wsum,
-                    za,
-                    fused,
-                    out_qp,
-                    first,
-                    rows,
-                })
+    packed: &'a PackedConvWeights,
+    plan: &'a DepthwisePlan,
+    input: &'a [u8],
+    za: i32,
+    fused: &'a Prepared<'a>,
+}
+
+impl DepthwiseView<'_> {
+    /// Runs the channel-vectorized kernel, parallel over output rows.
+    fn run<T: OutElem>(&self, out_qp: Option<QParams>, out: &mut [T]) {
+        let (geom, o) = (&self.packed.geom, self.packed.output);
+        let row_len = o.w * o.c;
+        let work = row_len * geom.reduction_len();
+        let za_wsum: Vec<i32> = self.plan.wsum.iter().map(|&w| -self.za * w).collect();
+        par_rows(out, row_len, work, |first, rows| {
+            self.isa.run(DepthwiseRows {
+                input: self.input,
+                in_shape: geom.input,
+                out_shape: o,
+                axes: geom.axes(),
+                taps: &self.plan.taps,
+                tap_stride: self.plan.tap_stride,
+                za_wsum: &za_wsum,
+                za: self.za,
+                fused: self.fused,
+                out_qp,
+                first,
+                rows,
             })
-        }
-        Plan::Reference { .. } | Plan::Gemm { .. } => {
-            unreachable!("conv2d runs the reference and GEMM plans itself")
-        }
+        })
     }
 }

@@ -115,13 +115,13 @@ fn conv_auto_pad() {
     let (shape, y) = eval(
         conv([3, 3], [2, 2], [1, 1], Padding::SameUpper, 1),
         (&[1, 1, 4, 4], vec![1.0; 16]),
-        &[w.clone()],
+        std::slice::from_ref(&w),
     );
     assert_eq!((shape, y), (vec![1, 1, 2, 2], vec![9.0, 6.0, 6.0, 4.0]));
     let (_, y) = eval(
         conv([3, 3], [2, 2], [1, 1], Padding::SameLower, 1),
         (&[1, 1, 4, 4], vec![1.0; 16]),
-        &[w.clone()],
+        std::slice::from_ref(&w),
     );
     assert_eq!(y, [4.0, 6.0, 6.0, 9.0]);
     let (shape, _) = eval(

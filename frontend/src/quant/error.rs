@@ -21,6 +21,21 @@ pub enum QuantError {
     /// meaningful default (per-channel weights).
     #[error("{0} has observed nothing")]
     NotObserved(&'static str),
+    /// Calibration could not run or saw data that cannot be calibrated.
+    #[error("calibration failed: {0}")]
+    Calibration(String),
+    /// The graph could not be prepared, converted, executed or saved.
+    #[error("{0}")]
+    Model(String),
+    /// No node of the model can be quantized (the coverage report says why for each).
+    #[error("nothing in the model can be quantized:\n{0}")]
+    NothingQuantizable(String),
+}
+
+impl From<crate::error::Error> for QuantError {
+    fn from(e: crate::error::Error) -> QuantError {
+        QuantError::Model(e.to_string())
+    }
 }
 
 /// Result alias of the quantization module.

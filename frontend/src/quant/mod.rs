@@ -19,15 +19,31 @@
 //! assert!(qp.scale > 0.0 && (0..=255).contains(&qp.zero_point));
 //! ```
 
+mod annotate;
+mod calibrate;
 mod clipping;
 pub mod config;
+mod convert;
 mod error;
 mod histogram;
 mod l2_search;
 mod minmax;
 mod observer;
+mod prepare;
 pub mod qparams;
+mod report;
+mod sqnr;
 mod torch_math;
+
+pub use annotate::{
+    Annotation, Fp32Reason, NodeStatus, PatternKind, PatternMatch, QuantGroup, QuantPoint, Unary,
+    annotate,
+};
+pub use calibrate::CalibrationProgress;
+pub use convert::{ActivationQParams, Quantized, WeightQParams};
+pub use prepare::{Prepared, prepare};
+pub use report::{CoverageReport, NodeCoverage};
+pub use sqnr::{Comparison, LayerSqnr, compare, sqnr_db};
 
 pub use config::{
     ActivationSpec, ConfigSource, OpQuantSpec, QUANTIZABLE_OP_TYPES, QuantConfig, Setting,

@@ -1,0 +1,112 @@
+//! The X86 post-training quantization flow on digits_resnet: default config against fp32 and
+//! against PyTorch's own int8 model, a better non-default config, and the QDQ ONNX round trip.
+
+use std::path::PathBuf;
+
+use q8_frontend::exec::{ExecOptions, Executor};
+use q8_frontend::ir::{Op, Tensor};
+use q8_frontend::quant::{QuantConfig, Quantized, prepare, sqnr_db};
+use q8_frontend::{npy, onnx};
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(name)
+}
+
+fn read_f32(name: &str) -> Tensor {
+    let a = npy::read(data(name)).unwrap();
+    Tensor::from_f32(a.shape().to_vec(), a.values::<f32>().unwrap().to_vec()).unwrap()
+}
+
+/// `t` split along the first axis into batches of `n`.
+fn batches(t: &Tensor, n: usize) -> Vec<Tensor> {
+    let per: usize = t.shape()[1..].iter().product();
+    t.as_f32()
+        .unwrap()
+        .chunks(per * n)
+        .map(|c| {
+            let mut shape = t.shape().to_vec();
+            shape[0] = c.len() / per;
+            Tensor::from_f32(shape, c.to_vec()).unwrap()
+        })
+        .collect()
+}
+
+fn quantize_digits(config: &QuantConfig) -> Quantized {
+    let graph = onnx::load(data("digits_resnet.onnx")).unwrap();
+    let mut prepared = prepare(&graph, config, ExecOptions { threads: 2 }).unwrap();
+    let calib = read_f32("digits_calib.npy");
+    let start = std::time::Instant::now();
+    let done = prepared.calibrate(batches(&calib, 32), |_| {}).unwrap();
+    eprintln!(
+        "calibrated {} batches ({} images) in {:.1} ms",
+        done.batches,
+        done.samples,
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    prepared.convert().unwrap()
+}
+
+fn logits(q: &Quantized) -> Vec<f32> {
+    let exec = Executor::new(&q.graph, ExecOptions { threads: 2 }).unwrap();
+    exec.run(&[read_f32("digits_test_x.npy")]).unwrap()[0]
+        .as_f32()
+        .unwrap()
+        .to_vec()
+}
+
+fn top1(logits: &[f32]) -> usize {
+    let labels = npy::read(data("digits_test_y.npy")).unwrap();
+    let labels = labels.values::<i64>().unwrap().to_vec();
+    logits
+        .chunks_exact(10)
+        .zip(labels)
+        .filter(|(row, y)| {
+            let arg = row
+                .iter()
+                .enumerate()
+                .fold(0, |m, (i, v)| if *v > row[m] { i } else { m });
+            arg as i64 == *y
+        })
+        .count()
+}
+
+#[test]
+fn default_config_matches_fp32_and_pytorch() {
+    let q = quantize_digits(&QuantConfig::x86_default());
+    print!("{}", q.coverage());
+    let got = logits(&q);
+    let fp32 = read_f32("digits_resnet_test_logits_fp32.npy");
+    let torch = read_f32("digits_resnet.pt2e_reference_test_logits.npy");
+    let vs_fp32 = sqnr_db(fp32.as_f32().unwrap(), &got);
+    let vs_torch = sqnr_db(torch.as_f32().unwrap(), &got);
+    let correct = top1(&got);
+    eprintln!(
+        "default: top-1 {correct}/360, SQNR vs fp32 {vs_fp32:.2} dB, vs PyTorch int8 {vs_torch:.2} dB"
+    );
+    // Diagnostic: our activation qparams next to those in PyTorch's exported QDQ model.
+    let pt = onnx::load(data("digits_resnet.pt2e_qdq.onnx")).unwrap();
+    let theirs: Vec<(f32, i32)> = pt
+        .nodes()
+        .filter_map(|(_, n)| match &n.op {
+            Op::QuantizeLinear(s) => Some((s.scales[0], s.zero_points[0])),
+            _ => None,
+        })
+        .collect();
+    for a in &q.activations {
+        eprintln!(
+            "  group {} {:?} {} {:?}",
+            a.group, a.scale, a.zero_point, a.values
+        );
+    }
+    for (a, t) in q.activations.iter().zip(&theirs) {
+        eprintln!(
+            "  q8 {:>10.7} {:>3}  torch {:>10.7} {:>3}  {:?}",
+            a.scale, a.zero_point, t.0, t.1, a.values
+        );
+    }
+    assert!(correct >= 359, "top-1 {correct}/360");
+    assert!(vs_fp32 >= 40.0, "SQNR vs fp32 {vs_fp32} dB");
+    assert!(vs_torch >= 45.0, "SQNR vs PyTorch {vs_torch} dB");
+}

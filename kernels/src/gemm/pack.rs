@@ -62,7 +62,7 @@ pub(crate) enum Body {
     RowMajor(Vec<i8>),
     /// 16-column panels of 4-byte K groups (VNNI tiers).
     Panels(Vec<u8>),
-    /// Panels with unsafe pairs zeroed, plus the exact residual (AVX2).
+    /// Panels whose unsafe pairs keep only their fast half, plus the residual halves (AVX2).
     Avx2(Vec<u8>, Avx2Residual),
     /// `tdpbusd` B tiles (AMX): the panel layout with K padded to 64, which the AVX-512
     /// kernel also reads for shapes too small for tiles.
@@ -208,7 +208,7 @@ impl PackedWeights {
         self.k
     }
 
-    /// For [`Tier::Avx2`]: the fraction of (panel, K group) rows that need the exact widening
+    /// For [`Tier::Avx2`]: the fraction of (panel, K group) rows that need the second
     /// residual pass (0 when every weight pair is `vpmaddubsw`-safe); `None` for other tiers.
     pub fn avx2_residual_fraction(&self) -> Option<f64> {
         match &self.body {
@@ -246,7 +246,8 @@ fn pack_panels(w: &[i8], n: usize, k: usize) -> Vec<u8> {
     out
 }
 
-/// Moves every `vpmaddubsw`-unsafe pair out of `panels` into the widened residual.
+/// Splits every `vpmaddubsw`-unsafe pair of `panels` ([`split_pair`]): the fast half stays,
+/// the residual half goes to the group's residual row.
 fn split_unsafe_pairs(panels: &mut [u8], k: usize) -> Avx2Residual {
     let panel_bytes = k_groups(k) * GROUP_BYTES;
     let per_panel: Vec<(Vec<u32>, Vec<u8>)> = panels

@@ -272,13 +272,16 @@ mod tests {
             for threads in [1, 2, 8] {
                 let p = plan(Engine::Avx512, m, n, k, threads);
                 assert!(p.m_jobs * p.mc >= m && p.n_jobs * p.nc >= n.div_ceil(PANEL));
-                assert!(p.mc % avx512::MR == 0 && p.nc % avx512::NB == 0);
+                assert!(p.mc.is_multiple_of(avx512::MR) && p.nc.is_multiple_of(avx512::NB));
             }
         }
         let p = plan(Engine::Avx512, 1, 512, 4608, 2);
         assert!(p.n_jobs >= 4, "{p:?}");
         let p = plan(Engine::Avx512, 196, 256, 2304, 1);
-        assert_eq!(16 % p.nc, 0, "16 panels in equal chunks: {p:?}");
+        assert!(
+            16usize.is_multiple_of(p.nc),
+            "16 panels in equal chunks: {p:?}"
+        );
     }
 
     /// Small shapes on the AMX tier run the AVX-512 kernel on the AMX layout (K padded to 64).

@@ -4,7 +4,10 @@
 //! `cargo bench -p q8-benches --bench gemm`. Throughput is in multiply-accumulates
 //! (GOPS = 2 x Melem/s / 1000).
 
-#![allow(missing_docs, reason = "criterion_group! generates an undocumented pub fn")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented pub fn"
+)]
 
 use std::time::Duration;
 

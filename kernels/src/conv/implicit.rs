@@ -61,8 +61,8 @@ impl ASource for PointwiseRows<'_> {
 }
 
 /// Receptive fields of group `group`, gathered per job into scratch. Rows are `row_len`
-/// bytes: the `KH * KW * C_in / groups` taps, then zero-point bytes up to `row_len` (the
-/// weights are padded with zeros to the same length, so the extra bytes add nothing).
+/// bytes: the `KH * KW * C_in / groups` taps, then filler up to `row_len` that meets the
+/// zero weights the packing appended (so it adds nothing, whatever its value).
 pub(crate) struct Im2colRows<'a> {
     input: &'a [u8],
     geom: &'a ConvGeometry,
@@ -117,8 +117,9 @@ impl ASource for Im2colRows<'_> {
         {
             *offset = r * self.row_len;
             let (rs, cs) = (self.rows[oh], self.cols[ow]);
-            let (row, tail) = row.split_at_mut(k);
-            tail.fill(zp);
+            // Bytes k..row_len meet zero weights: any value adds nothing (they keep the
+            // zeros `resize` wrote).
+            let row = &mut row[..k];
             for (kh, taps) in row.chunks_exact_mut(kw_n * icpg).enumerate() {
                 if !(rs.lo..rs.hi).contains(&kh) || cs.lo == cs.hi {
                     taps.fill(zp);

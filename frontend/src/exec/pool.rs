@@ -45,10 +45,15 @@ pub(crate) fn pool2d(
         (first, last, pl - pf)
     };
     let cols: Vec<(usize, usize, usize)> = (0..ow).map(|ox| taps(ox, 1, w)).collect();
-    let plane = |p: usize, dst: &mut [f32]| {
+    let rows: Vec<(usize, usize, usize)> = (0..oh).map(|oy| taps(oy, 0, h)).collect();
+    let plane = |p: usize, dst: &mut [f32], scratch: &mut Vec<f32>| {
         let src = &x[p * h * w..(p + 1) * h * w];
+        if let PoolKind::Max = kind {
+            separable_max(src, w, win, r, &rows, &cols, dst, scratch);
+            return;
+        }
         for oy in 0..oh {
-            let (ky0, ky1, ky_all) = taps(oy, 0, h);
+            let (ky0, ky1, ky_all) = rows[oy];
             let y0 = (oy * win.strides[0]) as isize - r.pad_begin[0] as isize;
             for (ox, &(kx0, kx1, kx_all)) in cols.iter().enumerate() {
                 let x0 = (ox * win.strides[1]) as isize - r.pad_begin[1] as isize;
@@ -83,10 +88,50 @@ pub(crate) fn pool2d(
     if threads > 1 {
         out.par_chunks_mut(oh * ow)
             .enumerate()
-            .for_each(|(p, d)| plane(p, d));
+            .for_each_init(Vec::new, |scratch, (p, d)| plane(p, d, scratch));
     } else {
+        let mut scratch = Vec::new();
         for (p, d) in out.chunks_mut(oh * ow).enumerate().take(planes) {
-            plane(p, d);
+            plane(p, d, &mut scratch);
+        }
+    }
+}
+
+/// Max pooling of one plane in two exact passes (max is order-independent): the max over
+/// each window's columns for every input row, then the max over each window's rows of those,
+/// a contiguous, vectorizable element-wise max.
+#[allow(clippy::too_many_arguments)]
+fn separable_max(
+    src: &[f32],
+    w: usize,
+    win: &crate::ir::Window2d,
+    r: &Resolved,
+    rows: &[(usize, usize, usize)],
+    cols: &[(usize, usize, usize)],
+    dst: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    let h = src.len() / w.max(1);
+    let ow = cols.len();
+    scratch.resize(h * ow, 0.0);
+    for (row, hrow) in src.chunks_exact(w).zip(scratch.chunks_exact_mut(ow)) {
+        for (ox, (&(k0, k1, _), o)) in cols.iter().zip(hrow.iter_mut()).enumerate() {
+            let x0 = (ox * win.strides[1]) as isize - r.pad_begin[1] as isize;
+            let mut m = f32::NEG_INFINITY;
+            for kx in k0..k1 {
+                m = m.max(row[(x0 + (kx * win.dilations[1]) as isize) as usize]);
+            }
+            *o = m;
+        }
+    }
+    for (oy, (&(k0, k1, _), out_row)) in rows.iter().zip(dst.chunks_exact_mut(ow)).enumerate() {
+        out_row.fill(f32::NEG_INFINITY);
+        let y0 = (oy * win.strides[0]) as isize - r.pad_begin[0] as isize;
+        for ky in k0..k1 {
+            let iy = (y0 + (ky * win.dilations[0]) as isize) as usize;
+            for (o, v) in out_row.iter_mut().zip(&scratch[iy * ow..(iy + 1) * ow]) {
+                *o = o.max(*v);
+            }
         }
     }
 }

@@ -24,8 +24,10 @@
 pub mod error;
 pub mod exec;
 pub mod ir;
+pub mod lower;
 pub mod models;
 pub mod npy;
 pub mod onnx;
 pub mod passes;
 pub mod quant;
+pub mod runtime;

@@ -1,0 +1,170 @@
+//! The lowering report: for every node of the graph, which step runs it and how, or why it
+//! stays in f32.
+
+use std::fmt::{self, Write as _};
+
+/// What became of one graph node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeLowering {
+    /// Part of a lowered step (an int8 kernel, a u8 op or a quantize / dequantize boundary).
+    Lowered {
+        /// Name of the step's anchor node.
+        step: String,
+        /// Kernel label ("int8 conv (u8 out)", "u8 max pool", ...).
+        kernel: String,
+        /// Epilogue / geometry details.
+        detail: String,
+    },
+    /// Evaluated once at load time (weights, biases, folded shapes).
+    Constant,
+    /// Runs in f32 through the executor.
+    Fallback {
+        /// Why no int8 pattern matched.
+        reason: String,
+    },
+}
+
+/// One node's entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeEntry {
+    /// Node name (as in the source model).
+    pub node: String,
+    /// ONNX op type.
+    pub op: String,
+    /// What happened to it.
+    pub lowering: NodeLowering,
+}
+
+/// The per-node account of a lowering, printable as text ([`fmt::Display`]) or JSON.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoweringReport {
+    /// Every node, in execution order.
+    pub nodes: Vec<NodeEntry>,
+    /// Tier the weights were packed for.
+    pub tier: String,
+    /// `DequantizeLinear` clones made so each consumer has its own.
+    pub duplicated_dequantize: usize,
+    /// `q(maxpool(y))` rewritten to `maxpool(q(y))`.
+    pub quantize_moved_before_max_pool: usize,
+    /// The exporter's batch of 1 is treated as dynamic.
+    pub batch_relaxed: bool,
+}
+
+impl LoweringReport {
+    /// Names of the nodes that run in f32 (fallback), in execution order.
+    pub fn fallback_nodes(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter(|e| matches!(e.lowering, NodeLowering::Fallback { .. }))
+            .map(|e| e.node.as_str())
+            .collect()
+    }
+
+    /// Count of compute nodes (Conv, Gemm, MatMul) running on int8 kernels, and in total.
+    pub fn int8_coverage(&self) -> (usize, usize) {
+        let compute: Vec<&NodeEntry> = self
+            .nodes
+            .iter()
+            .filter(|e| matches!(e.op.as_str(), "Conv" | "Gemm" | "MatMul"))
+            .collect();
+        let int8 = compute
+            .iter()
+            .filter(|e| matches!(&e.lowering, NodeLowering::Lowered { kernel, .. } if kernel.starts_with("int8")))
+            .count();
+        (int8, compute.len())
+    }
+
+    /// The report as a JSON object: `{"tier", "int8_compute_nodes", "compute_nodes",
+    /// "fallback_nodes", "nodes": [{"node", "op", "lowering", "step", "kernel", "detail",
+    /// "reason"}]}`.
+    pub fn to_json(&self) -> String {
+        let (int8, total) = self.int8_coverage();
+        let mut s = format!(
+            "{{\"tier\":{},\"int8_compute_nodes\":{int8},\"compute_nodes\":{total},\"fallback_nodes\":{},\"duplicated_dequantize\":{},\"quantize_moved_before_max_pool\":{},\"batch_relaxed\":{},\"nodes\":[",
+            json_str(&self.tier),
+            self.fallback_nodes().len(),
+            self.duplicated_dequantize,
+            self.quantize_moved_before_max_pool,
+            self.batch_relaxed
+        );
+        for (i, e) in self.nodes.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            let _ = write!(
+                s,
+                "{{\"node\":{},\"op\":{},",
+                json_str(&e.node),
+                json_str(&e.op)
+            );
+            let _ = match &e.lowering {
+                NodeLowering::Lowered {
+                    step,
+                    kernel,
+                    detail,
+                } => write!(
+                    s,
+                    "\"lowering\":\"lowered\",\"step\":{},\"kernel\":{},\"detail\":{}}}",
+                    json_str(step),
+                    json_str(kernel),
+                    json_str(detail)
+                ),
+                NodeLowering::Constant => write!(s, "\"lowering\":\"constant\"}}"),
+                NodeLowering::Fallback { reason } => {
+                    write!(s, "\"lowering\":\"f32\",\"reason\":{}}}", json_str(reason))
+                }
+            };
+        }
+        s.push_str("]}");
+        s
+    }
+}
+
+impl fmt::Display for LoweringReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (int8, total) = self.int8_coverage();
+        writeln!(
+            f,
+            "lowering for tier {}: {int8}/{total} conv/linear nodes on int8 kernels, {} nodes in f32",
+            self.tier,
+            self.fallback_nodes().len()
+        )?;
+        for e in &self.nodes {
+            match &e.lowering {
+                NodeLowering::Lowered {
+                    step,
+                    kernel,
+                    detail,
+                } if *step == e.node => {
+                    writeln!(f, "  {:<40} {:<18} {kernel}: {detail}", e.node, e.op)?
+                }
+                NodeLowering::Lowered { step, .. } => {
+                    writeln!(f, "  {:<40} {:<18} fused into '{step}'", e.node, e.op)?
+                }
+                NodeLowering::Constant => writeln!(f, "  {:<40} {:<18} constant", e.node, e.op)?,
+                NodeLowering::Fallback { reason } => {
+                    writeln!(f, "  {:<40} {:<18} f32 fallback: {reason}", e.node, e.op)?
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A JSON string literal.
+pub(crate) fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

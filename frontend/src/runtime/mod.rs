@@ -1,0 +1,386 @@
+//! The executable int8 model: a lowered graph with weights packed for one tier, run many
+//! times on f32 NCHW batches of any size.
+//!
+//! A run quantizes the input and transposes it to NHWC in one pass, keeps activations in
+//! u8 NHWC between int8 steps, and reuses buffers planned per input shape (one arena per
+//! concurrent run, kept in a pool: after the first run at a batch size, a run allocates
+//! only its output tensors). [`Model`] is `Send + Sync`; `run` may be called from several
+//! threads at once, and its results do not depend on the thread count or the tier.
+//!
+//! ```
+//! use q8_frontend::ir::{DType, Dim, Graph, Op, QuantSpec, Shape, Tensor};
+//! use q8_frontend::runtime::{Model, RuntimeOptions};
+//! let mut g = Graph::new("tiny");
+//! let x = g.add_input("x", DType::F32, Shape(vec![Dim::sym("n"), Dim::Known(1), Dim::Known(2), Dim::Known(2)])).unwrap();
+//! let spec = QuantSpec::per_tensor(0.5, 10, DType::U8);
+//! let q = g.add_node("q", Op::QuantizeLinear(spec.clone()), &[x]).unwrap()[0];
+//! let dq = g.add_node("dq", Op::DequantizeLinear(spec), &[q]).unwrap()[0];
+//! g.set_outputs(&[dq]);
+//! let model = Model::from_graph(&g, &RuntimeOptions::default()).unwrap();
+//! let input = Tensor::from_f32(vec![1, 1, 2, 2], vec![0.0, 1.0, 1.2, -9.0]).unwrap();
+//! let out = model.run(&[input]).unwrap();
+//! assert_eq!(out[0].as_f32().unwrap(), &[0.0, 1.0, 1.0, -5.0]); // u8 saturates at 0
+//! ```
+
+mod layout;
+mod plan;
+mod run;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use q8_kernels::Tier;
+
+pub use layout::Layout;
+
+use self::plan::{Arena, Plan, Slot, layouts};
+use self::run::{Data, In, Out, run_step, to_tensor};
+use crate::error::{Error, Result};
+use crate::ir::{DType, Dim, Graph, NodeId, Tensor};
+use crate::lower::{LowerOptions, Lowered, LoweringReport, lower};
+
+/// Load-time settings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RuntimeOptions {
+    /// Tier to pack for and run on; `None` = [`q8_kernels::cpu::default_tier`] (the best
+    /// available, capped by `Q8_ISA`).
+    pub tier: Option<Tier>,
+    /// Worker threads; 0 = one per available core.
+    pub threads: usize,
+}
+
+/// Called with the name and NCHW value of every value a step writes.
+pub type Observer<'a> = dyn FnMut(&str, &Tensor) + Send + 'a;
+
+/// Time spent in one step of a profiled run.
+#[derive(Clone, Debug)]
+pub struct StepTiming {
+    /// Anchor node name.
+    pub name: String,
+    /// Kernel label.
+    pub kernel: &'static str,
+    /// Wall time.
+    pub time: Duration,
+}
+
+/// A lowered, packed model ready to run. `Send + Sync`.
+pub struct Model {
+    lowered: Lowered,
+    order: Vec<NodeId>,
+    layouts: Vec<Layout>,
+    threads: usize,
+    pool: rayon::ThreadPool,
+    plans: Mutex<HashMap<Vec<Vec<usize>>, Arc<Plan>>>,
+    arenas: Mutex<HashMap<Vec<Vec<usize>>, Vec<Arena>>>,
+}
+
+impl Model {
+    /// Imports an ONNX file and builds the model.
+    ///
+    /// # Errors
+    /// Import errors (naming the file's node), then as [`Model::from_graph`].
+    pub fn load(path: impl AsRef<Path>, options: &RuntimeOptions) -> Result<Model> {
+        let graph = crate::onnx::load(path)?;
+        Model::from_graph(&graph, options)
+    }
+
+    /// Lowers `graph` (packing its weights once) and builds the model.
+    ///
+    /// # Errors
+    /// As [`lower`]; a graph input that is not f32; a thread pool that cannot start.
+    pub fn from_graph(graph: &Graph, options: &RuntimeOptions) -> Result<Model> {
+        let threads = match options.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let lowered = lower(
+            graph,
+            &LowerOptions {
+                tier: options.tier,
+                threads,
+            },
+        )?;
+        for &i in lowered.graph.inputs() {
+            let v = lowered.graph.value(i);
+            if v.ty.dtype != DType::F32 {
+                return Err(Error::Input(format!(
+                    "graph input '{}' is {}: q8 models take f32 inputs",
+                    v.name, v.ty.dtype
+                )));
+            }
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::Graph(format!("cannot start {threads} worker threads: {e}")))?;
+        let order = lowered.graph.topo_order()?;
+        let layouts = layouts(&lowered.graph, &lowered.steps);
+        Ok(Model {
+            lowered,
+            order,
+            layouts,
+            threads,
+            pool,
+            plans: Mutex::new(HashMap::new()),
+            arenas: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The lowering report.
+    pub fn report(&self) -> &LoweringReport {
+        &self.lowered.report
+    }
+
+    /// The lowered graph and steps.
+    pub fn lowered(&self) -> &Lowered {
+        &self.lowered
+    }
+
+    /// The tier the weights are packed for and every kernel runs on.
+    pub fn tier(&self) -> Tier {
+        self.lowered.tier
+    }
+
+    /// Worker threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Bytes of scratch buffers one run at these input shapes uses (planned on first use).
+    ///
+    /// # Errors
+    /// As [`Model::run`] for shapes that do not fit the graph.
+    pub fn scratch_bytes(&self, input_shapes: &[Vec<usize>]) -> Result<usize> {
+        Ok(self.plan(input_shapes)?.arena_bytes())
+    }
+
+    /// Runs the model on f32 NCHW inputs (in the order of the graph's inputs); returns the
+    /// graph outputs (f32 or u8, NCHW).
+    ///
+    /// # Errors
+    /// [`Error::Input`] for a wrong input count, dtype or shape, or a NaN (naming the
+    /// input); [`Error::Node`] when a step fails.
+    pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.execute(inputs, None, None)
+    }
+
+    /// As [`Model::run`], calling `observer` with the name and NCHW value of every value a
+    /// step writes (u8 for quantized values), in execution order: the inspection hook.
+    ///
+    /// # Errors
+    /// As [`Model::run`].
+    pub fn run_observed(
+        &self,
+        inputs: &[Tensor],
+        observer: &mut Observer<'_>,
+    ) -> Result<Vec<Tensor>> {
+        self.execute(inputs, Some(observer), None)
+    }
+
+    /// As [`Model::run`], also returning the wall time of every step.
+    ///
+    /// # Errors
+    /// As [`Model::run`].
+    pub fn run_profiled(&self, inputs: &[Tensor]) -> Result<(Vec<Tensor>, Vec<StepTiming>)> {
+        let mut times = Vec::with_capacity(self.lowered.steps.len());
+        let out = self.execute(inputs, None, Some(&mut times))?;
+        let timings = self
+            .lowered
+            .steps
+            .iter()
+            .zip(times)
+            .map(|(s, time)| StepTiming {
+                name: s.name.clone(),
+                kernel: s.kind.label(),
+                time,
+            })
+            .collect();
+        Ok((out, timings))
+    }
+
+    fn check_inputs(&self, inputs: &[Tensor]) -> Result<Vec<Vec<usize>>> {
+        let g = &self.lowered.graph;
+        if inputs.len() != g.inputs().len() {
+            return Err(Error::Input(format!(
+                "the model has {} input(s), {} given",
+                g.inputs().len(),
+                inputs.len()
+            )));
+        }
+        let mut shapes = Vec::with_capacity(inputs.len());
+        for (&id, t) in g.inputs().iter().zip(inputs) {
+            let v = g.value(id);
+            let dims = v.ty.shape.dims();
+            let fits = t.shape().len() == dims.len()
+                && dims
+                    .iter()
+                    .zip(t.shape())
+                    .enumerate()
+                    .all(|(i, (d, &n))| match d {
+                        Dim::Known(k) => *k == n || (i == 0 && self.lowered.batch_relaxed && n > 0),
+                        Dim::Sym(_) => n > 0,
+                    });
+            let Some(values) = t.as_f32().filter(|_| fits) else {
+                return Err(Error::Input(format!(
+                    "input '{}' is {} {:?}, the model expects f32 {}",
+                    v.name,
+                    t.dtype(),
+                    t.shape(),
+                    v.ty.shape
+                )));
+            };
+            if let Some(i) = values.iter().position(|x| x.is_nan()) {
+                return Err(Error::Input(format!(
+                    "input '{}' holds NaN (first at flat index {i})",
+                    v.name
+                )));
+            }
+            shapes.push(t.shape().to_vec());
+        }
+        Ok(shapes)
+    }
+
+    fn plan(&self, shapes: &[Vec<usize>]) -> Result<Arc<Plan>> {
+        let key = shapes.to_vec();
+        if let Some(p) = self
+            .plans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(Arc::clone(p));
+        }
+        let plan = Arc::new(Plan::new(
+            &self.lowered.graph,
+            &self.order,
+            &self.lowered.steps,
+            shapes,
+        )?);
+        self.plans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Arc::clone(&plan));
+        Ok(plan)
+    }
+
+    fn execute(
+        &self,
+        inputs: &[Tensor],
+        observer: Option<&mut Observer<'_>>,
+        times: Option<&mut Vec<Duration>>,
+    ) -> Result<Vec<Tensor>> {
+        let shapes = self.check_inputs(inputs)?;
+        let plan = self.plan(&shapes)?;
+        let arena = self
+            .arenas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&shapes)
+            .and_then(Vec::pop);
+        let mut arena = arena.unwrap_or_else(|| plan.arena());
+        let result = self
+            .pool
+            .install(|| self.steps(&plan, &mut arena, inputs, observer, times));
+        self.arenas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(shapes)
+            .or_default()
+            .push(arena);
+        result
+    }
+
+    fn steps(
+        &self,
+        plan: &Plan,
+        arena: &mut Arena,
+        inputs: &[Tensor],
+        mut observer: Option<&mut Observer<'_>>,
+        mut times: Option<&mut Vec<Duration>>,
+    ) -> Result<Vec<Tensor>> {
+        let g = &self.lowered.graph;
+        for (i, step) in self.lowered.steps.iter().enumerate() {
+            let start = Instant::now();
+            let out_shape = &plan.shapes[step.output.0];
+            let len: usize = out_shape.iter().product();
+            let slot = plan.slots[step.output.0];
+            let mut out_buf = match slot {
+                Some(Slot::U8(b)) => Buf::U8(std::mem::take(&mut arena.u8[b])),
+                Some(Slot::F32(b)) => Buf::F32(std::mem::take(&mut arena.f32[b])),
+                _ => unreachable!("every step output has an arena buffer"),
+            };
+            let outcome = {
+                let ins: Vec<In<'_>> = step
+                    .inputs
+                    .iter()
+                    .map(|&v| self.input_view(plan, arena, inputs, v))
+                    .collect();
+                let out = match &mut out_buf {
+                    Buf::U8(b) => Out::U8(&mut b[..len]),
+                    Buf::F32(b) => Out::F32(&mut b[..len]),
+                };
+                let layout = self.layouts[step.output.0];
+                run_step(
+                    step,
+                    plan.convs[i].as_ref(),
+                    self.tier(),
+                    &ins,
+                    out,
+                    out_shape,
+                    layout,
+                )
+            };
+            match (slot, out_buf) {
+                (Some(Slot::U8(b)), Buf::U8(v)) => arena.u8[b] = v,
+                (Some(Slot::F32(b)), Buf::F32(v)) => arena.f32[b] = v,
+                _ => unreachable!("buffer returns to its slot"),
+            }
+            outcome?;
+            if let Some(t) = times.as_deref_mut() {
+                t.push(start.elapsed());
+            }
+            if let Some(observe) = observer.as_deref_mut() {
+                let view = self.input_view(plan, arena, inputs, step.output);
+                observe(&g.value(step.output).name, &to_tensor(&view)?);
+            }
+        }
+        g.outputs()
+            .iter()
+            .map(|&o| match &g.value(o).constant {
+                Some(c) => Ok(Tensor::clone(c)),
+                None => to_tensor(&self.input_view(plan, arena, inputs, o)),
+            })
+            .collect()
+    }
+
+    /// The data of value `v` during a run.
+    fn input_view<'a>(
+        &self,
+        plan: &'a Plan,
+        arena: &'a Arena,
+        inputs: &'a [Tensor],
+        v: crate::ir::ValueId,
+    ) -> In<'a> {
+        let shape = &plan.shapes[v.0];
+        let len: usize = shape.iter().product();
+        let data = match plan.slots[v.0] {
+            Some(Slot::Input(k)) => Data::F32(inputs[k].as_f32().unwrap_or(&[])),
+            Some(Slot::U8(b)) => Data::U8(&arena.u8[b][..len]),
+            Some(Slot::F32(b)) => Data::F32(&arena.f32[b][..len]),
+            None => Data::F32(&[]),
+        };
+        In {
+            data,
+            shape,
+            layout: self.layouts[v.0],
+        }
+    }
+}
+
+/// An arena buffer taken out for the step writing it.
+enum Buf {
+    U8(Vec<u8>),
+    F32(Vec<f32>),
+}

@@ -1,0 +1,325 @@
+//! Executing one lowered step on its buffers.
+
+use q8_kernels::Tier;
+use q8_kernels::conv::{ConvEpilogue, ConvOutput, Nhwc, PackedConvWeights, Residual, conv2d};
+use q8_kernels::gemm::{self, Epilogue, GemmOptions, Output, Parallelism};
+use q8_kernels::ops::{self, ConcatInput};
+
+use super::layout::{Layout, nchw_to_nhwc, nhwc_to_nchw};
+use super::plan::four;
+use crate::error::{Error, Result};
+use crate::ir::{Tensor, TensorData};
+use crate::lower::{Step, StepKind};
+
+/// A step input: data, logical shape, layout.
+pub(crate) struct In<'a> {
+    pub data: Data<'a>,
+    pub shape: &'a [usize],
+    pub layout: Layout,
+}
+
+/// Borrowed element data.
+#[derive(Clone, Copy)]
+pub(crate) enum Data<'a> {
+    U8(&'a [u8]),
+    F32(&'a [f32]),
+}
+
+/// The step's output buffer.
+pub(crate) enum Out<'a> {
+    U8(&'a mut [u8]),
+    F32(&'a mut [f32]),
+}
+
+/// Runs `step` (its convolution retargeted to this shape in `conv`).
+pub(crate) fn run_step(
+    step: &Step,
+    conv: Option<&PackedConvWeights>,
+    tier: Tier,
+    inputs: &[In<'_>],
+    out: Out<'_>,
+    out_shape: &[usize],
+    out_layout: Layout,
+) -> Result<()> {
+    let err = |e: q8_kernels::Error| Error::node(step.kind.label(), &step.name, e.to_string());
+    let mismatch = || {
+        Error::node(
+            step.kind.label(),
+            &step.name,
+            "input or output element type does not fit the step",
+        )
+    };
+    let x = &inputs[0];
+    match (&step.kind, out) {
+        (StepKind::Quantize(qp), Out::U8(o)) => {
+            let Data::F32(src) = x.data else {
+                return Err(mismatch());
+            };
+            match (x.layout, x.shape.len()) {
+                (Layout::Plain, 4) => {
+                    let [n, c, h, w] = four(x.shape, step)?;
+                    ops::quantize_nchw(tier, src, Nhwc::new(n, h, w, c), *qp, o).map_err(err)
+                }
+                _ => ops::quantize(tier, src, *qp, o).map_err(err),
+            }
+        }
+        (StepKind::Dequantize(qp), Out::F32(o)) => {
+            let Data::U8(src) = x.data else {
+                return Err(mismatch());
+            };
+            ops::dequantize(tier, src, *qp, o).map_err(err)
+        }
+        (
+            StepKind::Conv {
+                input,
+                residual,
+                activation,
+                output,
+                ..
+            },
+            out,
+        ) => {
+            let Data::U8(src) = x.data else {
+                return Err(mismatch());
+            };
+            let packed = conv.ok_or_else(mismatch)?;
+            let residual = match (residual, inputs.get(1)) {
+                (
+                    Some(qparams),
+                    Some(In {
+                        data: Data::U8(data),
+                        ..
+                    }),
+                ) => Some(Residual {
+                    data,
+                    qparams: *qparams,
+                }),
+                (None, None) => None,
+                _ => return Err(mismatch()),
+            };
+            let epilogue = ConvEpilogue {
+                residual,
+                activation: *activation,
+            };
+            let dst = match (out, output) {
+                (Out::U8(data), Some(qparams)) => ConvOutput::U8 {
+                    data,
+                    qparams: *qparams,
+                },
+                (Out::F32(data), None) => ConvOutput::F32(data),
+                _ => return Err(mismatch()),
+            };
+            conv2d(tier, packed, src, *input, &epilogue, dst).map_err(err)
+        }
+        (
+            StepKind::Linear {
+                packed,
+                input,
+                activation,
+                output,
+            },
+            out,
+        ) => {
+            let Data::U8(src) = x.data else {
+                return Err(mismatch());
+            };
+            let (m, k, n) = (x.shape[0], packed.k(), packed.n());
+            let dst = match (out, output) {
+                (Out::U8(data), Some(qparams)) => Output::U8 {
+                    data,
+                    ldc: n,
+                    qparams: *qparams,
+                },
+                (Out::F32(data), None) => Output::F32 { data, ldc: n },
+                _ => return Err(mismatch()),
+            };
+            let epilogue = Epilogue {
+                activation: *activation,
+                residual: None,
+            };
+            let options = GemmOptions {
+                tier: Some(tier),
+                parallelism: Parallelism::Global,
+            };
+            gemm::gemm(src, k, m, *input, packed, &epilogue, dst, &options).map_err(err)
+        }
+        (StepKind::MaxPool(pool), Out::U8(o)) => {
+            let Data::U8(src) = x.data else {
+                return Err(mismatch());
+            };
+            ops::max_pool(tier, src, nhwc(x.shape, step)?, pool, o).map_err(err)
+        }
+        (
+            StepKind::AvgPool {
+                pool,
+                count_include_pad,
+                qparams,
+            },
+            Out::U8(o),
+        ) => {
+            let Data::U8(src) = x.data else {
+                return Err(mismatch());
+            };
+            let shape = nhwc(x.shape, step)?;
+            ops::avg_pool(tier, src, shape, pool, *count_include_pad, *qparams, o).map_err(err)
+        }
+        (StepKind::GlobalAvgPool(qp), Out::U8(o)) => {
+            let Data::U8(src) = x.data else {
+                return Err(mismatch());
+            };
+            ops::global_avg_pool(tier, src, nhwc(x.shape, step)?, *qp, o).map_err(err)
+        }
+        (
+            StepKind::Concat {
+                inputs: qps,
+                output,
+            },
+            Out::U8(o),
+        ) => {
+            let mut parts = Vec::with_capacity(inputs.len());
+            for (i, qp) in inputs.iter().zip(qps) {
+                let Data::U8(data) = i.data else {
+                    return Err(mismatch());
+                };
+                parts.push(ConcatInput {
+                    data,
+                    channels: i.shape[1],
+                    qparams: *qp,
+                });
+            }
+            let [n, _, h, w] = four(out_shape, step)?;
+            ops::concat_channels(tier, &parts, n * h * w, *output, o).map_err(err)
+        }
+        (StepKind::Add(params), Out::U8(o)) => {
+            let (
+                Data::U8(a),
+                Some(In {
+                    data: Data::U8(b), ..
+                }),
+            ) = (x.data, inputs.get(1))
+            else {
+                return Err(mismatch());
+            };
+            ops::add(tier, a, b, params, o).map_err(err)
+        }
+        (StepKind::Reshape, Out::U8(o)) => {
+            let Data::U8(src) = x.data else {
+                return Err(mismatch());
+            };
+            relayout(src, x.shape, x.layout, o, out_shape, out_layout);
+            Ok(())
+        }
+        (StepKind::Reshape, Out::F32(o)) => {
+            let Data::F32(src) = x.data else {
+                return Err(mismatch());
+            };
+            relayout(src, x.shape, x.layout, o, out_shape, out_layout);
+            Ok(())
+        }
+        (StepKind::MeanF32, Out::F32(o)) => {
+            let Data::F32(src) = x.data else {
+                return Err(mismatch());
+            };
+            mean_hw(src, four(x.shape, step)?, x.layout, o);
+            Ok(())
+        }
+        (StepKind::Fallback(exec), out) => {
+            let tensors: Vec<Tensor> = inputs.iter().map(to_tensor).collect::<Result<_>>()?;
+            let result = exec.run(&tensors)?;
+            let t = result.into_iter().next().ok_or_else(mismatch)?;
+            match (t.data(), out) {
+                (TensorData::F32(v), Out::F32(o)) => {
+                    relayout(v, t.shape(), Layout::Plain, o, out_shape, out_layout)
+                }
+                (TensorData::U8(v), Out::U8(o)) => {
+                    relayout(v, t.shape(), Layout::Plain, o, out_shape, out_layout)
+                }
+                _ => return Err(mismatch()),
+            }
+            Ok(())
+        }
+        _ => Err(mismatch()),
+    }
+}
+
+/// The NHWC view of a rank-4 logical shape.
+fn nhwc(shape: &[usize], step: &Step) -> Result<Nhwc> {
+    let [n, c, h, w] = four(shape, step)?;
+    Ok(Nhwc::new(n, h, w, c))
+}
+
+/// Copies `src` (logical `in_shape`, layout `in_layout`) into `dst` (logical `out_shape`,
+/// layout `out_layout`): the same elements in logical order, as reshape requires.
+pub(crate) fn relayout<T: Copy + Default>(
+    src: &[T],
+    in_shape: &[usize],
+    in_layout: Layout,
+    dst: &mut [T],
+    out_shape: &[usize],
+    out_layout: Layout,
+) {
+    let spatial = |s: &[usize]| s.len() == 4 && s[2] * s[3] > 1;
+    let in_nhwc = in_layout == Layout::Nhwc && spatial(in_shape);
+    let out_nhwc = out_layout == Layout::Nhwc && spatial(out_shape);
+    match (in_nhwc, out_nhwc) {
+        (false, false) => dst.copy_from_slice(src),
+        (true, true) if in_shape == out_shape => dst.copy_from_slice(src),
+        (true, false) => nhwc_to_nchw(src, dims(in_shape), dst),
+        (false, true) => nchw_to_nhwc(src, dims(out_shape), dst),
+        (true, true) => {
+            let mut logical = vec![T::default(); src.len()];
+            nhwc_to_nchw(src, dims(in_shape), &mut logical);
+            nchw_to_nhwc(&logical, dims(out_shape), dst);
+        }
+    }
+}
+
+fn dims(s: &[usize]) -> [usize; 4] {
+    [s[0], s[1], s[2], s[3]]
+}
+
+/// Mean over H, W of an f32 rank-4 tensor into `[N][C]`.
+fn mean_hw(src: &[f32], [n, c, h, w]: [usize; 4], layout: Layout, out: &mut [f32]) {
+    let hw = h * w;
+    let inv = hw as f32;
+    for b in 0..n {
+        let image = &src[b * c * hw..][..c * hw];
+        let o = &mut out[b * c..][..c];
+        match layout {
+            Layout::Plain => {
+                for (ch, plane) in image.chunks_exact(hw).enumerate() {
+                    o[ch] = plane.iter().sum::<f32>() / inv;
+                }
+            }
+            Layout::Nhwc => {
+                o.fill(0.0);
+                for pixel in image.chunks_exact(c) {
+                    for (acc, &v) in o.iter_mut().zip(pixel) {
+                        *acc += v;
+                    }
+                }
+                for v in o.iter_mut() {
+                    *v /= inv;
+                }
+            }
+        }
+    }
+}
+
+/// A step input as an NCHW tensor (for the fp32 executor and observers).
+pub(crate) fn to_tensor(i: &In<'_>) -> Result<Tensor> {
+    let shape = i.shape.to_vec();
+    let data = match i.data {
+        Data::U8(v) => {
+            let mut o = vec![0u8; v.len()];
+            relayout(v, i.shape, i.layout, &mut o, i.shape, Layout::Plain);
+            TensorData::U8(o)
+        }
+        Data::F32(v) => {
+            let mut o = vec![0f32; v.len()];
+            relayout(v, i.shape, i.layout, &mut o, i.shape, Layout::Plain);
+            TensorData::F32(o)
+        }
+    };
+    Tensor::new(shape, data)
+}

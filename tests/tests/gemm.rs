@@ -563,6 +563,10 @@ fn bad_arguments_are_errors() {
         Err(Error::Length { .. })
     ));
     assert!(call(&a, k, 0, aq, &none, m * n, &opts).is_err());
+    assert!(matches!(
+        call(&a, usize::MAX / 2, m, aq, &none, m * n, &opts),
+        Err(Error::Shape(_))
+    ));
     let zero_scale = QParams {
         scale: 0.0,
         zero_point: 0,

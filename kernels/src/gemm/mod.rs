@@ -240,7 +240,7 @@ pub(crate) fn gemm_rows(
         Parallelism::Threads(n) => n,
     };
     // Small problems stay on the calling thread: waking a pool costs more than they take.
-    if threads == 1 || m * weights.n() * weights.k() < driver::PARALLEL_MIN_MACS {
+    if threads == 1 || m.saturating_mul(weights.n() * weights.k()) < driver::PARALLEL_MIN_MACS {
         return driver::run(weights, m, a, &epi, 1);
     }
     match options.parallelism {

@@ -51,9 +51,13 @@ pub enum RefOutput<'a> {
     },
 }
 
-/// Length a row-major `rows x cols` view with leading dimension `ld` needs.
-pub(crate) fn strided_len(rows: usize, cols: usize, ld: usize) -> usize {
-    if rows == 0 { 0 } else { (rows - 1) * ld + cols }
+/// Length a row-major `rows x cols` view with leading dimension `ld` needs (`None` when it
+/// overflows `usize`).
+fn strided_len(rows: usize, cols: usize, ld: usize) -> Option<usize> {
+    match rows {
+        0 => Some(0),
+        _ => (rows - 1).checked_mul(ld)?.checked_add(cols),
+    }
 }
 
 /// Checks a strided view: `ld >= cols` and the slice covers the last row.
@@ -69,7 +73,11 @@ pub(crate) fn check_strided(
             "{what}: leading dimension {ld} is smaller than the row width {cols}"
         )));
     }
-    let need = strided_len(rows, cols, ld);
+    let need = strided_len(rows, cols, ld).ok_or_else(|| {
+        Error::Shape(format!(
+            "{what}: {rows} rows with leading dimension {ld} overflow the address space"
+        ))
+    })?;
     if len < need {
         return Err(Error::Length {
             what,

@@ -139,7 +139,7 @@ pub(crate) fn run(
 ) -> Result<()> {
     debug_assert!(ep.m() == m && ep.n() == w.n());
     let (n, k) = (w.n(), w.k());
-    let parallel = threads > 1 && m * n * k >= PARALLEL_MIN_MACS;
+    let parallel = threads > 1 && m.saturating_mul(n * k) >= PARALLEL_MIN_MACS;
     let engine = engine(w, m);
     let plan = plan(engine, m, n, k, if parallel { threads } else { 1 });
     let panels = n.div_ceil(PANEL);

@@ -20,6 +20,8 @@ enum Command {
     Bench(cmd::bench::Args),
     /// Run an ONNX model in fp32 on a .npy input: `q8 run model.onnx --input x.npy [-o out.npy]`.
     Run(cmd::run::Args),
+    /// Post-training quantization (X86 recipe): `q8 quantize model.onnx --calib x.npy -o model.q8.onnx`.
+    Quantize(cmd::quantize::Args),
 }
 
 fn main() {
@@ -28,6 +30,7 @@ fn main() {
         Command::Cpu(args) => cmd::cpu::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Quantize(args) => cmd::quantize::run(args),
     };
     if let Err(message) = outcome {
         eprintln!("error: {message}");

@@ -14,6 +14,31 @@ pub struct CalibrationProgress {
     pub samples: usize,
 }
 
+/// `t` split along its first axis into batches of `size` (the last one may be smaller):
+/// how a large calibration array is fed to [`Prepared::calibrate`].
+///
+/// ```
+/// use q8_frontend::ir::Tensor;
+/// let t = Tensor::from_f32(vec![5, 2], (0..10).map(|i| i as f32).collect()).unwrap();
+/// let b: Vec<Tensor> = q8_frontend::quant::batches(&t, 2).collect();
+/// assert_eq!(b.iter().map(|b| b.shape()[0]).collect::<Vec<_>>(), [2, 2, 1]);
+/// assert_eq!(b[2].as_f32().unwrap(), &[8.0, 9.0]);
+/// ```
+///
+/// An empty `t`, a non-f32 `t` or `size == 0` yields no batches.
+pub fn batches(t: &Tensor, size: usize) -> impl Iterator<Item = Tensor> + '_ {
+    let per: usize = t.shape().iter().skip(1).product();
+    let data = t
+        .as_f32()
+        .filter(|d| size > 0 && per > 0 && !d.is_empty())
+        .unwrap_or(&[]);
+    data.chunks(per.max(1) * size.max(1)).filter_map(move |c| {
+        let mut shape = t.shape().to_vec();
+        shape[0] = c.len() / per;
+        Tensor::from_f32(shape, c.to_vec()).ok()
+    })
+}
+
 impl Prepared {
     /// Runs one batch (`inputs` in the order of the graph's inputs) and observes it.
     ///

@@ -39,7 +39,7 @@ pub use annotate::{
     Annotation, Fp32Reason, NodeStatus, PatternKind, PatternMatch, QuantGroup, QuantPoint, Unary,
     annotate,
 };
-pub use calibrate::CalibrationProgress;
+pub use calibrate::{CalibrationProgress, batches};
 pub use convert::{ActivationQParams, Quantized, WeightQParams};
 pub use prepare::{Prepared, prepare};
 pub use report::{CoverageReport, NodeCoverage};

@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use super::annotate::PatternMatch;
 use super::convert::Quantized;
 use super::error::Result;
 use super::report::json_str;
 use crate::exec::{ExecOptions, Executor};
-use crate::ir::{Tensor, ValueId};
+use crate::ir::{NodeId, Tensor, ValueId};
 
 /// `10 * log10(sum ref^2 / sum (ref - x)^2)` in dB (f64 sums); `+inf` when equal.
 ///
@@ -64,7 +65,7 @@ pub struct LayerSqnr {
 /// Per-layer and per-output SQNR of a converted model against its fp32 original.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Comparison {
-    /// One row per quantized pattern, in pattern order.
+    /// One row per quantized pattern, in graph order of the anchor nodes.
     pub layers: Vec<LayerSqnr>,
     /// One row per graph output.
     pub outputs: Vec<LayerSqnr>,
@@ -190,9 +191,12 @@ where
         count += 1;
     }
     let g = &quantized.fp32;
-    let layers = patterns
-        .iter()
-        .zip(layers)
+    let position: HashMap<NodeId, usize> =
+        g.nodes().enumerate().map(|(i, (id, _))| (id, i)).collect();
+    let mut rows: Vec<(&PatternMatch, Accumulator)> = patterns.iter().zip(layers).collect();
+    rows.sort_by_key(|(p, _)| position.get(&p.nodes[0]).copied());
+    let layers = rows
+        .into_iter()
         .map(|(p, acc)| LayerSqnr {
             node: g
                 .node(p.nodes[0])

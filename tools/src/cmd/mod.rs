@@ -2,4 +2,5 @@
 
 pub mod bench;
 pub mod cpu;
+pub mod quantize;
 pub mod run;

@@ -117,7 +117,8 @@ fn run_batch(exec: &Executor, input: &Tensor) -> Result<Vec<Tensor>, q8_frontend
         .collect()
 }
 
-fn read_input(path: &PathBuf) -> Result<Tensor, String> {
+/// Reads an f32 or f64 `.npy` array as an f32 tensor.
+pub(crate) fn read_input(path: &PathBuf) -> Result<Tensor, String> {
     let array = npy::read(path).map_err(|e| e.to_string())?;
     let shape = array.shape().to_vec();
     let values: Vec<f32> = match array.data() {

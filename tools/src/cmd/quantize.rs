@@ -1,0 +1,240 @@
+//! `q8 quantize`: post-training quantization of an fp32 ONNX model with the X86 recipe
+//! (prepare, calibrate on a `.npy` set with a progress bar, convert), writing a QDQ ONNX
+//! model; prints the coverage report and, with `--compare`, the per-layer SQNR table.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use q8_frontend::exec::ExecOptions;
+use q8_frontend::onnx;
+use q8_frontend::quant::{
+    ObserverKind, OpQuantSpec, QuantConfig, Setting, batches, compare, prepare,
+};
+
+/// Arguments of `q8 quantize`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// fp32 ONNX model.
+    model: PathBuf,
+    /// Calibration inputs: a `.npy` array (f32 or f64, NCHW for image models).
+    #[arg(long)]
+    calib: PathBuf,
+    /// Where to write the QDQ model.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Images per calibration batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Config file: lines `observer = NAME`, `reduce_range = true|false`, `fp32_node = NAME`,
+    /// `fp32_op = TYPE` (`#` starts a comment). Flags given as well are applied after it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Activation observer: histogram (default, PyTorch's), minmax, moving-average, mse,
+    /// percentile:P (e.g. percentile:99.99).
+    #[arg(long)]
+    observer: Option<String>,
+    /// Activations in [0, 127] (CPUs without VNNI).
+    #[arg(long)]
+    reduce_range: bool,
+    /// Keep this node (ONNX node name) in fp32; repeatable.
+    #[arg(long = "fp32-node")]
+    fp32_nodes: Vec<String>,
+    /// Keep every node of this op type (e.g. Gemm) in fp32; repeatable.
+    #[arg(long = "fp32-op")]
+    fp32_ops: Vec<String>,
+    /// Inputs to compare fp32 and int8 on, layer by layer (`.npy`).
+    #[arg(long)]
+    compare: Option<PathBuf>,
+    /// Print the reports as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+/// Settings from the config file and flags.
+#[derive(Default)]
+struct Options {
+    observer: Option<ObserverKind>,
+    reduce_range: bool,
+    fp32_nodes: Vec<String>,
+    fp32_ops: Vec<String>,
+}
+
+/// Quantizes the model and reports.
+pub fn run(args: Args) -> Result<(), String> {
+    let model = args.model.display().to_string();
+    let config = build_config(&args)?;
+    let graph = onnx::load(&args.model).map_err(|e| format!("{model}: {e}"))?;
+    let options = ExecOptions {
+        threads: args.threads,
+    };
+    let mut prepared = prepare(&graph, &config, options).map_err(|e| format!("{model}: {e}"))?;
+    let calib = super::run::read_input(&args.calib)?;
+    let total = calib.shape().first().copied().unwrap_or(0);
+    let bar = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} images {elapsed}")
+            .map_err(|e| e.to_string())?,
+    );
+    let start = Instant::now();
+    let done = prepared
+        .calibrate(batches(&calib, args.batch_size), |p| {
+            bar.set_position(p.samples as u64)
+        })
+        .map_err(|e| format!("{model} calibrated on {}: {e}", args.calib.display()))?;
+    bar.finish_and_clear();
+    let calib_ms = start.elapsed().as_secs_f64() * 1e3;
+    let quantized = prepared.convert().map_err(|e| format!("{model}: {e}"))?;
+    quantized
+        .save(&args.output)
+        .map_err(|e| format!("{}: {e}", args.output.display()))?;
+    let comparison = match &args.compare {
+        Some(path) => {
+            let x = super::run::read_input(path)?;
+            Some(
+                compare(&quantized, batches(&x, args.batch_size), options)
+                    .map_err(|e| format!("comparing on {}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let coverage = quantized.coverage();
+    let floored: Vec<String> = quantized
+        .weights
+        .iter()
+        .filter(|w| w.floor_channels > 0)
+        .map(|w| format!("{} ({} channels)", w.node, w.floor_channels))
+        .collect();
+    if args.json {
+        let activations: Vec<String> = quantized
+            .activations
+            .iter()
+            .map(|a| {
+                format!(
+                    "{{\"group\":{},\"scale\":{},\"zero_point\":{},\"values\":[{}]}}",
+                    a.group,
+                    a.scale,
+                    a.zero_point,
+                    a.values
+                        .iter()
+                        .map(|v| format!("{v:?}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            })
+            .collect();
+        println!(
+            "{{\"model\":{model:?},\"output\":{:?},\"calibration\":{{\"batches\":{},\"images\":{},\"ms\":{calib_ms:.1}}},\"coverage\":{},\"activations\":[{}],\"sqnr\":{}}}",
+            args.output.display().to_string(),
+            done.batches,
+            done.samples,
+            coverage.to_json(),
+            activations.join(","),
+            comparison
+                .as_ref()
+                .map_or_else(|| "null".to_string(), |c| c.to_json())
+        );
+        return Ok(());
+    }
+    println!(
+        "calibrated {model} on {} images in {} batches ({calib_ms:.0} ms)",
+        done.samples, done.batches
+    );
+    print!("{coverage}");
+    if !floored.is_empty() {
+        println!(
+            "weight channels at the 2^-12 scale floor (fewer than 255 levels): {}",
+            floored.join(", ")
+        );
+    }
+    if let Some(c) = &comparison {
+        print!("{c}");
+    }
+    println!("wrote {}", args.output.display());
+    Ok(())
+}
+
+/// The config from `--config`, then the flags.
+fn build_config(args: &Args) -> Result<QuantConfig, String> {
+    let mut o = match &args.config {
+        Some(path) => read_config_file(path)?,
+        None => Options::default(),
+    };
+    if let Some(name) = &args.observer {
+        o.observer = Some(parse_observer(name)?);
+    }
+    o.reduce_range |= args.reduce_range;
+    o.fp32_nodes.extend(args.fp32_nodes.iter().cloned());
+    o.fp32_ops.extend(args.fp32_ops.iter().cloned());
+    let mut spec = OpQuantSpec::x86_default().with_reduce_range(o.reduce_range);
+    if let Some(kind) = o.observer {
+        spec = spec.with_observer(kind);
+    }
+    let mut config = QuantConfig::with_global(Setting::Quantize(spec));
+    for op in o.fp32_ops {
+        config.set_op_type(op, Setting::Fp32);
+    }
+    for node in o.fp32_nodes {
+        config.set_node(node, Setting::Fp32);
+    }
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+fn parse_observer(name: &str) -> Result<ObserverKind, String> {
+    Ok(match name {
+        "histogram" => ObserverKind::Histogram,
+        "minmax" => ObserverKind::MinMax,
+        "moving-average" => ObserverKind::MovingAverageMinMax {
+            averaging_constant: 0.01,
+        },
+        "mse" => ObserverKind::Mse,
+        other => match other.strip_prefix("percentile:") {
+            Some(p) => ObserverKind::Percentile {
+                percentile: p
+                    .parse()
+                    .map_err(|_| format!("observer '{other}': '{p}' is not a number"))?,
+            },
+            None => {
+                return Err(format!(
+                    "unknown observer '{other}' (histogram, minmax, moving-average, mse, percentile:P)"
+                ));
+            }
+        },
+    })
+}
+
+fn read_config_file(path: &Path) -> Result<Options, String> {
+    let file = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {file}: {e}"))?;
+    let mut o = Options::default();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .ok_or_else(|| format!("{file} line {}: expected `key = value`", i + 1))?;
+        match key {
+            "observer" => o.observer = Some(parse_observer(value)?),
+            "reduce_range" => {
+                o.reduce_range = value.parse().map_err(|_| {
+                    format!("{file} line {}: reduce_range must be true or false", i + 1)
+                })?;
+            }
+            "fp32_node" => o.fp32_nodes.push(value.to_string()),
+            "fp32_op" => o.fp32_ops.push(value.to_string()),
+            other => {
+                return Err(format!(
+                    "{file} line {}: unknown key '{other}' (observer, reduce_range, fp32_node, fp32_op)",
+                    i + 1
+                ));
+            }
+        }
+    }
+    Ok(o)
+}

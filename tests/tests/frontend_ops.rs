@@ -411,3 +411,40 @@ fn run_rejects_mismatched_inputs_and_observes_every_value() {
     assert_eq!(names.len(), 3);
     assert_eq!(names[1], ("relu_output_0".to_string(), vec![5, 3]));
 }
+
+#[test]
+fn concurrent_runs_share_one_executor() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    let g = q8_frontend::models::resnet18(q8_frontend::models::ResNet18Config {
+        num_classes: 10,
+        image_size: 32,
+        seed: 9,
+    })
+    .unwrap();
+    let exec = Executor::new(&g, ExecOptions { threads: 1 }).unwrap();
+    send_sync(&exec);
+    let inputs: Vec<Tensor> = (0..4)
+        .map(|k| {
+            Tensor::from_f32(
+                vec![1, 3, 32, 32],
+                (0..3072)
+                    .map(|i| ((i * (k + 3)) % 29) as f32 / 14.0 - 1.0)
+                    .collect(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let serial: Vec<Vec<Tensor>> = inputs
+        .iter()
+        .map(|x| exec.run(std::slice::from_ref(x)).unwrap())
+        .collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = inputs
+            .iter()
+            .map(|x| s.spawn(|| exec.run(std::slice::from_ref(x)).unwrap()))
+            .collect();
+        for (h, want) in handles.into_iter().zip(&serial) {
+            assert_eq!(&h.join().unwrap(), want);
+        }
+    });
+}

@@ -8,9 +8,9 @@
 //! For [`Tier::Avx2`] every weight pair `(w[k], w[k+1])` (k even) is checked at pack time: if
 //! `vpmaddubsw` could saturate on it for some u8 activation (`int8-math.md`), the pair is
 //! split into two halves that are each provably safe, `w = fast + residual` with
-//! `residual = w / 2` (truncated): the fast panel keeps `w - w / 2`, and the group (64 bytes,
-//! same layout) goes to a per-panel residual list holding the other halves, which the kernel
-//! runs through the same `vpmaddubsw` step. Both passes are exact, so the AVX2 result is
+//! `residual = w / 2` (truncated): the fast panel keeps `w - w / 2`, and the half group row
+//! (8 columns x 4 K bytes, same layout) goes to a per-panel residual list holding the other
+//! halves, which the kernel runs through the same `vpmaddubsw` step. Both passes are exact, so the AVX2 result is
 //! exact for every input, and costs extra only for the groups that need it.
 
 use rayon::prelude::*;
@@ -45,13 +45,18 @@ pub(crate) fn split_pair(w0: i8, w1: i8) -> ((i8, i8), (i8, i8)) {
     }
 }
 
-/// The AVX2 exactness data: the residual halves of the unsafe pairs, by group.
+/// Bytes of one half group row: 8 columns x 4 K bytes (one ymm).
+pub(crate) const HALF_BYTES: usize = GROUP_BYTES / 2;
+
+/// The AVX2 exactness data: the residual halves of the unsafe pairs, by half group row
+/// (8 columns, one ymm), so a split pair costs only its own half of the panel.
 pub(crate) struct Avx2Residual {
-    /// Per panel `p`, its residual groups are `starts[p]..starts[p + 1]`.
+    /// Residual entries of panel `p`, columns `8h..8h + 8` (h = 0, 1) are
+    /// `starts[2p + h]..starts[2p + h + 1]`.
     pub starts: Vec<usize>,
-    /// Group index (within the panel) of each residual group.
+    /// Group index (within the panel) of each residual entry.
     pub groups: Vec<u32>,
-    /// One 64-byte group row (panel layout) per residual group: the residual halves of its
+    /// One 32-byte half group row (panel layout) per entry: the residual halves of its
     /// unsafe pairs, zero elsewhere.
     pub weights: Vec<u8>,
 }
@@ -208,12 +213,13 @@ impl PackedWeights {
         self.k
     }
 
-    /// For [`Tier::Avx2`]: the fraction of (panel, K group) rows that need the second
-    /// residual pass (0 when every weight pair is `vpmaddubsw`-safe); `None` for other tiers.
+    /// For [`Tier::Avx2`]: the fraction of (panel, K group, 8-column half) rows that need
+    /// the second, residual pass (0 when every weight pair is `vpmaddubsw`-safe); `None` for
+    /// other tiers.
     pub fn avx2_residual_fraction(&self) -> Option<f64> {
         match &self.body {
             Body::Avx2(panels, r) => {
-                Some(r.groups.len() as f64 / (panels.len() / GROUP_BYTES) as f64)
+                Some(r.groups.len() as f64 / (panels.len() / HALF_BYTES) as f64)
             }
             _ => None,
         }
@@ -250,34 +256,36 @@ fn pack_panels(w: &[i8], n: usize, k: usize) -> Vec<u8> {
 /// the residual half goes to the group's residual row.
 fn split_unsafe_pairs(panels: &mut [u8], k: usize) -> Avx2Residual {
     let panel_bytes = k_groups(k) * GROUP_BYTES;
-    let per_panel: Vec<(Vec<u32>, Vec<u8>)> = panels
+    // Per panel and half: (group indices, residual half rows).
+    let per_panel: Vec<[(Vec<u32>, Vec<u8>); 2]> = panels
         .par_chunks_mut(panel_bytes)
         .map(|panel| {
-            let mut groups = Vec::new();
-            let mut weights = Vec::new();
+            let mut halves: [(Vec<u32>, Vec<u8>); 2] = Default::default();
             for (g, row) in panel.chunks_exact_mut(GROUP_BYTES).enumerate() {
-                let mut residual = [0u8; GROUP_BYTES];
-                let mut any = false;
-                for at in (0..GROUP_BYTES).step_by(2) {
-                    let ((f0, f1), (r0, r1)) = split_pair(row[at] as i8, row[at + 1] as i8);
-                    if (r0, r1) != (0, 0) {
-                        any = true;
-                        (row[at], row[at + 1]) = (f0 as u8, f1 as u8);
-                        (residual[at], residual[at + 1]) = (r0 as u8, r1 as u8);
+                for (h, half) in row.chunks_exact_mut(HALF_BYTES).enumerate() {
+                    let mut residual = [0u8; HALF_BYTES];
+                    let mut any = false;
+                    for at in (0..HALF_BYTES).step_by(2) {
+                        let ((f0, f1), (r0, r1)) = split_pair(half[at] as i8, half[at + 1] as i8);
+                        if (r0, r1) != (0, 0) {
+                            any = true;
+                            (half[at], half[at + 1]) = (f0 as u8, f1 as u8);
+                            (residual[at], residual[at + 1]) = (r0 as u8, r1 as u8);
+                        }
+                    }
+                    if any {
+                        halves[h].0.push(g as u32);
+                        halves[h].1.extend_from_slice(&residual);
                     }
                 }
-                if any {
-                    groups.push(g as u32);
-                    weights.extend_from_slice(&residual);
-                }
             }
-            (groups, weights)
+            halves
         })
         .collect();
     let mut starts = vec![0];
     let mut groups = Vec::new();
     let mut weights = Vec::new();
-    for (g, w) in per_panel {
+    for (g, w) in per_panel.into_iter().flatten() {
         groups.extend_from_slice(&g);
         weights.extend_from_slice(&w);
         starts.push(groups.len());
@@ -341,8 +349,11 @@ mod tests {
         let mut p = pack_panels(&w, 1, 4);
         let r = split_unsafe_pairs(&mut p, 4);
         assert_eq!(&p[0..4], &[64, 64, 1, 1]);
-        assert_eq!((r.starts.clone(), r.groups.clone()), (vec![0, 1], vec![0]));
+        assert_eq!(
+            (r.starts.clone(), r.groups.clone()),
+            (vec![0, 1, 1], vec![0])
+        );
         assert_eq!(&r.weights[0..4], &[63, 63, 0, 0]);
-        assert_eq!(r.weights.len(), GROUP_BYTES);
+        assert_eq!(r.weights.len(), HALF_BYTES);
     }
 }

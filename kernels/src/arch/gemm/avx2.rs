@@ -1,7 +1,7 @@
 //! AVX2, exact: `vpmaddubsw` + `vpmaddwd(ones)` + `vpaddd` over the fast panels, whose pairs
 //! were all proven safe at pack time, then the same step over the residual groups (the
-//! other, also safe, halves of the pairs that were split). No step can saturate, so the sum
-//! is the true i32 dot product for every input.
+//! other, also safe, halves of the pairs that were split, per 8-column half row). No step
+//! can saturate, so the sum is the true i32 dot product for every input.
 //!
 //! Blocking: 4 rows x 1 panel = 8 ymm accumulators + ones + 2 panel halves + broadcast +
 //! temporaries (MLAS's AVX2 u8s8 shape).
@@ -11,7 +11,7 @@ use std::arch::x86_64::*;
 use super::avxvnni::{Pair, load_pair, store_pair};
 use super::epilogue::Epilogue;
 use super::kernel::{self, ARows, Isa, Panels, a_quad};
-use crate::gemm::pack::{Avx2Residual, GROUP_BYTES};
+use crate::gemm::pack::{Avx2Residual, HALF_BYTES};
 
 /// Rows per micro-tile.
 pub(crate) const MR: usize = 4;
@@ -63,7 +63,7 @@ impl Isa for Avx2Exact<'_> {
         unsafe { store_pair(ep, acc, i, j, lanes) }
     }
 
-    /// Adds the residual groups of panels `p0..p0 + NB` with the same exact step.
+    /// Adds the residual half rows of panels `p0..p0 + NB` with the same exact triple.
     #[inline(always)]
     unsafe fn finish<const R: usize, const NB: usize>(
         &self,
@@ -74,16 +74,22 @@ impl Isa for Avx2Exact<'_> {
     ) {
         let res = self.residual;
         for (p, panel) in (p0..p0 + NB).enumerate() {
-            for idx in res.starts[panel]..res.starts[panel + 1] {
-                let g = res.groups[idx] as usize;
-                let w = &res.weights[idx * GROUP_BYTES..][..GROUP_BYTES];
-                // SAFETY: `w` holds one 64-byte group row; residual groups satisfy 4g < k,
-                // so `a_quad` stays inside each row; AVX2 enabled (trait contract).
-                unsafe {
-                    let b = Self::load_b(w.as_ptr());
-                    for r in 0..R {
-                        let a = Self::bcast(a_quad(rows[r], g, k));
-                        acc[r][p] = Self::dot(acc[r][p], a, b);
+            for h in 0..2 {
+                let entries = res.starts[2 * panel + h]..res.starts[2 * panel + h + 1];
+                for idx in entries {
+                    let g = res.groups[idx] as usize;
+                    let w = &res.weights[idx * HALF_BYTES..][..HALF_BYTES];
+                    // SAFETY: `w` holds one 32-byte half row; residual groups satisfy
+                    // 4g < k, so `a_quad` stays inside each row; AVX2 enabled (trait
+                    // contract).
+                    unsafe {
+                        let b = _mm256_loadu_si256(w.as_ptr().cast());
+                        let ones = _mm256_set1_epi16(1);
+                        for r in 0..R {
+                            let a = _mm256_set1_epi32(a_quad(rows[r], g, k));
+                            let t = _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones);
+                            acc[r][p][h] = _mm256_add_epi32(acc[r][p][h], t);
+                        }
                     }
                 }
             }

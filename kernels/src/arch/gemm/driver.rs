@@ -90,6 +90,8 @@ fn plan(engine: Engine, m: usize, n: usize, k: usize, threads: usize) -> Plan {
     // Equal chunks: 16 panels at 12 per chunk become 8 + 8, not 12 + 4.
     nc = panels.div_ceil(panels.div_ceil(nc)).next_multiple_of(nb);
     let mut mc = MC_ROWS.next_multiple_of(mr).min(m.next_multiple_of(mr));
+    // Equal row blocks too: 100 rows at 48 become 36 + 36 + 28, not 48 + 48 + 4.
+    mc = m.div_ceil(m.div_ceil(mc)).next_multiple_of(mr);
     // Enough jobs for every thread to get several (load balance), shrinking N chunks first
     // (small M) and then row blocks, never below one micro-tile.
     if threads > 1 {

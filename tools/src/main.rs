@@ -22,6 +22,10 @@ enum Command {
     Run(cmd::run::Args),
     /// Post-training quantization (X86 recipe): `q8 quantize model.onnx --calib x.npy -o model.q8.onnx`.
     Quantize(cmd::quantize::Args),
+    /// Top-1 accuracy (and SQNR against reference logits) of a model on a labelled .npy set.
+    Eval(cmd::eval::Args),
+    /// Graph summary, int8 coverage and the per-node lowering report of an ONNX model.
+    Inspect(cmd::inspect::Args),
 }
 
 fn main() {
@@ -31,6 +35,8 @@ fn main() {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Quantize(args) => cmd::quantize::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
+        Command::Inspect(args) => cmd::inspect::run(args),
     };
     if let Err(message) = outcome {
         eprintln!("error: {message}");

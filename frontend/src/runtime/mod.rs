@@ -86,6 +86,15 @@ impl Model {
         Model::from_graph(&graph, options)
     }
 
+    /// Imports ONNX model bytes and builds the model.
+    ///
+    /// # Errors
+    /// As [`crate::onnx::load_bytes`], then as [`Model::from_graph`].
+    pub fn load_bytes(bytes: &[u8], options: &RuntimeOptions) -> Result<Model> {
+        let graph = crate::onnx::load_bytes(bytes)?;
+        Model::from_graph(&graph, options)
+    }
+
     /// Lowers `graph` (packing its weights once) and builds the model.
     ///
     /// # Errors

@@ -2,5 +2,7 @@
 
 pub mod bench;
 pub mod cpu;
+pub mod eval;
+pub mod inspect;
 pub mod quantize;
 pub mod run;

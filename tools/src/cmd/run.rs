@@ -1,4 +1,5 @@
-//! `q8 run`: run an ONNX model in fp32 (QDQ models in reference mode) on a `.npy` batch;
+//! `q8 run`: run an ONNX model on a `.npy` batch: QDQ models lowered onto the int8 kernels
+//! (`--fp32` runs them in reference mode instead), fp32 models through the fp32 executor;
 //! print the output shapes, the first rows and the top-1 class per row, or write `.npy`.
 
 use std::path::PathBuf;
@@ -29,6 +30,18 @@ pub struct Args {
     /// Rows of each output to print.
     #[arg(long, default_value_t = 5)]
     rows: usize,
+    /// Run a QDQ model in fp32 reference mode (dq -> fp32 op -> q) instead of int8.
+    #[arg(long)]
+    fp32: bool,
+    /// ISA tier for the int8 path (default: the best available, capped by Q8_ISA).
+    #[arg(long)]
+    tier: Option<q8_kernels::Tier>,
+    /// Print the time of every int8 step.
+    #[arg(long)]
+    profile: bool,
+    /// Print a JSON summary (path, tier, threads, ms, output shapes, top-1 per row).
+    #[arg(long)]
+    json: bool,
 }
 
 /// Runs the model and reports.
@@ -47,6 +60,9 @@ pub fn run(args: Args) -> Result<(), String> {
         }
     }
     let input = read_input(&args.input)?;
+    if !args.fp32 && super::eval::is_qdq(&graph) {
+        return run_int8(&args, &model, &graph, &input);
+    }
     let exec = Executor::new(
         &graph,
         ExecOptions {
@@ -83,9 +99,113 @@ pub fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
+/// The int8 path: lower, pack, run (optionally profiled), report.
+fn run_int8(
+    args: &Args,
+    model: &str,
+    graph: &q8_frontend::ir::Graph,
+    input: &Tensor,
+) -> Result<(), String> {
+    let m = super::eval::build_model(model, graph, args.tier, args.threads)?;
+    let start = Instant::now();
+    let (outputs, timings) = if args.profile {
+        m.run_profiled(std::slice::from_ref(input))
+            .map_err(|e| format!("{model}: {e}"))?
+    } else {
+        let out = m
+            .run(std::slice::from_ref(input))
+            .map_err(|e| format!("{model}: {e}"))?;
+        (out, Vec::new())
+    };
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    let lowered = &m.lowered().graph;
+    if args.json {
+        let outs: Vec<String> = lowered
+            .outputs()
+            .iter()
+            .zip(&outputs)
+            .map(|(&id, t)| {
+                let width = t.shape().last().copied().unwrap_or(1).max(1);
+                let tops: Vec<String> = t
+                    .as_f32()
+                    .unwrap_or_default()
+                    .chunks_exact(width)
+                    .map(|r| argmax(r).to_string())
+                    .collect();
+                format!(
+                    "{{\"name\":{:?},\"shape\":{:?},\"top1\":[{}]}}",
+                    lowered.value(id).name,
+                    t.shape(),
+                    tops.join(",")
+                )
+            })
+            .collect();
+        let steps: Vec<String> = timings
+            .iter()
+            .map(|t| {
+                format!(
+                    "{{\"step\":{:?},\"kernel\":{:?},\"ms\":{:.4}}}",
+                    t.name,
+                    t.kernel,
+                    t.time.as_secs_f64() * 1e3
+                )
+            })
+            .collect();
+        println!(
+            "{{\"model\":{model:?},\"precision\":\"int8\",\"tier\":\"{}\",\"threads\":{},\"input\":{:?},\"ms\":{ms:.3},\"outputs\":[{}],\"profile\":[{}]}}",
+            m.tier(),
+            m.threads(),
+            input.shape(),
+            outs.join(","),
+            steps.join(",")
+        );
+    } else {
+        println!(
+            "{model}: int8 on {} ({} steps), input {:?}, {ms:.2} ms on {} thread(s)",
+            m.tier(),
+            m.lowered().steps.len(),
+            input.shape(),
+            m.threads()
+        );
+        if args.profile {
+            let total: f64 = timings.iter().map(|t| t.time.as_secs_f64()).sum();
+            for t in &timings {
+                let ms = t.time.as_secs_f64() * 1e3;
+                println!(
+                    "  {:<40} {:<22} {ms:8.3} ms {:5.1} %",
+                    t.name,
+                    t.kernel,
+                    100.0 * t.time.as_secs_f64() / total.max(1e-12)
+                );
+            }
+        }
+    }
+    if let Some(path) = &args.output {
+        let first = outputs.first().ok_or("the model has no outputs")?;
+        npy::write(path, &to_npy(first)?).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !args.json {
+            println!("wrote output {:?} to {}", first.shape(), path.display());
+        }
+    } else if !args.json {
+        for (&id, t) in lowered.outputs().iter().zip(&outputs) {
+            println!(
+                "output '{}' {:?} {}",
+                lowered.value(id).name,
+                t.shape(),
+                t.dtype()
+            );
+            print_rows(t, args.rows);
+        }
+    }
+    Ok(())
+}
+
 /// Runs `input`; a model exported with a fixed batch of 1 runs once per image, its outputs
 /// stacked along axis 0.
-fn run_batch(exec: &Executor, input: &Tensor) -> Result<Vec<Tensor>, q8_frontend::error::Error> {
+pub(crate) fn run_batch(
+    exec: &Executor,
+    input: &Tensor,
+) -> Result<Vec<Tensor>, q8_frontend::error::Error> {
     let g = exec.graph();
     let fixed_one = g
         .inputs()
@@ -176,7 +296,7 @@ fn print_rows(t: &Tensor, rows: usize) {
 }
 
 /// Index of the largest value (the first one on ties).
-fn argmax(row: &[f32]) -> usize {
+pub(crate) fn argmax(row: &[f32]) -> usize {
     row.iter()
         .enumerate()
         .fold(0, |m, (j, v)| if *v > row[m] { j } else { m })

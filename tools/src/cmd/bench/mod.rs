@@ -2,6 +2,7 @@
 
 pub mod conv;
 pub mod gemm;
+pub mod model;
 pub mod ops;
 
 /// Arguments of `q8 bench`.
@@ -20,6 +21,10 @@ enum What {
     Conv(conv::Args),
     /// The memory-bound int8 ops and a depthwise conv, in GB/s.
     Ops(ops::Args),
+    /// A whole ONNX model end to end: median latency, images/s, int8 vs fp32 speedup.
+    Model(model::ModelArgs),
+    /// The built-in ResNet-18 (random weights, quantized with the X86 recipe) end to end.
+    Resnet18(model::ResNetArgs),
 }
 
 /// Runs the chosen benchmark.
@@ -28,5 +33,7 @@ pub fn run(args: Args) -> Result<(), String> {
         What::Gemm(a) => gemm::run(a),
         What::Conv(a) => conv::run(a),
         What::Ops(a) => ops::run(a),
+        What::Model(a) => model::run_model(a),
+        What::Resnet18(a) => model::run_resnet(a),
     }
 }

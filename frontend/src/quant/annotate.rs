@@ -19,7 +19,8 @@
 //! Deliberate differences from PyTorch: an intermediate of a fused pattern (conv output before
 //! its relu, ...) must have that pattern's next node as its only reader and must not be a graph
 //! output, because a fused kernel cannot expose it; a pattern is skipped when one of its
-//! non-anchor nodes is explicitly overridden to fp32 (the next smaller pattern is tried).
+//! non-anchor nodes is explicitly overridden to fp32 (the next smaller pattern is tried); an
+//! anchor overridden to fp32 stays fp32 alone, leaving its post-ops to other patterns.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -520,10 +521,10 @@ impl Annotator<'_> {
         let (setting, source) = self.config.resolve(&anchor.name, anchor.op.name());
         let spec = match setting {
             Setting::Fp32 => {
-                for n in c.nodes {
-                    self.status
-                        .insert(n, NodeStatus::Fp32(Fp32Reason::Override(source)));
-                }
+                // Only the anchor: its post-ops stay free for another pattern (e.g. the other
+                // conv feeding the same Add).
+                self.status
+                    .insert(c.nodes[0], NodeStatus::Fp32(Fp32Reason::Override(source)));
                 return;
             }
             Setting::Quantize(spec) if spec.dynamic => {

@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::matmul::{Operand, gemm, par};
+use super::matmul::{Operand, gemm};
 use crate::ir::{Conv, Resolved};
 
 /// GEMM width (output pixels) a chunk of images aims for.
@@ -131,7 +131,7 @@ fn conv_chunk(
             Operand::new(rhs, k, cols),
             1.0,
             b.is_some(),
-            par(threads),
+            threads,
         );
         if !direct {
             for j in 0..imgs {

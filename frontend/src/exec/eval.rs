@@ -3,7 +3,7 @@
 use super::buffers::Buffers;
 use super::conv::{ConvShape, conv2d};
 use super::eltwise;
-use super::matmul::{Operand, gemm, par};
+use super::matmul::{Operand, gemm};
 use super::pool::{PoolKind, plane_mean, pool2d};
 use super::qdq;
 use crate::error::{Error, Result};
@@ -136,7 +136,7 @@ pub(crate) fn eval(
                     y.iter_mut().for_each(|v| *v *= g.beta);
                 }
             }
-            gemm(&mut y, lhs, rhs, g.alpha, with_c, par(ctx.threads));
+            gemm(&mut y, lhs, rhs, g.alpha, with_c, ctx.threads);
             TensorData::F32(y)
         }
         Op::MatMul => {
@@ -150,7 +150,7 @@ pub(crate) fn eval(
                 Operand::new(f32_of(b, op, node)?, k, n),
                 1.0,
                 false,
-                par(ctx.threads),
+                ctx.threads,
             );
             TensorData::F32(y)
         }

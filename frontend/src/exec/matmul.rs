@@ -2,6 +2,7 @@
 //! kernels, AVX2/AVX-512, rayon-parallel) behind a small safe, row-major interface.
 
 use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
 
 /// A row-major `rows x cols` operand, optionally used transposed.
 #[derive(Clone, Copy)]
@@ -33,32 +34,50 @@ impl<'a> Operand<'a> {
     }
 }
 
-/// The thread budget of one GEMM call.
-pub(crate) fn par(threads: usize) -> Par {
-    if threads <= 1 {
-        Par::Seq
-    } else {
-        Par::rayon(threads)
-    }
-}
+/// Fewest output rows a thread's share of a GEMM may have.
+const MIN_ROWS_PER_THREAD: usize = 16;
 
 /// `dst[m x n] (=|+=) alpha * lhs * rhs`, all row-major, `m` and `n` taken from the
 /// (possibly transposed) operands. Callers guarantee the shapes agree (the executor derives
 /// them from validated op shapes).
+///
+/// With `threads > 1` the output rows are split into one contiguous block per thread, each a
+/// sequential GEMM scheduled by rayon: faer's own parallel mode synchronizes its workers
+/// inside every K block, which collapses when the cores are shared with other processes.
 pub(crate) fn gemm(
     dst: &mut [f32],
     lhs: Operand<'_>,
     rhs: Operand<'_>,
     alpha: f32,
     accumulate: bool,
-    par: Par,
+    threads: usize,
 ) {
     let (lhs, rhs) = (lhs.view(), rhs.view());
-    let dst = MatMut::from_row_major_slice_mut(dst, lhs.nrows(), rhs.ncols());
+    let (m, n) = (lhs.nrows(), rhs.ncols());
     let accum = if accumulate {
         Accum::Add
     } else {
         Accum::Replace
     };
-    faer::linalg::matmul::matmul(dst, accum, lhs, rhs, alpha, par);
+    let blocks = threads.min(m / MIN_ROWS_PER_THREAD).max(1);
+    if blocks == 1 || n == 0 {
+        let dst = MatMut::from_row_major_slice_mut(dst, m, n);
+        faer::linalg::matmul::matmul(dst, accum, lhs, rhs, alpha, Par::Seq);
+        return;
+    }
+    let rows_per_block = m.div_ceil(blocks);
+    dst.par_chunks_mut(rows_per_block * n)
+        .enumerate()
+        .for_each(|(b, d)| {
+            let rows = d.len() / n;
+            let d = MatMut::from_row_major_slice_mut(d, rows, n);
+            faer::linalg::matmul::matmul(
+                d,
+                accum,
+                lhs.subrows(b * rows_per_block, rows),
+                rhs,
+                alpha,
+                Par::Seq,
+            );
+        });
 }

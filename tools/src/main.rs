@@ -24,6 +24,8 @@ enum Command {
     Quantize(cmd::quantize::Args),
     /// Top-1 accuracy (and SQNR against reference logits) of a model on a labelled .npy set.
     Eval(cmd::eval::Args),
+    /// The embedded demo: quantize the bundled digits model, then ResNet-18 int8 vs fp32.
+    Demo(cmd::demo::Args),
     /// Graph summary, int8 coverage and the per-node lowering report of an ONNX model.
     Inspect(cmd::inspect::Args),
 }
@@ -36,6 +38,7 @@ fn main() {
         Command::Run(args) => cmd::run::run(args),
         Command::Quantize(args) => cmd::quantize::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
     };
     if let Err(message) = outcome {

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod cpu;
+pub mod demo;
 pub mod eval;
 pub mod inspect;
 pub mod quantize;

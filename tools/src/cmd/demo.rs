@@ -1,0 +1,181 @@
+//! `q8 demo`: the embedded default, no downloads. Quantizes the small digits ResNet the repo
+//! carries (X86 recipe, its 128 calibration images), prints fp32 vs int8 accuracy and the
+//! SQNR of the int8 logits; then builds torchvision's ResNet-18 (random weights with BN
+//! statistics), quantizes and lowers it and prints int8 vs fp32 latency at batch 1 and 16.
+
+use std::time::Instant;
+
+use q8_frontend::exec::{ExecOptions, Executor};
+use q8_frontend::ir::{Graph, Tensor};
+use q8_frontend::npy::{self, NpyData};
+use q8_frontend::onnx;
+use q8_frontend::quant::{QuantConfig, batches, prepare};
+use q8_frontend::runtime::{Model, RuntimeOptions};
+
+use super::bench::model::{median_time, quantized_resnet18, random_images};
+use super::eval::{correct, sqnr_db};
+
+const DIGITS_ONNX: &[u8] = include_bytes!("../../../tests/data/digits_resnet.onnx");
+const DIGITS_CALIB: &[u8] = include_bytes!("../../../tests/data/digits_calib.npy");
+const DIGITS_TEST_X: &[u8] = include_bytes!("../../../tests/data/digits_test_x.npy");
+const DIGITS_TEST_Y: &[u8] = include_bytes!("../../../tests/data/digits_test_y.npy");
+
+/// Arguments of `q8 demo`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Skip the ResNet-18 latency part.
+    #[arg(long)]
+    no_resnet: bool,
+    /// Print one JSON object at the end instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn f32_tensor(bytes: &[u8], what: &str) -> Result<Tensor, String> {
+    let a = npy::from_bytes(bytes).map_err(|e| format!("embedded {what}: {e}"))?;
+    let NpyData::F32(v) = a.data() else {
+        return Err(format!("embedded {what}: not f32"));
+    };
+    Tensor::from_f32(a.shape().to_vec(), v.clone()).map_err(|e| format!("embedded {what}: {e}"))
+}
+
+fn first_f32(out: &[Tensor]) -> Result<&[f32], String> {
+    out.first()
+        .and_then(Tensor::as_f32)
+        .ok_or_else(|| "the model's first output is not f32".to_string())
+}
+
+/// Runs `q8 demo`.
+pub fn run(args: Args) -> Result<(), String> {
+    let say = |s: String| {
+        if !args.json {
+            println!("{s}");
+        }
+    };
+    let graph: Graph =
+        onnx::load_bytes(DIGITS_ONNX).map_err(|e| format!("digits_resnet.onnx: {e}"))?;
+    let calib = f32_tensor(DIGITS_CALIB, "digits_calib.npy")?;
+    let x = f32_tensor(DIGITS_TEST_X, "digits_test_x.npy")?;
+    let labels = match npy::from_bytes(DIGITS_TEST_Y)
+        .map_err(|e| e.to_string())?
+        .data()
+    {
+        NpyData::I64(v) => v.clone(),
+        _ => return Err("embedded digits_test_y.npy: labels are not i64".into()),
+    };
+    let n = labels.len();
+    let exec = Executor::new(
+        &graph,
+        ExecOptions {
+            threads: args.threads,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let fp32 = exec
+        .run(std::slice::from_ref(&x))
+        .map_err(|e| e.to_string())?;
+    let fp32 = first_f32(&fp32)?.to_vec();
+    let start = Instant::now();
+    let mut prepared = prepare(
+        &graph,
+        &QuantConfig::x86_default(),
+        ExecOptions {
+            threads: args.threads,
+        },
+    )
+    .map_err(|e| format!("digits_resnet.onnx: {e}"))?;
+    prepared
+        .calibrate(batches(&calib, 32), |_| {})
+        .map_err(|e| format!("digits_resnet.onnx: {e}"))?;
+    let quantized = prepared
+        .convert()
+        .map_err(|e| format!("digits_resnet.onnx: {e}"))?;
+    let quant_ms = start.elapsed().as_secs_f64() * 1e3;
+    let model = Model::from_graph(
+        &quantized.graph,
+        &RuntimeOptions {
+            tier: None,
+            threads: args.threads,
+        },
+    )
+    .map_err(|e| format!("digits_resnet.onnx: {e}"))?;
+    let int8 = model
+        .run(std::slice::from_ref(&x))
+        .map_err(|e| e.to_string())?;
+    let int8 = first_f32(&int8)?;
+    let classes = fp32.len() / n.max(1);
+    let (top_fp32, top_int8) = (
+        correct(&fp32, classes, &labels),
+        correct(int8, classes, &labels),
+    );
+    let db = sqnr_db(&fp32, int8);
+    let (lowered, total) = model.report().int8_coverage();
+    say(format!(
+        "digits ResNet (embedded): quantized with the X86 recipe on 128 images in {quant_ms:.0} ms; {lowered}/{total} conv/linear nodes on int8 kernels ({})",
+        model.tier()
+    ));
+    say(format!(
+        "  fp32 top-1 {top_fp32}/{n}, int8 top-1 {top_int8}/{n}, int8 vs fp32 logits SQNR {db:.1} dB"
+    ));
+    let mut latencies = Vec::new();
+    if !args.no_resnet {
+        let (fp32_graph, qdq) = quantized_resnet18(!args.json)?;
+        let start = Instant::now();
+        let model = Model::from_graph(
+            &qdq,
+            &RuntimeOptions {
+                tier: None,
+                threads: args.threads,
+            },
+        )
+        .map_err(|e| format!("resnet18: {e}"))?;
+        let load_ms = start.elapsed().as_secs_f64() * 1e3;
+        let exec = Executor::new(
+            &fp32_graph,
+            ExecOptions {
+                threads: args.threads,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        say(format!(
+            "ResNet-18 (torchvision shapes, random weights): lowered and packed in {load_ms:.0} ms for {}, {} thread(s)",
+            model.tier(),
+            model.threads()
+        ));
+        for batch in [1, 16] {
+            let images = random_images(batch, 224, 7);
+            let (t8, _) = median_time(3, || {
+                model
+                    .run(std::slice::from_ref(&images))
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            })?;
+            let (t32, _) = median_time(2, || {
+                exec.run(std::slice::from_ref(&images))
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            })?;
+            let (ms8, ms32) = (t8.as_secs_f64() * 1e3, t32.as_secs_f64() * 1e3);
+            say(format!(
+                "  batch {batch:>2}: int8 {ms8:8.2} ms ({:7.1} images/s), fp32 {ms32:8.2} ms, speedup {:.1}x",
+                batch as f64 / t8.as_secs_f64(),
+                ms32 / ms8
+            ));
+            latencies.push(format!(
+                "{{\"batch\":{batch},\"threads\":{},\"int8_median_ms\":{ms8:.3},\"fp32_median_ms\":{ms32:.3}}}",
+                model.threads()
+            ));
+        }
+    }
+    if args.json {
+        println!(
+            "{{\"tier\":\"{}\",\"digits\":{{\"images\":{n},\"fp32_top1\":{top_fp32},\"int8_top1\":{top_int8},\"sqnr_db\":{db:.3}}},\"resnet18\":[{}]}}",
+            model.tier(),
+            latencies.join(",")
+        );
+    }
+    Ok(())
+}

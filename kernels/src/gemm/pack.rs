@@ -27,11 +27,13 @@ pub(crate) const GROUP: usize = 4;
 /// Bytes of one group row of a panel.
 pub(crate) const GROUP_BYTES: usize = PANEL * GROUP;
 
-/// Whether `vpmaddubsw` can saturate on the pair `(w0, w1)` for some u8 activation pair.
+/// Whether `vpmaddubsw` can saturate on the pair `(w0, w1)` for some u8 activation pair:
+/// `255 * (max(w0,0) + max(w1,0)) > 32767 || 255 * (max(-w0,0) + max(-w1,0)) > 32768`
+/// (`int8-math.md`), which for integer weights is "the same-sign magnitudes sum beyond 128".
+#[inline]
 pub fn pair_may_saturate(w0: i8, w1: i8) -> bool {
-    let pos = w0.max(0) as i32 + w1.max(0) as i32;
-    let neg = -(w0.min(0) as i32) - (w1.min(0) as i32);
-    255 * pos > 32767 || 255 * neg > 32768
+    let (a, b) = (w0 as i16, w1 as i16);
+    (a.max(0) + b.max(0) > 128) | (a.min(0) + b.min(0) < -128)
 }
 
 /// Splits a weight pair into `(fast, residual)` halves, each `vpmaddubsw`-safe, summing to
@@ -174,7 +176,10 @@ impl PackedWeights {
             }
             Tier::Amx => Body::Amx(AmxPackedB::new(weights, n, k)),
         };
-        let mut colsum = column_sums(weights, n, k);
+        let mut colsum: Vec<i32> = weights
+            .par_chunks(64 * k)
+            .flat_map_iter(|rows| column_sums(rows, rows.len() / k, k))
+            .collect();
         colsum.resize(n_pad, 0);
         let weight_scales = (0..n_pad)
             .map(|j| match weight_scales.len() {
@@ -233,6 +238,7 @@ pub(crate) fn k_groups(k: usize) -> usize {
 
 /// Packs N x K row-major weights into 16-column panels of 4-byte K groups (zero-padded).
 fn pack_panels(w: &[i8], n: usize, k: usize) -> Vec<u8> {
+    let w: &[u8] = bytemuck::cast_slice(w);
     let kg = k_groups(k);
     let panel_bytes = kg * GROUP_BYTES;
     let mut out = vec![0u8; n.div_ceil(PANEL) * panel_bytes];
@@ -241,11 +247,14 @@ fn pack_panels(w: &[i8], n: usize, k: usize) -> Vec<u8> {
         .for_each(|(p, panel)| {
             for c in 0..PANEL.min(n - p * PANEL) {
                 let row = &w[(p * PANEL + c) * k..][..k];
-                for (g, quad) in row.chunks(GROUP).enumerate() {
-                    let dst = &mut panel[g * GROUP_BYTES + c * GROUP..][..quad.len()];
-                    for (d, &s) in dst.iter_mut().zip(quad) {
-                        *d = s as u8;
-                    }
+                let quads = row.chunks_exact(GROUP);
+                let tail = quads.remainder();
+                let mut dst = panel[c * GROUP..].chunks_mut(GROUP_BYTES);
+                for (quad, d) in quads.zip(&mut dst) {
+                    d[..GROUP].copy_from_slice(quad);
+                }
+                if let Some(d) = dst.next().filter(|_| !tail.is_empty()) {
+                    d[..tail.len()].copy_from_slice(tail);
                 }
             }
         });
@@ -263,6 +272,13 @@ fn split_unsafe_pairs(panels: &mut [u8], k: usize) -> Avx2Residual {
             let mut halves: [(Vec<u32>, Vec<u8>); 2] = Default::default();
             for (g, row) in panel.chunks_exact_mut(GROUP_BYTES).enumerate() {
                 for (h, half) in row.chunks_exact_mut(HALF_BYTES).enumerate() {
+                    // Branch-free screen first: most half rows have no unsafe pair.
+                    let unsafe_any = half.chunks_exact(2).fold(false, |any, p| {
+                        any | pair_may_saturate(p[0] as i8, p[1] as i8)
+                    });
+                    if !unsafe_any {
+                        continue;
+                    }
                     let mut residual = [0u8; HALF_BYTES];
                     let mut any = false;
                     for at in (0..HALF_BYTES).step_by(2) {
@@ -325,6 +341,18 @@ mod tests {
         assert_eq!(&p[0..4], &[0, 1, 2, 3]);
         assert_eq!(&p[4..8], &[10, 11, 12, 13]);
         assert_eq!(&p[GROUP_BYTES..GROUP_BYTES + 8], &[4, 0, 0, 0, 14, 0, 0, 0]);
+    }
+
+    #[test]
+    fn pair_rule_is_the_contract_formula() {
+        for w0 in i8::MIN..=i8::MAX {
+            for w1 in i8::MIN..=i8::MAX {
+                let pos = w0.max(0) as i32 + w1.max(0) as i32;
+                let neg = -(w0.min(0) as i32) - w1.min(0) as i32;
+                let contract = 255 * pos > 32767 || 255 * neg > 32768;
+                assert_eq!(pair_may_saturate(w0, w1), contract, "({w0}, {w1})");
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{DType, Op, Tensor};
 use q8_frontend::quant::{
-    ObserverKind, OpQuantSpec, QuantConfig, Quantized, Setting, batches, prepare, sqnr_db,
+    ObserverKind, OpQuantSpec, QuantConfig, Quantized, Setting, batches, compare, prepare, sqnr_db,
 };
 use q8_frontend::{npy, onnx};
 
@@ -139,5 +139,34 @@ fn saved_qdq_model_reloads_to_identical_outputs() {
         run(&back),
         run(&q.graph),
         "bit-identical logits after save and load"
+    );
+}
+
+#[test]
+fn per_layer_sqnr_is_keyed_by_onnx_node_names() {
+    let q = quantize_digits(&QuantConfig::x86_default());
+    let x = read_f32("digits_test_x.npy");
+    let c = compare(&q, batches(&x, 90), ExecOptions { threads: 2 }).unwrap();
+    print!("{c}");
+    assert_eq!(c.batches, 4);
+    assert_eq!(c.layers.len(), q.annotation.patterns.len());
+    let names: Vec<&str> = c.layers.iter().map(|r| r.node.as_str()).collect();
+    assert_eq!(names[0], "/conv1/Conv", "graph order");
+    assert!(names.contains(&"/l3/down/down.0/Conv") && names.contains(&"/fc/Gemm"));
+    for r in &c.layers {
+        assert!(r.sqnr_db > 25.0 && r.sqnr_db < 60.0, "{r:?}");
+    }
+    // The output row is the logits SQNR against the fp32 model q8 quantized.
+    let fp32 = Executor::new(&q.fp32, ExecOptions { threads: 2 }).unwrap();
+    let want = fp32.run(std::slice::from_ref(&x)).unwrap();
+    let direct = sqnr_db(want[0].as_f32().unwrap(), &logits(&q));
+    assert!(
+        (c.outputs[0].sqnr_db - direct).abs() < 1e-6,
+        "{} vs {direct}",
+        c.outputs[0].sqnr_db
+    );
+    assert!(
+        c.to_json()
+            .contains("\"node\":\"/l1/c2/Conv\",\"pattern\":\"conv+add+relu\"")
     );
 }

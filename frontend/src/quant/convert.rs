@@ -4,6 +4,8 @@
 //! weight becomes an s8 constant with a per-channel `DequantizeLinear` (axis 0); biases stay
 //! f32. Executed by [`crate::exec::Executor`], the graph runs in reference mode: dq -> fp32 op
 //! -> q with `int8-math.md`'s quantize (multiply by the f32 inverse scale, round half to even).
+//! With `reduce_range` the qparams cover [0, 127], but an ONNX u8 `QuantizeLinear` clamps at
+//! 255, so values beyond the calibrated range may use codes above 127 (PyTorch clamps at 127).
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -6,6 +6,13 @@
 //!   [`MinMaxObserver`], [`MovingAverageMinMaxObserver`], [`PerChannelMinMaxObserver`] and
 //!   [`HistogramObserver`] (the X86 default, with torch's L2 range search), plus percentile and
 //!   MSE range selection on the same histogram.
+//! - The flow (PyTorch's `prepare_pt2e` / calibrate / `convert_pt2e` with the X86 quantizer):
+//!   [`annotate`] finds the recipe's patterns by graph structure and groups the activation
+//!   quantizers that share qparams; [`prepare`] folds BatchNorm and creates one observer per
+//!   group; [`Prepared::calibrate`] runs the fp32 executor over input batches; [`Prepared::convert`]
+//!   gives a QDQ graph ([`Quantized`]) that [`Quantized::save`] writes as ONNX. The
+//!   [`CoverageReport`] says which nodes are quantized and why others are not; [`compare`] gives
+//!   the per-layer SQNR against fp32. A runnable example of the whole flow is on [`Prepared`].
 //!
 //! ```
 //! use q8_frontend::quant::{Observer, QuantConfig, Setting};

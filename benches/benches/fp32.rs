@@ -1,6 +1,9 @@
 //! fp32 executor throughput: digits_resnet at batch 360, and the built-in ResNet-18 at
 //! batch 1 and 16 with 1 and 2 threads (BatchNorm folded, as in deployment).
-#![allow(missing_docs, reason = "criterion_group! generates an undocumented pub fn")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented pub fn"
+)]
 
 use std::hint::black_box;
 use std::path::PathBuf;

@@ -1,0 +1,236 @@
+//! The `q8` binary end to end: run, eval, quantize then eval, inspect, bench model, and bad
+//! input giving one clear error line with a non-zero exit code (never a panic).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn data(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A fresh scratch directory for one test.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("q8-cli-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn q8(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_q8"))
+        .args(args)
+        .env_remove("Q8_ISA")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "q8 failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+/// The number after `"key":` in a JSON line.
+fn json_number(s: &str, key: &str) -> f64 {
+    let pat = format!("\"{key}\":");
+    let at = s
+        .find(&pat)
+        .unwrap_or_else(|| panic!("{key} missing in {s}"))
+        + pat.len();
+    let end = s[at..]
+        .find(|c: char| c == ',' || c == '}')
+        .map_or(s.len(), |e| at + e);
+    s[at..end].trim().parse().unwrap()
+}
+
+/// Asserts a clean failure: non-zero exit, no panic, one `error:` line containing `needles`.
+fn assert_error(o: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "expected failure, got success");
+    assert_ne!(o.status.code(), Some(101), "panicked: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let line = err.trim();
+    assert!(line.starts_with("error: ") && !line.contains('\n'), "{err}");
+    for n in needles {
+        assert!(line.contains(n), "'{n}' missing from: {line}");
+    }
+}
+
+#[test]
+fn run_writes_int8_logits() {
+    let dir = scratch("run");
+    let out = dir.join("logits.npy");
+    let o = q8(&[
+        "run",
+        &data("digits_resnet.ort_qdq.onnx"),
+        "--input",
+        &data("digits_test_x.npy"),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(stdout(&o).contains("int8"));
+    let logits = q8_frontend::npy::read(&out).unwrap();
+    assert_eq!(logits.shape(), &[360, 10]);
+}
+
+#[test]
+fn eval_foreign_fixtures_against_their_runtimes() {
+    for (model, reference) in [
+        (
+            "digits_resnet.ort_qdq.onnx",
+            "digits_resnet.ort_qdq_test_logits.npy",
+        ),
+        (
+            "digits_resnet.pt2e_qdq.onnx",
+            "digits_resnet.pt2e_reference_test_logits.npy",
+        ),
+    ] {
+        let o = q8(&[
+            "eval",
+            &data(model),
+            "--input",
+            &data("digits_test_x.npy"),
+            "--labels",
+            &data("digits_test_y.npy"),
+            "--reference",
+            &data(reference),
+            "--json",
+        ]);
+        let s = stdout(&o);
+        assert!(json_number(&s, "top1_correct") >= 359.0, "{s}");
+        assert!(json_number(&s, "top1_agreement") >= 359.0, "{s}");
+        assert!(json_number(&s, "sqnr_db") >= 40.0, "{s}");
+    }
+}
+
+#[test]
+fn quantize_then_eval_digits() {
+    let dir = scratch("quantize");
+    let q = dir.join("digits.q8.onnx");
+    let o = q8(&[
+        "quantize",
+        &data("digits_resnet.onnx"),
+        "--calib",
+        &data("digits_calib.npy"),
+        "-o",
+        q.to_str().unwrap(),
+    ]);
+    stdout(&o);
+    let o = q8(&[
+        "eval",
+        q.to_str().unwrap(),
+        "--input",
+        &data("digits_test_x.npy"),
+        "--labels",
+        &data("digits_test_y.npy"),
+        "--reference",
+        &data("digits_resnet_test_logits_fp32.npy"),
+        "--json",
+    ]);
+    let s = stdout(&o);
+    eprintln!("{s}");
+    assert!(s.contains("int8"), "{s}");
+    assert!(json_number(&s, "top1_correct") >= 359.0, "{s}");
+    assert!(json_number(&s, "sqnr_db") >= 40.0, "{s}");
+}
+
+#[test]
+fn inspect_and_bench_report_json() {
+    let o = q8(&["inspect", &data("digits_resnet.pt2e_qdq.onnx"), "--json"]);
+    let s = stdout(&o);
+    assert_eq!(json_number(&s, "int8_compute_nodes"), 13.0, "{s}");
+    assert_eq!(json_number(&s, "fallback_nodes"), 0.0, "{s}");
+    let o = q8(&[
+        "bench",
+        "model",
+        &data("digits_resnet.ort_qdq.onnx"),
+        "--batch",
+        "1,4",
+        "--threads",
+        "1",
+        "--reps",
+        "2",
+        "--fp32",
+        "--json",
+    ]);
+    let s = stdout(&o);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines.len(), 4, "{s}");
+    for l in &lines {
+        assert!(json_number(l, "median_ms") > 0.0);
+        assert!(json_number(l, "threads") == 1.0);
+        assert!(l.contains("\"precision\":\"int8\"") || l.contains("\"precision\":\"fp32\""));
+    }
+    assert!(
+        json_number(lines[1], "batch") == 1.0 && json_number(lines[1], "speedup_vs_fp32") > 0.0
+    );
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn bad_input_gives_one_clear_error() {
+    let dir = scratch("errors");
+    let model = data("digits_resnet.ort_qdq.onnx");
+    let x = data("digits_test_x.npy");
+    assert_error(
+        &q8(&["run", "/no/such/model.onnx", "--input", &x]),
+        &["/no/such/model.onnx"],
+    );
+    let bytes = std::fs::read(&model).unwrap();
+    let truncated = write(&dir, "truncated.onnx", &bytes[..bytes.len() / 3]);
+    assert_error(
+        &q8(&["run", &truncated, "--input", &x]),
+        &["truncated.onnx"],
+    );
+    let mut proto = q8_frontend::onnx::decode_model(&bytes).unwrap();
+    let graph = proto.graph.as_mut().unwrap();
+    let node = graph
+        .node
+        .iter_mut()
+        .find(|n| n.op_type == "MaxPool")
+        .unwrap();
+    node.op_type = "LpPool".into();
+    let unsupported = write(
+        &dir,
+        "unsupported.onnx",
+        &q8_frontend::onnx::encode_model(&proto),
+    );
+    assert_error(
+        &q8(&["run", &unsupported, "--input", &x]),
+        &["unsupported.onnx", "LpPool", "/pool/MaxPool"],
+    );
+    let small = q8_frontend::npy::NpyArray::new(vec![2, 1, 16, 16], vec![0f32; 512]).unwrap();
+    let small_path = dir.join("small.npy");
+    q8_frontend::npy::write(&small_path, &small).unwrap();
+    assert_error(
+        &q8(&["run", &model, "--input", small_path.to_str().unwrap()]),
+        &["input", "[2, 1, 16, 16]"],
+    );
+    let mut v = vec![0f32; 1024];
+    v[17] = f32::NAN;
+    let nan = q8_frontend::npy::NpyArray::new(vec![1, 1, 32, 32], v).unwrap();
+    let nan_path = dir.join("nan.npy");
+    q8_frontend::npy::write(&nan_path, &nan).unwrap();
+    assert_error(
+        &q8(&["run", &model, "--input", nan_path.to_str().unwrap()]),
+        &["NaN", "'input'"],
+    );
+    let ints = q8_frontend::npy::NpyArray::new(vec![1, 1, 32, 32], vec![0i32; 1024]).unwrap();
+    let ints_path = dir.join("ints.npy");
+    q8_frontend::npy::write(&ints_path, &ints).unwrap();
+    assert_error(
+        &q8(&["run", &model, "--input", ints_path.to_str().unwrap()]),
+        &["ints.npy"],
+    );
+}

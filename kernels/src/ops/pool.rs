@@ -15,9 +15,10 @@ pub const MAX_POOL_WINDOW: usize = (i32::MAX / 255) as usize;
 /// (PyTorch `max_pool2d` / `avg_pool2d` semantics).
 ///
 /// Output size per axis: `floor_or_ceil((in + pads - dilation*(k-1) - 1) / stride) + 1`; in
-/// ceil mode a last window that would start in the trailing padding is dropped (PyTorch's
-/// rule, which ONNX `MaxPool`/`AveragePool` follow from opset 19 on). Every window must
-/// contain at least one input position, otherwise the geometry is an error.
+/// ceil mode a last window that would start in the trailing padding is dropped. That is
+/// PyTorch's rule (`pooling_output_shape`); an ONNX importer whose source used a different
+/// ceil rule must check the output shape it expects against [`Pool2d::output`]. Every window
+/// must contain at least one input position, otherwise the geometry is an error.
 ///
 /// ```
 /// use q8_kernels::conv::{Nhwc, Padding};

@@ -3,6 +3,10 @@
 //! epilogue (ReLU; residual add + ReLU for the second conv of each basic block; nothing for
 //! the 1x1 downsample convs), plus the total over all 20 convs (each distinct layer times
 //! the number of times the network runs it).
+//!
+//! Next to the median wall time it reports the mean CPU time per run and thread (from the
+//! scheduler's per-thread accounting): on a host shared with other work the wall time
+//! includes time the bench was not running, the CPU time does not.
 
 use std::time::Instant;
 
@@ -180,8 +184,8 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     if !args.json {
         println!(
-            "{:<12} {:<18} {:>5} {:>3} {:>4} {:>10} {:>8}",
-            "tier", "layer", "batch", "thr", "runs", "median ms", "GOPS"
+            "{:<12} {:<18} {:>5} {:>3} {:>4} {:>10} {:>8} {:>10} {:>8}",
+            "tier", "layer", "batch", "thr", "runs", "median ms", "GOPS", "cpu ms", "cpu GOPS"
         );
     }
     for &tier in &tiers {
@@ -191,22 +195,55 @@ pub fn run(args: Args) -> Result<(), String> {
                     .num_threads(t)
                     .build()
                     .map_err(|e| e.to_string())?;
-                let (mut total_ms, mut total_ops) = (0.0, 0.0);
+                let mut total = Timing {
+                    cpu_ms: Some(0.0),
+                    ..Timing::default()
+                };
                 for l in &LAYERS {
-                    let (ms, ops) = pool.install(|| measure(tier, l, batch, args.reps))?;
-                    report(tier, l.name, batch, t, l.count, ms, ops, args.json);
-                    total_ms += ms * l.count as f64;
-                    total_ops += ops * l.count as f64;
+                    let m = pool.install(|| measure(tier, l, batch, args.reps))?;
+                    report(tier, l.name, batch, t, l.count, m, args.json);
+                    let runs = l.count as f64;
+                    total.ms += m.ms * runs;
+                    total.cpu_ms = total.cpu_ms.zip(m.cpu_ms).map(|(a, b)| a + b * runs);
+                    total.ops += m.ops * runs;
                 }
-                report(tier, "total", batch, t, 20, total_ms, total_ops, args.json);
+                report(tier, "total", batch, t, 20, total, args.json);
             }
         }
     }
     Ok(())
 }
 
-/// Median milliseconds of one run of `l` and its operation count (2 * MACs).
-fn measure(tier: Tier, l: &Layer, batch: usize, reps: Option<usize>) -> Result<(f64, f64), String> {
+/// One layer's (or the total's) measurement.
+#[derive(Clone, Copy, Default)]
+struct Timing {
+    /// Median wall-clock milliseconds per run.
+    ms: f64,
+    /// Mean CPU milliseconds per run and thread (Linux only; `None` when the runs were too
+    /// short to measure it): on a host shared with other processes, what a run costs when it
+    /// gets its cores to itself. With several threads it includes rayon's idle spinning.
+    cpu_ms: Option<f64>,
+    /// Operations per run (2 * MACs).
+    ops: f64,
+}
+
+/// Shortest CPU time span whose mean per run is reported (tick granularity makes shorter
+/// spans meaningless).
+const MIN_CPU_SPAN_NS: u64 = 50_000_000;
+
+/// Nanoseconds all threads of this process have spent on a CPU, from
+/// `/proc/self/task/*/schedstat`; `None` where that is unavailable.
+fn cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(entry.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// Times runs of `l` (u8 in/out, bias, its epilogue) on the current rayon pool.
+fn measure(tier: Tier, l: &Layer, batch: usize, reps: Option<usize>) -> Result<Timing, String> {
     let e = |e: q8_kernels::Error| e.to_string();
     let geom = ConvGeometry::new(
         Nhwc::new(batch, l.size, l.size, l.c_in),
@@ -255,41 +292,60 @@ fn measure(tier: Tier, l: &Layer, batch: usize, reps: Option<usize>) -> Result<(
         Ok(t.elapsed().as_secs_f64())
     };
     let first = once()?;
+    let cpu_before = cpu_ns();
     let reps = reps.unwrap_or_else(|| ((0.2 / first) as usize).clamp(3, 500));
     let mut times = (0..reps)
         .map(|_| once())
         .collect::<Result<Vec<f64>, String>>()?;
+    // The kernel updates a running thread's total at scheduler ticks (a few ms): only a
+    // span of many ticks gives a usable mean.
+    let cpu_ms = cpu_before
+        .zip(cpu_ns())
+        .map(|(a, b)| b.saturating_sub(a))
+        .filter(|&ns| ns >= MIN_CPU_SPAN_NS)
+        .map(|ns| ns as f64 / 1e6 / (reps * rayon::current_num_threads()) as f64);
     times.sort_by(f64::total_cmp);
     let ops = 2.0 * (out_shape.len() * geom.reduction_len()) as f64;
-    Ok((times[times.len() / 2] * 1e3, ops))
+    Ok(Timing {
+        ms: times[times.len() / 2] * 1e3,
+        cpu_ms,
+        ops,
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
 fn report(
     tier: Tier,
     layer: &str,
     batch: usize,
     threads: usize,
     runs: usize,
-    ms: f64,
-    ops: f64,
+    m: Timing,
     json: bool,
 ) {
-    let gops = ops / (ms * 1e-3) / 1e9;
+    let gops = m.ops / (m.ms * 1e-3) / 1e9;
+    let cpu_gops = m.cpu_ms.map(|c| m.ops / (c * 1e-3) / 1e9);
     if json {
+        let opt =
+            |v: Option<f64>, digits: usize| v.map_or("null".into(), |v| format!("{v:.digits$}"));
         println!(
-            "{{\"layer\":\"{layer}\",\"batch\":{batch},\"threads\":{threads},\"tier\":\"{tier}\",\"runs\":{runs},\"ms\":{ms:.4},\"gops\":{gops:.1}}}"
+            "{{\"layer\":\"{layer}\",\"batch\":{batch},\"threads\":{threads},\"tier\":\"{tier}\",\"runs\":{runs},\"ms\":{:.4},\"gops\":{gops:.1},\"cpu_ms\":{},\"cpu_gops\":{}}}",
+            m.ms,
+            opt(m.cpu_ms, 4),
+            opt(cpu_gops, 1)
         );
     } else {
+        let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
         println!(
-            "{:<12} {:<18} {:>5} {:>3} {:>4} {:>10.3} {:>8.1}",
+            "{:<12} {:<18} {:>5} {:>3} {:>4} {:>10.3} {:>8.1} {:>10} {:>8}",
             tier.name(),
             layer,
             batch,
             threads,
             runs,
-            ms,
-            gops
+            m.ms,
+            gops,
+            opt(m.cpu_ms, 3),
+            opt(cpu_gops, 1)
         );
     }
 }

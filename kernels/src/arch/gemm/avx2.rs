@@ -74,6 +74,10 @@ impl Isa for Avx2Exact<'_> {
     ) {
         let res = self.residual;
         for (p, panel) in (p0..p0 + NB).enumerate() {
+            #[allow(
+                clippy::needless_range_loop,
+                reason = "h selects the ymm half of every row"
+            )]
             for h in 0..2 {
                 let entries = res.starts[2 * panel + h]..res.starts[2 * panel + h + 1];
                 for idx in entries {

@@ -2,7 +2,7 @@
 //!
 //! Work is cut into jobs of `mc` rows x `nc` panels. A job fetches its rows once from the
 //! [`ASource`] and runs the tier's block loop on them (row groups of MR in L1, the job's panel
-//! chunk in L2: `nc` is sized so the chunk fits in about half of a 1 MB L2). Jobs are ordered
+//! chunk in L2: `nc` is sized so the chunk takes about a quarter of a 1 MB L2). Jobs are ordered
 //! panel-chunk-major, so a thread working through consecutive jobs keeps its B chunk in L2.
 //! Every output element is computed by one micro-kernel over the whole K, so results do not
 //! depend on the blocking or the thread count.

@@ -255,6 +255,7 @@ pub(crate) unsafe fn block<K: Isa, const MR: usize, const NB: usize>(
     p_end: usize,
     ep: &Epilogue<'_>,
 ) {
+    const { assert!(MR >= 1 && MR <= 8, "micro-tile rows are 1..=8") };
     let mut r0 = 0;
     while r0 < a.len() {
         let r = MR.min(a.len() - r0);

@@ -43,9 +43,7 @@ fn json_number(s: &str, key: &str) -> f64 {
         .find(&pat)
         .unwrap_or_else(|| panic!("{key} missing in {s}"))
         + pat.len();
-    let end = s[at..]
-        .find(|c: char| c == ',' || c == '}')
-        .map_or(s.len(), |e| at + e);
+    let end = s[at..].find([',', '}']).map_or(s.len(), |e| at + e);
     s[at..end].trim().parse().unwrap()
 }
 

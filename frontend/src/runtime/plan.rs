@@ -156,10 +156,9 @@ fn concrete_shapes(
             Shape::known(&inputs[k]),
         ));
     }
-    for i in 0..graph.value_count() {
-        let v = graph.value(ValueId(i));
-        if let Some(c) = &v.constant {
-            types[i] = Some(ValueType::new(c.dtype(), Shape::known(c.shape())));
+    for (i, slot) in types.iter_mut().enumerate() {
+        if let Some(c) = &graph.value(ValueId(i)).constant {
+            *slot = Some(ValueType::new(c.dtype(), Shape::known(c.shape())));
         }
     }
     for &id in order {

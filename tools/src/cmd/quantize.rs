@@ -55,7 +55,7 @@ pub struct Args {
 }
 
 /// Settings from the config file and flags.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Options {
     observer: Option<ObserverKind>,
     reduce_range: bool,
@@ -237,4 +237,45 @@ fn read_config_file(path: &Path) -> Result<Options, String> {
         }
     }
     Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observer_names_parse_or_say_what_is_allowed() {
+        assert_eq!(parse_observer("mse").unwrap(), ObserverKind::Mse);
+        assert_eq!(
+            parse_observer("percentile:99.9").unwrap(),
+            ObserverKind::Percentile { percentile: 99.9 }
+        );
+        let err = parse_observer("percentile:x").unwrap_err();
+        assert!(err.contains("'x' is not a number"), "{err}");
+        let err = parse_observer("kl").unwrap_err();
+        assert!(err.contains("unknown observer 'kl'"), "{err}");
+    }
+
+    #[test]
+    fn config_files_parse_and_errors_name_the_line() {
+        let dir = std::env::temp_dir();
+        let good = dir.join(format!("q8_quantize_cfg_{}.txt", std::process::id()));
+        std::fs::write(
+            &good,
+            "# digits\nobserver = minmax\nreduce_range = true\nfp32_node = /fc/Gemm # head\nfp32_op = Mul\n",
+        )
+        .unwrap();
+        let o = read_config_file(&good).unwrap();
+        assert_eq!(o.observer, Some(ObserverKind::MinMax));
+        assert!(o.reduce_range);
+        assert_eq!(o.fp32_nodes, ["/fc/Gemm"]);
+        assert_eq!(o.fp32_ops, ["Mul"]);
+        std::fs::write(&good, "observer = mse\nthreads 4\n").unwrap();
+        let err = read_config_file(&good).unwrap_err();
+        assert!(err.contains("line 2: expected `key = value`"), "{err}");
+        std::fs::write(&good, "bits = 4\n").unwrap();
+        let err = read_config_file(&good).unwrap_err();
+        assert!(err.contains("line 1: unknown key 'bits'"), "{err}");
+        std::fs::remove_file(&good).unwrap();
+    }
 }

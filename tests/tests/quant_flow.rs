@@ -346,3 +346,17 @@ fn calibration_errors_are_clear() {
         "{err}"
     );
 }
+
+#[test]
+fn an_already_quantized_model_is_refused_by_name() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join("digits_resnet.ort_qdq.onnx");
+    let g = q8_frontend::onnx::load(path).unwrap();
+    let err = prepare(&g, &QuantConfig::x86_default(), ONE).err().unwrap();
+    assert!(matches!(err, QuantError::Model(_)));
+    assert!(
+        err.to_string().contains("already quantized (node '"),
+        "{err}"
+    );
+}

@@ -219,15 +219,15 @@ enum Request {
 /// ```
 ///
 /// # Errors
-/// [`QuantError::Config`] when the config is invalid or the graph already holds
-/// QuantizeLinear / DequantizeLinear nodes.
+/// [`QuantError::Config`] when the config is invalid; [`QuantError::Model`] when the graph
+/// already holds QuantizeLinear / DequantizeLinear nodes.
 pub fn annotate(graph: &Graph, config: &QuantConfig) -> Result<Annotation> {
     config.validate()?;
     if let Some((_, n)) = graph
         .nodes()
         .find(|(_, n)| matches!(n.op, Op::QuantizeLinear(_) | Op::DequantizeLinear(_)))
     {
-        return Err(QuantError::Config(format!(
+        return Err(QuantError::Model(format!(
             "the model is already quantized (node '{}' is {}); quantize its fp32 original",
             n.name,
             n.op.name()

@@ -55,8 +55,8 @@ pub struct Prepared {
 /// Folds BatchNorm, annotates `graph` under `config` and creates the observers.
 ///
 /// # Errors
-/// [`QuantError::Config`] for an invalid config or an already quantized graph;
-/// [`QuantError::Model`] when the graph does not validate or BN folding fails;
+/// [`QuantError::Config`] for an invalid config; [`QuantError::Model`] for an already
+/// quantized graph, or when the graph does not validate or BN folding fails;
 /// [`QuantError::NothingQuantizable`] with the coverage report when no node can be quantized.
 pub fn prepare(graph: &Graph, config: &QuantConfig, options: ExecOptions) -> Result<Prepared> {
     graph.validate()?;

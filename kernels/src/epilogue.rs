@@ -39,9 +39,11 @@ impl Activation {
     /// [`Error::Shape`] naming the bad bounds.
     pub fn validate(&self) -> Result<()> {
         match *self {
-            Activation::Clamp { min, max } if !(min <= max) => Err(Error::Shape(format!(
-                "activation clamp bounds [{min}, {max}] must be ordered and not NaN"
-            ))),
+            Activation::Clamp { min, max } if min.partial_cmp(&max).is_none_or(|o| o.is_gt()) => {
+                Err(Error::Shape(format!(
+                    "activation clamp bounds [{min}, {max}] must be ordered and not NaN"
+                )))
+            }
             _ => Ok(()),
         }
     }

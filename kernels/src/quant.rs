@@ -72,7 +72,8 @@ impl QParams {
 #[inline]
 pub fn quantize(x: f32, inv_scale: f32, zero_point: i32) -> u8 {
     let shifted = (x * inv_scale).round_ties_even() + zero_point as f32;
-    shifted.max(0.0).min(255.0) as u8
+    // `clamp` passes NaN through and the cast then maps it to 0.
+    shifted.clamp(0.0, 255.0) as u8
 }
 
 /// dequantize(q) = ((q - zero_point) as f32) * scale.

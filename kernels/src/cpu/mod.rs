@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 pub enum Tier {
     /// Portable Rust; the reference semantics.
     Scalar,
-    /// AVX2 (`vpmaddubsw` where provably exact, widening `vpmaddwd` elsewhere).
+    /// AVX2 (`vpmaddubsw`, exact: weight pairs that could saturate are split at pack time).
     Avx2,
     /// AVX-VNNI: VEX-encoded `vpdpbusd` on ymm registers.
     AvxVnni,

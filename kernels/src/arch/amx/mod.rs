@@ -10,10 +10,6 @@
 //! Only `native.rs` executes AMX instructions; everything else (packing, staging,
 //! blocking, edge handling, bounds) is exercised by the emulator on every machine.
 
-// Wired into the GEMM dispatch by the GEMM driver (arch::gemm / gemm); until then only the
-// tests call this module.
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
-
 mod config;
 mod driver;
 #[cfg(test)]
@@ -24,7 +20,12 @@ mod pack;
 mod tests;
 mod tile_ops;
 
-pub(crate) use driver::{gemm_i32, gemm_i32_with};
-pub(crate) use native::{NativeTiles, measure_peak_gops};
+pub(crate) use driver::gemm_i32;
+#[cfg(test)]
+pub(crate) use driver::gemm_i32_with;
+#[cfg(test)]
+pub(crate) use native::NativeTiles;
+pub(crate) use native::measure_peak_gops;
 pub(crate) use pack::AmxPackedB;
+#[cfg(test)]
 pub(crate) use tile_ops::TileOps;

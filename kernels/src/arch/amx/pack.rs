@@ -69,6 +69,7 @@ impl AmxPackedB {
     }
 
     /// Number of 16-column panels (N rounded up to 16, divided by 16).
+    #[cfg(test)]
     pub(crate) fn panels(&self) -> usize {
         self.n.div_ceil(TILE_DIM)
     }

@@ -8,7 +8,7 @@ use q8_frontend::ir::{
 };
 use q8_frontend::quant::{
     Fp32Reason, NodeStatus, PatternKind, QuantConfig, QuantError, QuantPoint, Setting, Unary,
-    annotate, prepare,
+    annotate, batches, prepare,
 };
 
 const ONE: ExecOptions = ExecOptions { threads: 1 };
@@ -297,6 +297,14 @@ fn calibration_errors_are_clear() {
     let err = p.convert().unwrap_err().to_string();
     assert!(err.contains("at least one calibration batch"), "{err}");
     let err = p.calibrate(Vec::new(), |_| {}).unwrap_err().to_string();
+    assert!(err.contains("no calibration batches"), "{err}");
+    let scalar = Tensor::from_f32(vec![], vec![1.0]).unwrap();
+    assert_eq!(batches(&scalar, 4).count(), 0);
+    assert_eq!(batches(&batch(2, 3, 0), 0).count(), 0);
+    let err = p
+        .calibrate(batches(&scalar, 4), |_| {})
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no calibration batches"), "{err}");
 
     let wrong = Tensor::from_f32(vec![1, 3, 6, 6], vec![0.0; 108]).unwrap();

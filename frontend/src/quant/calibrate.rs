@@ -25,11 +25,12 @@ pub struct CalibrationProgress {
 /// assert_eq!(b[2].as_f32().unwrap(), &[8.0, 9.0]);
 /// ```
 ///
-/// An empty `t`, a non-f32 `t` or `size == 0` yields no batches.
+/// An empty, scalar or non-f32 `t`, or `size == 0`, yields no batches.
 pub fn batches(t: &Tensor, size: usize) -> impl Iterator<Item = Tensor> + '_ {
     let per: usize = t.shape().iter().skip(1).product();
     let data = t
         .as_f32()
+        .filter(|_| !t.shape().is_empty())
         .filter(|d| size > 0 && per > 0 && !d.is_empty())
         .unwrap_or(&[]);
     data.chunks(per.max(1) * size.max(1)).filter_map(move |c| {

@@ -6,6 +6,3 @@ pub mod gemm;
 pub mod ops;
 
 pub use gemm::{RefOutput, gemm_ref};
-
-pub mod conv;
-pub mod ops;

@@ -288,11 +288,11 @@ impl Annotator<'_> {
             |a, n| a.conv_add(n, true),
             |a, n| a.conv_add(n, false),
             Annotator::conv_unary,
-            Annotator::conv_alone,
+            Annotator::conv,
             |a, n| a.linear_add(n, true),
             |a, n| a.linear_add(n, false),
             Annotator::linear_relu,
-            Annotator::linear_alone,
+            Annotator::linear,
         ];
         for matcher in levels {
             for &id in &order {
@@ -462,10 +462,6 @@ impl Annotator<'_> {
         Some(c)
     }
 
-    fn conv_alone(&self, id: NodeId) -> Option<Candidate> {
-        self.conv(id)
-    }
-
     /// Linear + add (+ relu): the add's other input is not quantized (PyTorch: accuracy).
     fn linear_add(&self, id: NodeId, with_relu: bool) -> Option<Candidate> {
         let mut c = self.linear(id)?;
@@ -489,10 +485,6 @@ impl Annotator<'_> {
         c.nodes.extend(nodes);
         c.kind = PatternKind::LinearUnary(u);
         Some(c)
-    }
-
-    fn linear_alone(&self, id: NodeId) -> Option<Candidate> {
-        self.linear(id)
     }
 
     fn mul(&self, id: NodeId) -> Option<Candidate> {

@@ -448,3 +448,70 @@ fn concurrent_runs_share_one_executor() {
         }
     });
 }
+
+/// Direct-loop convolution (the definition) for comparison with the GEMM path.
+#[allow(clippy::too_many_arguments)]
+fn naive_conv(
+    x: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    wt: &[f32],
+    oc: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    bias: &[f32],
+) -> Vec<f32> {
+    let oh = (h + 2 * pad - k) / stride + 1;
+    let ow = (w + 2 * pad - k) / stride + 1;
+    let mut out = vec![0.0f32; oc * oh * ow];
+    for o in 0..oc {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut acc = bias[o] as f64;
+                for ci in 0..c {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let iy = (oy * stride + ky) as isize - pad as isize;
+                            let ix = (ox * stride + kx) as isize - pad as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                acc += x[(ci * h + iy as usize) * w + ix as usize] as f64
+                                    * wt[((o * c + ci) * k + ky) * k + kx] as f64;
+                            }
+                        }
+                    }
+                }
+                out[(o * oh + oy) * ow + ox] = acc as f32;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn large_maps_are_unfolded_in_blocks_that_match_the_definition() {
+    let (c, h, w, oc) = (32, 40, 40, 40);
+    let x: Vec<f32> = (0..c * h * w)
+        .map(|i| ((i * 13) % 23) as f32 / 11.0 - 1.0)
+        .collect();
+    let wt: Vec<f32> = (0..oc * c * 9)
+        .map(|i| ((i * 7) % 19) as f32 / 9.0 - 1.0)
+        .collect();
+    let bias: Vec<f32> = (0..oc).map(|i| i as f32 * 0.25).collect();
+    for stride in [1, 2] {
+        let op = conv([3, 3], [stride, stride], [1, 1], Padding::symmetric(1), 1);
+        let (_, got) = eval(
+            op,
+            (&[1, c, h, w], x.clone()),
+            &[(&[oc, c, 3, 3], wt.clone()), (&[oc], bias.clone())],
+        );
+        let want = naive_conv(&x, c, h, w, &wt, oc, 3, stride, 1, &bias);
+        assert_eq!(got.len(), want.len());
+        let diff = got
+            .iter()
+            .zip(&want)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff < 1e-4, "stride {stride}: max |diff| {diff}");
+    }
+}

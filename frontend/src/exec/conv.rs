@@ -13,6 +13,9 @@ use crate::ir::{Conv, Resolved};
 /// GEMM width (output pixels) a chunk of images aims for.
 const TARGET_COLUMNS: usize = 1024;
 
+/// Size (elements) an im2col block of one image aims for: 512 KiB, within L2.
+const COL_BLOCK_ELEMENTS: usize = 128 * 1024;
+
 /// Geometry of one convolution call.
 pub(crate) struct ConvShape {
     pub batch: usize,
@@ -91,62 +94,104 @@ fn conv_chunk(
         && conv.window.strides == [1, 1]
         && s.resolved.pad_begin == [0, 0]
         && [oh, ow] == [h, wd];
-    let direct = imgs == 1;
     for gi in 0..g {
-        let rhs: &[f32] = if pointwise && direct {
-            &x[gi * icg * h * wd..(gi + 1) * icg * h * wd]
-        } else {
-            scratch.col.resize(k * cols, 0.0);
-            for j in 0..imgs {
-                let x_g = &x[(j * s.in_channels + gi * icg) * h * wd..][..icg * h * wd];
+        let b = bias.map(|b| &b[gi * ocg..(gi + 1) * ocg]);
+        let lhs = Operand::new(&w[gi * ocg * k..(gi + 1) * ocg * k], ocg, k);
+        if imgs == 1 {
+            let x_g = &x[gi * icg * h * wd..(gi + 1) * icg * h * wd];
+            let out_g = &mut out[gi * ocg * pixels..(gi + 1) * ocg * pixels];
+            if pointwise {
+                fill_bias(out_g, pixels, pixels, b);
+                gemm(
+                    out_g,
+                    pixels,
+                    lhs,
+                    Operand::new(x_g, k, pixels),
+                    1.0,
+                    b.is_some(),
+                    threads,
+                );
+                continue;
+            }
+            // Output rows in blocks whose im2col slice stays cache-resident.
+            let block_rows = (COL_BLOCK_ELEMENTS / (k * ow).max(1)).clamp(1, oh);
+            for oy0 in (0..oh).step_by(block_rows) {
+                let rows = oy0..(oy0 + block_rows).min(oh);
+                let n = rows.len() * ow;
+                scratch.col.resize(k * n, 0.0);
                 im2col(
                     x_g,
                     [h, wd],
                     conv,
                     &s.resolved,
                     &mut scratch.col,
-                    cols,
-                    j * pixels,
+                    n,
+                    0,
+                    rows,
+                    threads,
+                );
+                let dst = &mut out_g[oy0 * ow..(ocg - 1) * pixels + oy0 * ow + n];
+                fill_bias(dst, pixels, n, b);
+                gemm(
+                    dst,
+                    pixels,
+                    lhs,
+                    Operand::new(&scratch.col, k, n),
+                    1.0,
+                    b.is_some(),
                     threads,
                 );
             }
-            &scratch.col
-        };
-        let b = bias.map(|b| &b[gi * ocg..(gi + 1) * ocg]);
-        let lhs = Operand::new(&w[gi * ocg * k..(gi + 1) * ocg * k], ocg, k);
-        let dst: &mut [f32] = if direct {
-            &mut out[gi * ocg * pixels..(gi + 1) * ocg * pixels]
-        } else {
-            scratch.out.resize(ocg * cols, 0.0);
-            &mut scratch.out
-        };
-        if let Some(b) = b {
-            for (row, &bv) in dst.chunks_exact_mut(cols).zip(b) {
-                row.fill(bv);
-            }
+            continue;
         }
+        scratch.col.resize(k * cols, 0.0);
+        for j in 0..imgs {
+            let x_g = &x[(j * s.in_channels + gi * icg) * h * wd..][..icg * h * wd];
+            im2col(
+                x_g,
+                [h, wd],
+                conv,
+                &s.resolved,
+                &mut scratch.col,
+                cols,
+                j * pixels,
+                0..oh,
+                threads,
+            );
+        }
+        scratch.out.resize(ocg * cols, 0.0);
+        fill_bias(&mut scratch.out, cols, cols, b);
         gemm(
-            dst,
+            &mut scratch.out,
+            cols,
             lhs,
-            Operand::new(rhs, k, cols),
+            Operand::new(&scratch.col, k, cols),
             1.0,
             b.is_some(),
             threads,
         );
-        if !direct {
-            for j in 0..imgs {
-                for o in 0..ocg {
-                    let src = &scratch.out[o * cols + j * pixels..][..pixels];
-                    out[(j * s.out_channels + gi * ocg + o) * pixels..][..pixels]
-                        .copy_from_slice(src);
-                }
+        for j in 0..imgs {
+            for o in 0..ocg {
+                let src = &scratch.out[o * cols + j * pixels..][..pixels];
+                out[(j * s.out_channels + gi * ocg + o) * pixels..][..pixels].copy_from_slice(src);
             }
         }
     }
 }
 
-/// Unfolds one image group `x [C, H, W]` into rows of `col` (`C*KH*KW` rows of `row_len`
-/// elements), writing columns `offset..offset + OH*OW`; padded taps are 0.
+/// Writes `bias[o]` into the first `len` elements of each output row `o` (rows `stride`
+/// apart), so the GEMM can accumulate onto it.
+fn fill_bias(dst: &mut [f32], stride: usize, len: usize, bias: Option<&[f32]>) {
+    if let Some(b) = bias {
+        for (o, &bv) in b.iter().enumerate() {
+            dst[o * stride..o * stride + len].fill(bv);
+        }
+    }
+}
+
+/// Unfolds output rows `out_rows` of one image group `x [C, H, W]` into rows of `col`
+/// (`C*KH*KW` rows of `row_len` elements), writing columns `offset..offset + rows * OW`;
+/// padded taps are 0.
 #[allow(clippy::too_many_arguments)]
 fn im2col(
     x: &[f32],
@@ -156,19 +201,20 @@ fn im2col(
     col: &mut [f32],
     row_len: usize,
     offset: usize,
+    out_rows: std::ops::Range<usize>,
     threads: usize,
 ) {
     let [h, w] = hw;
     let [kh, kw] = conv.window.kernel;
     let [sh, sw] = conv.window.strides;
     let [dh, dw] = conv.window.dilations;
-    let [oh, ow] = r.output;
+    let ow = r.output[1];
     let [ph, pw] = r.pad_begin;
     let fill = |c: usize, rows: &mut [f32]| {
         let plane = &x[c * h * w..(c + 1) * h * w];
         for ky in 0..kh {
             for kx in 0..kw {
-                let row = &mut rows[(ky * kw + kx) * row_len + offset..][..oh * ow];
+                let row = &mut rows[(ky * kw + kx) * row_len + offset..][..out_rows.len() * ow];
                 let x_off = (kx * dw) as isize - pw as isize;
                 // Output columns whose input column lies inside [0, w).
                 let first = if x_off >= 0 {
@@ -181,8 +227,8 @@ fn im2col(
                 } else {
                     ((w as isize - x_off - 1) as usize / sw + 1).min(ow)
                 };
-                for oy in 0..oh {
-                    let out_row = &mut row[oy * ow..(oy + 1) * ow];
+                for (i, oy) in out_rows.clone().enumerate() {
+                    let out_row = &mut row[i * ow..(i + 1) * ow];
                     let iy = (oy * sh + ky * dh) as isize - ph as isize;
                     if iy < 0 || iy >= h as isize || first >= last {
                         out_row.fill(0.0);

@@ -136,7 +136,7 @@ pub(crate) fn eval(
                     y.iter_mut().for_each(|v| *v *= g.beta);
                 }
             }
-            gemm(&mut y, lhs, rhs, g.alpha, with_c, ctx.threads);
+            gemm(&mut y, out_shape[1], lhs, rhs, g.alpha, with_c, ctx.threads);
             TensorData::F32(y)
         }
         Op::MatMul => {
@@ -146,6 +146,7 @@ pub(crate) fn eval(
             let mut y = ctx.buffers.take(numel);
             gemm(
                 &mut y,
+                n,
                 Operand::new(f32_of(a, op, node)?, m, k),
                 Operand::new(f32_of(b, op, node)?, k, n),
                 1.0,

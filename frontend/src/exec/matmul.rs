@@ -37,7 +37,8 @@ impl<'a> Operand<'a> {
 /// Fewest output rows a thread's share of a GEMM may have.
 const MIN_ROWS_PER_THREAD: usize = 16;
 
-/// `dst[m x n] (=|+=) alpha * lhs * rhs`, all row-major, `m` and `n` taken from the
+/// `dst[m x n] (=|+=) alpha * lhs * rhs`, row-major with `dst` rows `dst_stride` elements
+/// apart (`dst` spans `(m - 1) * dst_stride + n` elements), `m` and `n` taken from the
 /// (possibly transposed) operands. Callers guarantee the shapes agree (the executor derives
 /// them from validated op shapes).
 ///
@@ -46,6 +47,7 @@ const MIN_ROWS_PER_THREAD: usize = 16;
 /// inside every K block, which collapses when the cores are shared with other processes.
 pub(crate) fn gemm(
     dst: &mut [f32],
+    dst_stride: usize,
     lhs: Operand<'_>,
     rhs: Operand<'_>,
     alpha: f32,
@@ -59,25 +61,28 @@ pub(crate) fn gemm(
     } else {
         Accum::Replace
     };
+    if m == 0 || n == 0 {
+        return;
+    }
+    let product = |d: &mut [f32], row0: usize| {
+        let rows = (d.len() - n) / dst_stride + 1;
+        // Built as the transpose of a column-major view: faer 0.24's
+        // `from_row_major_slice_with_stride_mut` swaps the two strides.
+        let d =
+            MatMut::from_column_major_slice_with_stride_mut(d, n, rows, dst_stride).transpose_mut();
+        faer::linalg::matmul::matmul(d, accum, lhs.subrows(row0, rows), rhs, alpha, Par::Seq);
+    };
     let blocks = threads.min(m / MIN_ROWS_PER_THREAD).max(1);
-    if blocks == 1 || n == 0 {
-        let dst = MatMut::from_row_major_slice_mut(dst, m, n);
-        faer::linalg::matmul::matmul(dst, accum, lhs, rhs, alpha, Par::Seq);
+    if blocks == 1 {
+        product(dst, 0);
         return;
     }
     let rows_per_block = m.div_ceil(blocks);
-    dst.par_chunks_mut(rows_per_block * n)
+    let full = (rows_per_block - 1) * dst_stride + n;
+    dst.par_chunks_mut(rows_per_block * dst_stride)
         .enumerate()
         .for_each(|(b, d)| {
-            let rows = d.len() / n;
-            let d = MatMut::from_row_major_slice_mut(d, rows, n);
-            faer::linalg::matmul::matmul(
-                d,
-                accum,
-                lhs.subrows(b * rows_per_block, rows),
-                rhs,
-                alpha,
-                Par::Seq,
-            );
+            let len = d.len().min(full);
+            product(&mut d[..len], b * rows_per_block);
         });
 }

@@ -1,26 +1,21 @@
-//! Pooling kernels over NHWC rows: channels are the vector dimension, taps the loop.
+//! Pooling kernels over NHWC rows: channels are the vector dimension, taps the loop. The
+//! valid taps of every output column are computed once per call ([`Axis::spans`]), so the
+//! per-pixel work is loads and max / add only.
 
 use super::simd::{
     QuantizeVec, Simd, SimdKernel, load_b_any, load_u8_any, store_b_any, store_u8_any,
 };
+use crate::conv::Axis;
 use crate::ops::PoolPlan;
 
-/// Pixel offsets (within one image) of the in-input taps of output `(oh, ow)` into `taps`,
-/// returning the `count_include_pad` count.
+/// The valid kernel rows of output row `oh`: `(count, first input row)`.
 #[inline(always)]
-fn taps(plan: &PoolPlan, oh: usize, ow: usize, taps: &mut Vec<usize>) -> usize {
-    let [ah, aw] = plan.axes;
-    let (h0, h1) = ah.valid_taps(oh);
-    let (w0, w1) = aw.valid_taps(ow);
-    taps.clear();
-    for kh in h0..h1 {
-        let ih = (ah.start(oh) + (kh * ah.dilation) as isize) as usize;
-        for kw in w0..w1 {
-            let iw = (aw.start(ow) + (kw * aw.dilation) as isize) as usize;
-            taps.push(ih * plan.input.w + iw);
-        }
-    }
-    ah.padded_taps(oh) * aw.padded_taps(ow)
+fn row_span(axis: &Axis, oh: usize) -> (usize, usize) {
+    let (lo, hi) = axis.valid_taps(oh);
+    (
+        hi - lo,
+        (axis.start(oh) + (lo * axis.dilation) as isize) as usize,
+    )
 }
 
 /// Max pooling of output rows `first..`.
@@ -36,18 +31,26 @@ impl SimdKernel for MaxPoolRows<'_> {
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
         let (plan, o, c) = (self.plan, self.plan.output, self.plan.input.c);
-        let image = plan.input.h * plan.input.w;
-        let mut pixels = Vec::with_capacity(plan.axes[0].kernel * plan.axes[1].kernel);
+        let [ah, aw] = plan.axes;
+        let row_bytes = plan.input.w * c;
+        let image = plan.input.h * row_bytes;
+        let (dh, step) = (ah.dilation, aw.dilation * c);
+        let cols = aw.spans(o.w);
         for (r, row) in self.rows.chunks_exact_mut(o.w * c).enumerate() {
             let (n, oh) = ((self.first + r) / o.h, (self.first + r) % o.h);
-            let img = &self.input[n * image * c..][..image * c];
-            for (ow, dst) in row.chunks_exact_mut(c).enumerate() {
-                taps(plan, oh, ow, &mut pixels);
+            let img = &self.input[n * image..][..image];
+            let (kh_n, ih0) = row_span(&ah, oh);
+            for (dst, col) in row.chunks_exact_mut(c).zip(&cols) {
+                let kw_n = col.hi - col.lo;
                 for (cb, dst) in dst.chunks_mut(S::BYTES).enumerate() {
-                    let off = cb * S::BYTES;
-                    let mut m = load_b_any(s, &img[pixels[0] * c + off..][..dst.len()]);
-                    for &p in &pixels[1..] {
-                        m = s.max_b(m, load_b_any(s, &img[p * c + off..][..dst.len()]));
+                    let len = dst.len();
+                    // All zeros: the identity of a u8 max (windows are never empty).
+                    let mut m = load_b_any(s, &[]);
+                    for kh in 0..kh_n {
+                        let base = (ih0 + kh * dh) * row_bytes + col.first * c + cb * S::BYTES;
+                        for kw in 0..kw_n {
+                            m = s.max_b(m, load_b_any(s, &img[base + kw * step..][..len]));
+                        }
                     }
                     store_b_any(s, dst, m);
                 }
@@ -71,27 +74,36 @@ impl SimdKernel for AvgPoolRows<'_> {
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
         let (plan, o, c) = (self.plan, self.plan.output, self.plan.input.c);
-        let image = plan.input.h * plan.input.w;
+        let [ah, aw] = plan.axes;
+        let row_bytes = plan.input.w * c;
+        let image = plan.input.h * row_bytes;
+        let (dh, step) = (ah.dilation, aw.dilation * c);
         let q = QuantizeVec::new(s, 1.0, self.zp);
         let zp = s.splat_i(self.zp);
-        let mut pixels = Vec::with_capacity(plan.axes[0].kernel * plan.axes[1].kernel);
+        let cols = aw.spans(o.w);
+        let padded_cols: Vec<usize> = (0..o.w).map(|ow| aw.padded_taps(ow)).collect();
         for (r, row) in self.rows.chunks_exact_mut(o.w * c).enumerate() {
             let (n, oh) = ((self.first + r) / o.h, (self.first + r) % o.h);
-            let img = &self.input[n * image * c..][..image * c];
-            for (ow, dst) in row.chunks_exact_mut(c).enumerate() {
-                let padded = taps(plan, oh, ow, &mut pixels);
+            let img = &self.input[n * image..][..image];
+            let (kh_n, ih0) = row_span(&ah, oh);
+            let padded_rows = ah.padded_taps(oh);
+            for ((dst, col), &padded_w) in row.chunks_exact_mut(c).zip(&cols).zip(&padded_cols) {
+                let kw_n = col.hi - col.lo;
                 let count = if self.include_pad {
-                    padded
+                    padded_rows * padded_w
                 } else {
-                    pixels.len()
+                    kh_n * kw_n
                 };
                 let count = s.splat_f(count as f32);
                 for (cb, dst) in dst.chunks_mut(S::LANES).enumerate() {
-                    let off = cb * S::LANES;
+                    let len = dst.len();
                     let mut t = s.splat_i(0);
-                    for &p in &pixels {
-                        let v = load_u8_any(s, &img[p * c + off..][..dst.len()]);
-                        t = s.add_i(t, s.sub_i(v, zp));
+                    for kh in 0..kh_n {
+                        let base = (ih0 + kh * dh) * row_bytes + col.first * c + cb * S::LANES;
+                        for kw in 0..kw_n {
+                            let v = load_u8_any(s, &img[base + kw * step..][..len]);
+                            t = s.add_i(t, s.sub_i(v, zp));
+                        }
                     }
                     let avg = s.round_f(s.div_f(s.to_f(t), count));
                     store_u8_any(s, dst, q.finish(s, avg));
@@ -100,7 +112,6 @@ impl SimdKernel for AvgPoolRows<'_> {
         }
     }
 }
-
 /// Global average pooling of one image: `src` is `H * W` pixels of `dst.len()` channels.
 pub(crate) struct GlobalAvgPoolImage<'a> {
     pub src: &'a [u8],

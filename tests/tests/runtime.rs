@@ -136,6 +136,8 @@ fn identical_bits_across_tiers_threads_and_batch_sizes() {
 
 #[test]
 fn concurrent_runs_give_the_single_thread_result() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Model>();
     let x = images(16);
     for name in MODELS {
         let single = model(name, None, 1).run(std::slice::from_ref(&x)).unwrap();

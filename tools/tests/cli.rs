@@ -146,7 +146,6 @@ fn inspect_and_bench_report_json() {
     assert_eq!(json_number(&s, "fallback_nodes"), 0.0, "{s}");
     let o = q8(&[
         "bench",
-        "model",
         &data("digits_resnet.ort_qdq.onnx"),
         "--batch",
         "1,4",

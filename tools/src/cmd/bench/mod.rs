@@ -25,6 +25,9 @@ enum What {
     Model(model::ModelArgs),
     /// The built-in ResNet-18 (random weights, quantized with the X86 recipe) end to end.
     Resnet18(model::ResNetArgs),
+    /// `q8 bench file.onnx [options]`: shorthand for `q8 bench model file.onnx [options]`.
+    #[command(external_subcommand)]
+    File(Vec<String>),
 }
 
 /// Runs the chosen benchmark.
@@ -35,5 +38,6 @@ pub fn run(args: Args) -> Result<(), String> {
         What::Ops(a) => ops::run(a),
         What::Model(a) => model::run_model(a),
         What::Resnet18(a) => model::run_resnet(a),
+        What::File(args) => model::run_file(&args),
     }
 }

@@ -84,6 +84,21 @@ pub fn run_model(args: ModelArgs) -> Result<(), String> {
     bench(&subject, &args.common)
 }
 
+/// Runs `q8 bench <file.onnx> [options]` (the model path given in place of a subcommand).
+pub fn run_file(args: &[String]) -> Result<(), String> {
+    #[derive(clap::Parser)]
+    #[command(name = "q8 bench")]
+    struct File {
+        #[command(flatten)]
+        args: ModelArgs,
+    }
+    let parsed = <File as clap::Parser>::try_parse_from(
+        std::iter::once("q8 bench".to_string()).chain(args.iter().cloned()),
+    )
+    .map_err(|e| e.to_string().trim_end().replace('\n', " "))?;
+    run_model(parsed.args)
+}
+
 /// Runs `q8 bench resnet18`.
 pub fn run_resnet(args: ResNetArgs) -> Result<(), String> {
     let c = &args.common;

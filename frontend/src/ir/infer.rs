@@ -67,7 +67,9 @@ pub fn infer(op: &Op, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType
             }
             rank(0, 4)?;
             rank(1, 4)?;
-            let w = known_dims(&inputs[1].shape)
+            let w = inputs[1]
+                .shape
+                .to_known()
                 .ok_or_else(|| fail("weight shape must be known".into()))?;
             let g = conv.groups;
             if g == 0 || w[0] % g != 0 {
@@ -293,10 +295,6 @@ pub fn infer(op: &Op, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType
     }
 }
 
-fn known_dims(shape: &Shape) -> Option<Vec<usize>> {
-    shape.to_known()
-}
-
 fn check_qspec(q: &super::op::QuantSpec, shape: &Shape) -> std::result::Result<(), String> {
     let (lo, hi) = q.range();
     if q.scales.is_empty() || q.scales.len() != q.zero_points.len() {
@@ -347,10 +345,7 @@ fn window_out(w: &Window2d, x: &Shape, ceil: bool) -> std::result::Result<(Dim, 
             let r = w.resolve([*h, *wd], ceil)?;
             Ok((Dim::Known(r.output[0]), Dim::Known(r.output[1])))
         }
-        (h, wd) => Ok((
-            derived(&format!("{node_h}'", node_h = h)),
-            derived(&format!("{wd}'")),
-        )),
+        (h, wd) => Ok((derived(&format!("{h}'")), derived(&format!("{wd}'")))),
     }
 }
 

@@ -129,6 +129,12 @@ impl fmt::Display for LoweringReport {
             self.tier,
             self.fallback_nodes().len()
         )?;
+        if self.batch_relaxed {
+            writeln!(
+                f,
+                "  (the exporter fixed the batch at 1: treated as dynamic)"
+            )?;
+        }
         for e in &self.nodes {
             match &e.lowering {
                 NodeLowering::Lowered {

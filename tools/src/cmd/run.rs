@@ -109,6 +109,10 @@ fn run_int8(
     let m = super::eval::build_model(model, graph, args.tier, args.threads)?;
     let start = Instant::now();
     let (outputs, timings) = if args.profile {
+        // One warm-up run first: the profile then shows steady-state step times, without
+        // the first run's planning and first-touch page faults.
+        m.run(std::slice::from_ref(input))
+            .map_err(|e| format!("{model}: {e}"))?;
         m.run_profiled(std::slice::from_ref(input))
             .map_err(|e| format!("{model}: {e}"))?
     } else {

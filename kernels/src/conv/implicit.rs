@@ -100,11 +100,10 @@ impl<'a> Im2colRows<'a> {
 impl ASource for Im2colRows<'_> {
     fn rows<'s>(&'s self, m0: usize, offsets: &mut [usize], scratch: &'s mut Vec<u8>) -> &'s [u8] {
         let g = self.geom;
-        let (inp, icpg, zp) = (g.input, g.in_channels_per_group(), self.zero_point);
+        let (inp, icpg) = (g.input, g.in_channels_per_group());
         let [kh_n, kw_n] = g.kernel;
         let [dh, dw] = g.dilation;
         let k = kh_n * kw_n * icpg;
-        let channel = self.group * icpg;
         // Taps of a kernel row are adjacent bytes of the input when one group holds every
         // channel and W is not dilated.
         let contiguous = icpg == inp.c && dw == 1;
@@ -120,34 +119,16 @@ impl ASource for Im2colRows<'_> {
             // Bytes k..row_len meet zero weights: any value adds nothing (they keep the
             // zeros `resize` wrote).
             let row = &mut row[..k];
-            for (kh, taps) in row.chunks_exact_mut(kw_n * icpg).enumerate() {
-                if !(rs.lo..rs.hi).contains(&kh) || cs.lo == cs.hi {
-                    taps.fill(zp);
-                    continue;
+            let segment = kw_n * icpg;
+            if contiguous && rs.hi - rs.lo == kh_n && cs.hi - cs.lo == kw_n {
+                // Interior pixel, all taps of a kernel row adjacent: one copy per kernel row.
+                let first = (n * inp.h + rs.first) * inp.w * inp.c + cs.first * inp.c;
+                for (kh, taps) in row.chunks_exact_mut(segment).enumerate() {
+                    let at = first + kh * dh * inp.w * inp.c;
+                    copy_short(taps, &self.input[at..at + segment]);
                 }
-                let ih = rs.first + (kh - rs.lo) * dh;
-                let image_row = &self.input[(n * inp.h + ih) * inp.w * inp.c..][..inp.w * inp.c];
-                if cs.lo > 0 {
-                    taps[..cs.lo * icpg].fill(zp);
-                }
-                if cs.hi < kw_n {
-                    taps[cs.hi * icpg..].fill(zp);
-                }
-                if contiguous {
-                    let len = (cs.hi - cs.lo) * icpg;
-                    copy_short(
-                        &mut taps[cs.lo * icpg..cs.hi * icpg],
-                        &image_row[cs.first * inp.c..][..len],
-                    );
-                } else {
-                    for kw in cs.lo..cs.hi {
-                        let iw = cs.first + (kw - cs.lo) * dw;
-                        copy_short(
-                            &mut taps[kw * icpg..(kw + 1) * icpg],
-                            &image_row[iw * inp.c + channel..][..icpg],
-                        );
-                    }
-                }
+            } else {
+                self.gather_border(row, (n, rs, cs), contiguous);
             }
             ow += 1;
             if ow == self.out.w {
@@ -160,5 +141,49 @@ impl ASource for Im2colRows<'_> {
             }
         }
         scratch
+    }
+}
+
+impl Im2colRows<'_> {
+    /// Fills one receptive field that touches the padding (or whose taps are not adjacent).
+    fn gather_border(
+        &self,
+        row: &mut [u8],
+        (n, rs, cs): (usize, TapSpan, TapSpan),
+        contiguous: bool,
+    ) {
+        let g = self.geom;
+        let (inp, icpg, zp) = (g.input, g.in_channels_per_group(), self.zero_point);
+        let [kw_n, dh, dw] = [g.kernel[1], g.dilation[0], g.dilation[1]];
+        let channel = self.group * icpg;
+        for (kh, taps) in row.chunks_exact_mut(kw_n * icpg).enumerate() {
+            if !(rs.lo..rs.hi).contains(&kh) || cs.lo == cs.hi {
+                taps.fill(zp);
+                continue;
+            }
+            let ih = rs.first + (kh - rs.lo) * dh;
+            let image_row = &self.input[(n * inp.h + ih) * inp.w * inp.c..][..inp.w * inp.c];
+            if cs.lo > 0 {
+                taps[..cs.lo * icpg].fill(zp);
+            }
+            if cs.hi < kw_n {
+                taps[cs.hi * icpg..].fill(zp);
+            }
+            if contiguous {
+                let len = (cs.hi - cs.lo) * icpg;
+                copy_short(
+                    &mut taps[cs.lo * icpg..cs.hi * icpg],
+                    &image_row[cs.first * inp.c..][..len],
+                );
+            } else {
+                for kw in cs.lo..cs.hi {
+                    let iw = cs.first + (kw - cs.lo) * dw;
+                    copy_short(
+                        &mut taps[kw * icpg..(kw + 1) * icpg],
+                        &image_row[iw * inp.c + channel..][..icpg],
+                    );
+                }
+            }
+        }
     }
 }

@@ -35,8 +35,8 @@
 //! - Driver: jobs of up to 48 rows x an L2-sized chunk of panels, rayon above
 //!   ~4M multiply-accumulates (below, the calling thread runs it: waking a pool costs more),
 //!   shrinking jobs so every thread gets several.
-//! - Crate-internal reuse (convolution, AMX): [`gemm_rows`] takes any
-//!   [`source::ASource`] (rows in place via offsets, or a block filled on the fly), and
+//! - Crate-internal reuse (convolution, AMX): `gemm_rows` takes any
+//!   `source::ASource` (rows in place via offsets, or a block filled on the fly), and
 //!   `arch::gemm::epilogue::store_block` applies the epilogue to i32 accumulators in memory.
 //! - AMX: the weights are packed as `tdpbusd` B tiles (the panel layout with K padded to 64);
 //!   jobs of 32 rows x up to 256 columns run the 2 x 2-tile kernel of `arch::amx` into an

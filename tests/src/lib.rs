@@ -1,1 +1,40 @@
-//! Shared helpers for q8's integration and property tests (problem generators, tier coverage).
+//! Shared helpers for q8's integration and property tests: the committed fixtures in
+//! `tests/data/` and the classification metrics the model tests score logits with.
+
+use std::path::PathBuf;
+
+use q8_frontend::ir::Tensor;
+use q8_frontend::npy;
+
+pub use q8_frontend::quant::sqnr_db;
+
+/// Path of the fixture `name` in `tests/data/`.
+pub fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(name)
+}
+
+/// The fp32 `.npy` fixture `name` as a tensor of its stored shape.
+///
+/// # Panics
+/// When the file is missing or not an fp32 array (a broken fixture fails the test).
+pub fn read_f32(name: &str) -> Tensor {
+    let a = npy::read(data(name)).unwrap();
+    Tensor::from_f32(a.shape().to_vec(), a.values::<f32>().unwrap().to_vec()).unwrap()
+}
+
+/// Index of the first largest value of `row` (0 for an empty row).
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold(0, |best, (i, v)| if *v > row[best] { i } else { best })
+}
+
+/// Number of 10-class logit rows of `a` and `b` whose argmax agree.
+pub fn top1_agreement(a: &[f32], b: &[f32]) -> usize {
+    a.chunks_exact(10)
+        .zip(b.chunks_exact(10))
+        .filter(|(x, y)| argmax(x) == argmax(y))
+        .count()
+}

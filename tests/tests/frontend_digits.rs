@@ -1,22 +1,10 @@
 //! digits_resnet through both PyTorch exporters: fp32 logits against PyTorch's within 1e-4,
 //! top-1 359/360, with BatchNorm folding on and off, at batch 360 and batch 1.
 
-use std::path::PathBuf;
-
 use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{Graph, Tensor};
 use q8_frontend::{npy, onnx, passes};
-
-fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("data")
-        .join(name)
-}
-
-fn read_f32(name: &str) -> Tensor {
-    let a = npy::read(data(name)).unwrap();
-    Tensor::from_f32(a.shape().to_vec(), a.values::<f32>().unwrap().to_vec()).unwrap()
-}
+use q8_tests::{argmax, data, read_f32};
 
 fn labels() -> Vec<i64> {
     npy::read(data("digits_test_y.npy"))
@@ -24,12 +12,6 @@ fn labels() -> Vec<i64> {
         .values::<i64>()
         .unwrap()
         .to_vec()
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold(0, |best, (i, v)| if *v > row[best] { i } else { best })
 }
 
 /// Largest |a - b| and the number of rows whose argmax equals `labels`.

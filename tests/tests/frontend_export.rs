@@ -1,18 +1,11 @@
 //! Export round trip: graph -> ONNX bytes -> graph gives the same nodes and bit-identical
 //! outputs, for both PyTorch exports, both QDQ fixtures and the built-in ResNet-18.
 
-use std::path::PathBuf;
-
 use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{Graph, Tensor};
 use q8_frontend::models::{ResNet18Config, resnet18};
 use q8_frontend::{npy, onnx};
-
-fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("data")
-        .join(name)
-}
+use q8_tests::data;
 
 fn outputs(g: &Graph, x: &Tensor) -> Vec<Tensor> {
     Executor::new(g, ExecOptions { threads: 1 })

@@ -1,44 +1,10 @@
 //! The two foreign QDQ fixtures import and run in reference mode (dq -> fp32 op -> q with
 //! `int8-math.md` quantize semantics); their logits agree with the runtimes that made them.
 
-use std::path::PathBuf;
-
 use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{DType, Op, Tensor};
-use q8_frontend::{npy, onnx};
-
-fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("data")
-        .join(name)
-}
-
-fn read_f32(name: &str) -> Tensor {
-    let a = npy::read(data(name)).unwrap();
-    Tensor::from_f32(a.shape().to_vec(), a.values::<f32>().unwrap().to_vec()).unwrap()
-}
-
-fn sqnr_db(reference: &[f32], x: &[f32]) -> f64 {
-    let signal: f64 = reference.iter().map(|&r| (r as f64).powi(2)).sum();
-    let noise: f64 = reference
-        .iter()
-        .zip(x)
-        .map(|(&r, &v)| (r as f64 - v as f64).powi(2))
-        .sum();
-    10.0 * (signal / noise.max(1e-30)).log10()
-}
-
-fn top1_agreement(a: &[f32], b: &[f32]) -> usize {
-    let argmax = |r: &[f32]| {
-        r.iter()
-            .enumerate()
-            .fold(0, |m, (i, v)| if *v > r[m] { i } else { m })
-    };
-    a.chunks_exact(10)
-        .zip(b.chunks_exact(10))
-        .filter(|(x, y)| argmax(x) == argmax(y))
-        .count()
-}
+use q8_frontend::onnx;
+use q8_tests::{data, read_f32, sqnr_db, top1_agreement};
 
 #[test]
 fn ort_qdq_model_imports_and_matches_onnx_runtime() {

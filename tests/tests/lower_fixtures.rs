@@ -1,46 +1,9 @@
 //! Foreign QDQ models (ONNX Runtime's quantize_static, PyTorch PT2E exported) lowered onto
 //! the int8 kernels: logits agree with the runtime that made them.
 
-use std::path::PathBuf;
-
-use q8_frontend::ir::Tensor;
 use q8_frontend::lower::NodeLowering;
-use q8_frontend::npy;
 use q8_frontend::runtime::{Model, RuntimeOptions};
-
-fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("data")
-        .join(name)
-}
-
-fn read_f32(name: &str) -> Tensor {
-    let a = npy::read(data(name)).unwrap();
-    Tensor::from_f32(a.shape().to_vec(), a.values::<f32>().unwrap().to_vec()).unwrap()
-}
-
-fn sqnr_db(reference: &[f32], x: &[f32]) -> f64 {
-    let signal: f64 = reference.iter().map(|&r| (r as f64).powi(2)).sum();
-    let noise: f64 = reference
-        .iter()
-        .zip(x)
-        .map(|(&r, &v)| (r as f64 - v as f64).powi(2))
-        .sum();
-    10.0 * (signal / noise.max(1e-30)).log10()
-}
-
-fn argmax(r: &[f32]) -> usize {
-    r.iter()
-        .enumerate()
-        .fold(0, |m, (i, v)| if *v > r[m] { i } else { m })
-}
-
-fn top1_agreement(a: &[f32], b: &[f32]) -> usize {
-    a.chunks_exact(10)
-        .zip(b.chunks_exact(10))
-        .filter(|(x, y)| argmax(x) == argmax(y))
-        .count()
-}
+use q8_tests::{data, read_f32, sqnr_db, top1_agreement};
 
 /// Lowers `model`, checks every conv / linear runs on an int8 kernel, and compares its
 /// logits on the 360 test images (one batch) with `reference`.

@@ -1,20 +1,13 @@
 //! Observer conformance against torchao's pt2e observers (`tests/data/observers.{npz,json}`),
 //! and the behaviour of the non-PyTorch range choices (percentile, MSE) on heavy tails.
 
-use std::path::PathBuf;
-
 use q8_frontend::npy::{self, Npz};
 use q8_frontend::quant::{
     HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver, Observer, ObserverKind,
     OpQuantSpec, QuantRange, Symmetry, TensorQParams, X86_EPS,
 };
+use q8_tests::data;
 use serde_json::Value;
-
-fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("data")
-        .join(name)
-}
 
 fn fixtures() -> (Npz, Value) {
     let npz = npy::read_npz(data("observers.npz")).unwrap();

@@ -1,25 +1,13 @@
 //! The X86 post-training quantization flow on digits_resnet: default config against fp32 and
 //! against PyTorch's own int8 model, a better non-default config, and the QDQ ONNX round trip.
 
-use std::path::PathBuf;
-
 use q8_frontend::exec::{ExecOptions, Executor};
-use q8_frontend::ir::{DType, Op, Tensor};
+use q8_frontend::ir::{DType, Op};
 use q8_frontend::quant::{
     ObserverKind, OpQuantSpec, QuantConfig, Quantized, Setting, batches, compare, prepare, sqnr_db,
 };
 use q8_frontend::{npy, onnx};
-
-fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("data")
-        .join(name)
-}
-
-fn read_f32(name: &str) -> Tensor {
-    let a = npy::read(data(name)).unwrap();
-    Tensor::from_f32(a.shape().to_vec(), a.values::<f32>().unwrap().to_vec()).unwrap()
-}
+use q8_tests::{argmax, data, read_f32};
 
 fn quantize_digits(config: &QuantConfig) -> Quantized {
     let graph = onnx::load(data("digits_resnet.onnx")).unwrap();
@@ -50,13 +38,7 @@ fn top1(logits: &[f32]) -> usize {
     logits
         .chunks_exact(10)
         .zip(labels)
-        .filter(|(row, y)| {
-            let arg = row
-                .iter()
-                .enumerate()
-                .fold(0, |m, (i, v)| if *v > row[m] { i } else { m });
-            arg as i64 == *y
-        })
+        .filter(|(row, y)| argmax(row) as i64 == *y)
         .count()
 }
 

@@ -3,7 +3,6 @@
 //! clear errors for bad input.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use q8_frontend::exec::{ExecOptions, Executor};
@@ -11,30 +10,15 @@ use q8_frontend::ir::{Tensor, TensorData};
 use q8_frontend::runtime::{Model, RuntimeOptions};
 use q8_frontend::{npy, onnx};
 use q8_kernels::cpu::{self, Tier};
+use q8_tests::{data, sqnr_db};
 
 const MODELS: [&str; 2] = ["digits_resnet.ort_qdq.onnx", "digits_resnet.pt2e_qdq.onnx"];
-
-fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("data")
-        .join(name)
-}
 
 /// The first `n` test images as one batch.
 fn images(n: usize) -> Tensor {
     let a = npy::read(data("digits_test_x.npy")).unwrap();
     let v = a.values::<f32>().unwrap()[..n * 1024].to_vec();
     Tensor::from_f32(vec![n, 1, 32, 32], v).unwrap()
-}
-
-fn sqnr_db(reference: &[f32], x: &[f32]) -> f64 {
-    let signal: f64 = reference.iter().map(|&r| (r as f64).powi(2)).sum();
-    let noise: f64 = reference
-        .iter()
-        .zip(x)
-        .map(|(&r, &v)| (r as f64 - v as f64).powi(2))
-        .sum();
-    10.0 * (signal / noise.max(1e-30)).log10()
 }
 
 fn model(name: &str, tier: Option<Tier>, threads: usize) -> Model {

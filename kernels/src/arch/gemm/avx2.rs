@@ -8,9 +8,9 @@
 
 use std::arch::x86_64::*;
 
-use super::avxvnni::{Pair, load_pair, store_pair};
 use super::epilogue::Epilogue;
 use super::kernel::{self, ARows, Isa, Panels, a_quad};
+use super::ymm::{Pair, ymm_pair_isa};
 use crate::gemm::pack::{Avx2Residual, HALF_BYTES};
 
 /// Rows per micro-tile.
@@ -23,27 +23,7 @@ struct Avx2Exact<'r> {
 }
 
 impl Isa for Avx2Exact<'_> {
-    type Acc = Pair;
-    type A = __m256i;
-    type B = Pair;
-
-    #[inline(always)]
-    unsafe fn zero() -> Pair {
-        // SAFETY: AVX enabled in the caller (trait contract).
-        unsafe { [_mm256_setzero_si256(); 2] }
-    }
-
-    #[inline(always)]
-    unsafe fn bcast(quad: i32) -> __m256i {
-        // SAFETY: as `zero`.
-        unsafe { _mm256_set1_epi32(quad) }
-    }
-
-    #[inline(always)]
-    unsafe fn load_b(p: *const u8) -> Pair {
-        // SAFETY: trait contract.
-        unsafe { load_pair(p) }
-    }
+    ymm_pair_isa!();
 
     /// Exact because every pair left in the fast panels passed `pair_may_saturate`.
     #[inline(always)]
@@ -55,12 +35,6 @@ impl Isa for Avx2Exact<'_> {
             let t1 = _mm256_madd_epi16(_mm256_maddubs_epi16(a, b[1]), ones);
             [_mm256_add_epi32(acc[0], t0), _mm256_add_epi32(acc[1], t1)]
         }
-    }
-
-    #[inline(always)]
-    unsafe fn store(ep: &Epilogue<'_>, acc: Pair, i: usize, j: usize, lanes: usize) {
-        // SAFETY: forwarded contract.
-        unsafe { store_pair(ep, acc, i, j, lanes) }
     }
 
     /// Adds the residual half rows of panels `p0..p0 + NB` with the same exact triple.

@@ -2,7 +2,8 @@
 //!
 //! - [`kernel`]: the register-blocked micro-kernel template (`R` rows x `NB` 16-column
 //!   panels, whole K in registers, fused epilogue) and the block loop.
-//! - [`avx512`], [`avxvnni`], [`avx2`], [`scalar`]: one tier each.
+//! - [`avx512`], [`avxvnni`], [`avx2`], [`scalar`]: one tier each; [`ymm`]: the two-ymm
+//!   panel row the AVX-VNNI and AVX2 tiers share.
 //! - [`epilogue`]: the vectorized epilogue (zmm, ymm, scalar) and [`epilogue::store_block`]
 //!   for engines that produce i32 accumulators in memory (AMX, convolution).
 //! - [`driver`]: blocking, rayon jobs, dispatch.
@@ -16,3 +17,4 @@ pub(crate) mod epilogue;
 pub(crate) mod kernel;
 pub(crate) mod probe;
 pub(crate) mod scalar;
+pub(crate) mod ymm;

@@ -12,37 +12,50 @@ const CHAINS: usize = 16;
 /// Independent ymm chains: as many as 16 ymm registers leave room for (spilling ruins it).
 const YMM_CHAINS: usize = 12;
 
-#[target_feature(enable = "avx512f,avx512vnni")]
-fn vnni512_chains(iters: usize) -> i32 {
-    let a = _mm512_set1_epi32(black_box(0x0101_0101));
-    let b = _mm512_set1_epi32(black_box(0x0102_0301));
-    let mut acc = [_mm512_setzero_si512(); CHAINS];
-    for _ in 0..iters {
-        for x in acc.iter_mut() {
-            *x = _mm512_dpbusd_epi32(*x, a, b);
+/// `$name(iters)`: `$chains` independent `$dpbusd` accumulator chains over `iters`
+/// iterations, summed into one i32 so nothing is optimized away (one body for the zmm and
+/// ymm VNNI probes, which differ only in register width).
+macro_rules! vnni_chains {
+    (
+        $name:ident, $features:literal, $chains:expr,
+        $set1:ident, $zero:ident, $dpbusd:ident, $add:ident, $reduce:expr
+    ) => {
+        #[target_feature(enable = $features)]
+        fn $name(iters: usize) -> i32 {
+            let a = $set1(black_box(0x0101_0101));
+            let b = $set1(black_box(0x0102_0301));
+            let mut acc = [$zero(); $chains];
+            for _ in 0..iters {
+                for x in acc.iter_mut() {
+                    *x = $dpbusd(*x, a, b);
+                }
+            }
+            let sum = acc.iter().fold($zero(), |s, &x| $add(s, x));
+            $reduce(sum)
         }
-    }
-    let sum = acc
-        .iter()
-        .fold(_mm512_setzero_si512(), |s, &x| _mm512_add_epi32(s, x));
-    _mm512_reduce_add_epi32(sum)
+    };
 }
 
-#[target_feature(enable = "avx2,avxvnni")]
-fn avxvnni_chains(iters: usize) -> i32 {
-    let a = _mm256_set1_epi32(black_box(0x0101_0101));
-    let b = _mm256_set1_epi32(black_box(0x0102_0301));
-    let mut acc = [_mm256_setzero_si256(); YMM_CHAINS];
-    for _ in 0..iters {
-        for x in acc.iter_mut() {
-            *x = _mm256_dpbusd_avx_epi32(*x, a, b);
-        }
-    }
-    let sum = acc
-        .iter()
-        .fold(_mm256_setzero_si256(), |s, &x| _mm256_add_epi32(s, x));
-    _mm256_extract_epi32::<0>(sum)
-}
+vnni_chains!(
+    vnni512_chains,
+    "avx512f,avx512vnni",
+    CHAINS,
+    _mm512_set1_epi32,
+    _mm512_setzero_si512,
+    _mm512_dpbusd_epi32,
+    _mm512_add_epi32,
+    _mm512_reduce_add_epi32
+);
+vnni_chains!(
+    avxvnni_chains,
+    "avx2,avxvnni",
+    YMM_CHAINS,
+    _mm256_set1_epi32,
+    _mm256_setzero_si256,
+    _mm256_dpbusd_avx_epi32,
+    _mm256_add_epi32,
+    _mm256_extract_epi32::<0>
+);
 
 /// The AVX2 triple `vpmaddubsw` + `vpmaddwd` (ones) + `vpaddd`, 32 MACs per triple, 8
 /// independent triples per iteration. Written in `asm!` because the compiler would hoist

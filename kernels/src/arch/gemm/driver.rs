@@ -261,7 +261,20 @@ fn amx_job(
 
 #[cfg(test)]
 mod tests {
+    use super::super::epilogue::OutputView;
     use super::*;
+
+    /// Dense M x N output with per-column zero-point corrections and scales, no bias,
+    /// residual or activation.
+    fn plain_epilogue<'a>(
+        m: usize,
+        n: usize,
+        out: OutputView<'a>,
+        zp: &'a [i32],
+        scale: &'a [f32],
+    ) -> Epilogue<'a> {
+        Epilogue::new(m, n, out, n, zp, scale, None, None, Default::default()).unwrap()
+    }
 
     #[test]
     fn plans_cover_the_problem_and_split_for_threads() {
@@ -289,7 +302,6 @@ mod tests {
     /// Small shapes on the AMX tier run the AVX-512 kernel on the AMX layout (K padded to 64).
     #[test]
     fn amx_layout_runs_on_the_avx512_kernel() {
-        use super::super::epilogue::OutputView;
         use crate::gemm::source::StridedA;
         if !crate::cpu::is_available(Tier::Avx512Vnni) {
             eprintln!("amx layout test: skipping: AVX-512 VNNI is not available");
@@ -303,18 +315,7 @@ mod tests {
             let zp: Vec<i32> = packed.colsum.iter().map(|c| -3 * c).collect();
             let scale = vec![1.0f32; packed.colsum.len()];
             let mut got = vec![0i32; m * n];
-            let ep = Epilogue::new(
-                m,
-                n,
-                OutputView::I32(&mut got),
-                n,
-                &zp,
-                &scale,
-                None,
-                None,
-                Default::default(),
-            )
-            .unwrap();
+            let ep = plain_epilogue(m, n, OutputView::I32(&mut got), &zp, &scale);
             run(&packed, m, &StridedA { data: &a, lda: k }, &ep, 1).unwrap();
             let want: Vec<i32> = (0..m * n)
                 .map(|x| {
@@ -332,7 +333,6 @@ mod tests {
     /// machine may lack AMX; the tile kernel itself is tested in `arch::amx`).
     #[test]
     fn amx_job_matches_the_scalar_epilogue() {
-        use super::super::epilogue::OutputView;
         if !crate::cpu::is_available(Tier::Avx512Vnni) {
             eprintln!("amx_job test: skipping: the AVX-512 epilogue is not available");
             return;
@@ -362,31 +362,9 @@ mod tests {
         ] {
             let rows = ARows::new(&data, &offsets, k).unwrap();
             let (mut got, mut want) = (vec![0f32; m * n], vec![0f32; m * n]);
-            let ep = Epilogue::new(
-                m,
-                n,
-                OutputView::F32(&mut got),
-                n,
-                &zp,
-                &scale,
-                None,
-                None,
-                Default::default(),
-            )
-            .unwrap();
+            let ep = plain_epilogue(m, n, OutputView::F32(&mut got), &zp, &scale);
             amx_job(raw, &rows, 0, 16, n, &ep, &mut Vec::new(), &mut Vec::new()).unwrap();
-            let ep2 = Epilogue::new(
-                m,
-                n,
-                OutputView::F32(&mut want),
-                n,
-                &zp,
-                &scale,
-                None,
-                None,
-                Default::default(),
-            )
-            .unwrap();
+            let ep2 = plain_epilogue(m, n, OutputView::F32(&mut want), &zp, &scale);
             for i in 0..m {
                 for j in 16..n {
                     let col = &w[j * k..][..k];

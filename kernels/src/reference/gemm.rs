@@ -24,32 +24,10 @@ use crate::quant::{QParams, quantize};
 /// Largest K for which `255 * 128 * K` fits an i32, so the accumulator is exact.
 pub const MAX_K: usize = 65_793;
 
-/// Where the reference writes its result (row-major with leading dimension `ldc`).
-pub enum RefOutput<'a> {
-    /// Requantized u8 with the output's qparams.
-    U8 {
-        /// Output, `(m - 1) * ldc + n` elements at least.
-        data: &'a mut [u8],
-        /// Leading dimension (elements).
-        ldc: usize,
-        /// Output quantization.
-        qparams: QParams,
-    },
-    /// The f32 epilogue value before quantization.
-    F32 {
-        /// Output buffer.
-        data: &'a mut [f32],
-        /// Leading dimension (elements).
-        ldc: usize,
-    },
-    /// The raw corrected accumulator (no epilogue).
-    I32 {
-        /// Output buffer.
-        data: &'a mut [i32],
-        /// Leading dimension (elements).
-        ldc: usize,
-    },
-}
+/// Where the reference writes its result: the same outputs as the optimized
+/// [`crate::gemm::gemm`] (row-major with leading dimension `ldc`), so one value can be
+/// handed to both.
+pub type RefOutput<'a> = crate::gemm::Output<'a>;
 
 /// Length a row-major `rows x cols` view with leading dimension `ld` needs (`None` when it
 /// overflows `usize`).

@@ -24,6 +24,7 @@
 pub mod error;
 pub mod exec;
 pub mod ir;
+mod json;
 pub mod lower;
 pub mod models;
 pub mod npy;

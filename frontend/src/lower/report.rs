@@ -3,6 +3,8 @@
 
 use std::fmt::{self, Write as _};
 
+use crate::json::json_str;
+
 /// What became of one graph node.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NodeLowering {
@@ -155,22 +157,4 @@ impl fmt::Display for LoweringReport {
         }
         Ok(())
     }
-}
-
-/// A JSON string literal.
-pub(crate) fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use super::annotate::{Annotation, Fp32Reason, NodeStatus};
 use super::config::ConfigSource;
 use crate::ir::Graph;
+use crate::json::json_str;
 
 /// One node's line of the report.
 #[derive(Clone, Debug, PartialEq)]
@@ -143,21 +144,4 @@ fn reason_text(r: &Fp32Reason) -> String {
         Fp32Reason::NotMatched(why) => format!("pattern not matched: {why}"),
         Fp32Reason::Unsupported(why) => format!("unsupported: {why}"),
     }
-}
-
-/// A JSON string literal.
-pub(crate) fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }

@@ -9,9 +9,9 @@ use std::fmt;
 use super::annotate::PatternMatch;
 use super::convert::Quantized;
 use super::error::Result;
-use super::report::json_str;
 use crate::exec::{ExecOptions, Executor};
 use crate::ir::{NodeId, Tensor, ValueId};
+use crate::json::json_str;
 
 /// `10 * log10(sum ref^2 / sum (ref - x)^2)` in dB (f64 sums); `+inf` when equal.
 ///

@@ -6,21 +6,18 @@
 )]
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use q8_benches::{digits_images, fixture};
 use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::Tensor;
 use q8_frontend::models::{ResNet18Config, resnet18};
-use q8_frontend::{npy, onnx, passes};
+use q8_frontend::{onnx, passes};
 
 fn digits(c: &mut Criterion) {
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data");
-    let graph = onnx::load(data.join("digits_resnet.onnx")).expect("fixture model");
-    let x = npy::read(data.join("digits_test_x.npy")).expect("fixture data");
-    let x = Tensor::from_f32(x.shape().to_vec(), x.values::<f32>().expect("f32").to_vec())
-        .expect("tensor");
+    let graph = onnx::load(fixture("digits_resnet.onnx")).expect("fixture model");
+    let x = digits_images();
     let mut group = c.benchmark_group("fp32_digits_resnet");
     group.throughput(Throughput::Elements(360));
     for threads in [1, 2] {

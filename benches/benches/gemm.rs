@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use q8_kernels::cpu::{self, Tier};
+use q8_benches::simd_tiers;
 use q8_kernels::gemm::{Epilogue, GemmOptions, Output, PackedWeights, Parallelism, gemm};
 use q8_kernels::{Activation, QParams};
 
@@ -38,22 +38,6 @@ fn weights(len: usize) -> Vec<i8> {
         .collect()
 }
 
-fn tiers() -> Vec<Tier> {
-    Tier::ALL
-        .into_iter()
-        .filter(|&t| {
-            let ok = t != Tier::Scalar && cpu::is_available(t);
-            if !ok && t != Tier::Scalar {
-                eprintln!(
-                    "gemm bench: skipping tier {t}: {}",
-                    cpu::info().missing_reason(t)
-                );
-            }
-            ok
-        })
-        .collect()
-}
-
 fn bench_gemm(c: &mut Criterion) {
     let mut group = c.benchmark_group("gemm_u8_bias_relu");
     group
@@ -71,7 +55,7 @@ fn bench_gemm(c: &mut Criterion) {
         let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();
         let mut out = vec![0u8; m * n];
         group.throughput(Throughput::Elements((m * n * k) as u64));
-        for tier in tiers() {
+        for tier in simd_tiers("gemm") {
             let packed = PackedWeights::new(tier, n, k, &w, &[0.001], Some(&bias)).unwrap();
             let opts = GemmOptions {
                 tier: Some(tier),
@@ -100,7 +84,7 @@ fn bench_pack(c: &mut Criterion) {
     let (n, k) = (4096, 4096);
     let w = weights(n * k);
     group.throughput(Throughput::Bytes((n * k) as u64));
-    for tier in tiers() {
+    for tier in simd_tiers("gemm") {
         group.bench_function(BenchmarkId::new(tier.name(), format!("{n}x{k}")), |b| {
             b.iter(|| PackedWeights::new(tier, n, k, &w, &[0.001], None).unwrap())
         });

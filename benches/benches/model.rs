@@ -7,16 +7,16 @@
 )]
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use q8_benches::{digits_images, fixture};
 use q8_frontend::exec::ExecOptions;
 use q8_frontend::ir::Tensor;
 use q8_frontend::models::{ResNet18Config, resnet18};
+use q8_frontend::onnx;
 use q8_frontend::quant::{QuantConfig, prepare};
 use q8_frontend::runtime::{Model, RuntimeOptions};
-use q8_frontend::{npy, onnx};
 
 fn images(batch: usize) -> Tensor {
     let values = (0..batch * 3 * 224 * 224)
@@ -69,10 +69,7 @@ fn resnet(c: &mut Criterion) {
 }
 
 fn digits(c: &mut Criterion) {
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data");
-    let x = npy::read(data.join("digits_test_x.npy")).expect("fixture data");
-    let x = Tensor::from_f32(x.shape().to_vec(), x.values::<f32>().expect("f32").to_vec())
-        .expect("tensor");
+    let x = digits_images();
     let mut group = c.benchmark_group("int8_digits_ort_qdq");
     group.throughput(Throughput::Elements(360));
     for threads in [1, 2] {
@@ -80,7 +77,7 @@ fn digits(c: &mut Criterion) {
             tier: None,
             threads,
         };
-        let model = Model::load(data.join("digits_resnet.ort_qdq.onnx"), &options).expect("load");
+        let model = Model::load(fixture("digits_resnet.ort_qdq.onnx"), &options).expect("load");
         group.bench_function(BenchmarkId::new(format!("b360_t{threads}"), "32x32"), |b| {
             b.iter(|| black_box(model.run(std::slice::from_ref(&x)).expect("run")))
         });

@@ -12,6 +12,8 @@ use q8_kernels::cpu::{self, Tier};
 use q8_kernels::gemm::{self, Epilogue, GemmOptions, Output, PackedWeights, Parallelism};
 use q8_kernels::{Activation, QParams};
 
+use super::common::{Rng, median, parse_list, positive, tiers};
+
 /// The default shapes (M x N x K): model layers from batch-1 GEMV to large square GEMMs.
 pub const DEFAULT_SHAPES: &str = "1x512x4608,49x512x4608,196x256x2304,784x128x1152,\
 3136x64x576,12544x64x147,1024x1024x1024,2048x2048x2048,128x768x768,128x3072x768";
@@ -37,14 +39,6 @@ pub struct Args {
     json: bool,
 }
 
-fn parse_list<T>(s: &str, what: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(|x| f(x).ok_or_else(|| format!("bad {what} {x:?}")))
-        .collect()
-}
-
 fn parse_shape(s: &str) -> Option<(usize, usize, usize)> {
     let d: Vec<usize> = s
         .split(['x', 'X'])
@@ -53,24 +47,6 @@ fn parse_shape(s: &str) -> Option<(usize, usize, usize)> {
     match d[..] {
         [m, n, k] if m > 0 && n > 0 && k > 0 => Some((m, n, k)),
         _ => None,
-    }
-}
-
-/// Deterministic bytes (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Bell-shaped weight in [-126, 126] (sum of four uniforms).
-    fn weight(&mut self) -> i8 {
-        let x = self.next();
-        let s: i32 = (0..4).map(|i| ((x >> (16 * i)) & 63) as i32).sum();
-        (s - 126) as i8
     }
 }
 
@@ -87,22 +63,16 @@ struct Measurement {
 /// Runs the benchmark table.
 pub fn run(args: Args) -> Result<(), String> {
     let shapes = parse_list(&args.shapes, "shape (want MxNxK)", parse_shape)?;
-    let threads = parse_list(&args.threads, "thread count", |t| {
-        t.parse().ok().filter(|&n| n > 0)
-    })?;
-    let tiers = match &args.tier {
-        Some(list) => parse_list(list, "tier", |t| t.parse::<Tier>().ok())?,
-        None => cpu::available_tiers()
-            .into_iter()
-            .filter(|&t| t != Tier::Scalar)
-            .collect(),
-    };
+    let threads = parse_list(&args.threads, "thread count", positive)?;
     if args.reps == Some(0) {
         return Err("--reps must be >= 1".into());
     }
-    for &t in &tiers {
-        cpu::require(t).map_err(|e| e.to_string())?;
-    }
+    let tiers = tiers(args.tier.as_deref(), || {
+        Ok(cpu::available_tiers()
+            .into_iter()
+            .filter(|&t| t != Tier::Scalar)
+            .collect())
+    })?;
     if !args.json {
         println!(
             "{:<12} {:>16} {:>3} {:>10} {:>8} {:>7}",
@@ -128,7 +98,7 @@ fn measure(
     reps: Option<usize>,
 ) -> Result<Measurement, String> {
     let mut rng = Rng(0x2545_F491 ^ (m * 7 + n * 13 + k) as u64);
-    let a: Vec<u8> = (0..m * k).map(|_| (rng.next() >> 56) as u8).collect();
+    let a = rng.bytes(m * k);
     let w: Vec<i8> = (0..n * k).map(|_| rng.weight()).collect();
     let scales: Vec<f32> = (0..n).map(|j| 0.001 + j as f32 * 1e-6).collect();
     let bias: Vec<f32> = (0..n).map(|j| (j % 7) as f32 - 3.0).collect();
@@ -157,11 +127,10 @@ fn measure(
     };
     let first = once()?;
     let reps = reps.unwrap_or_else(|| ((0.4 / first) as usize).clamp(5, 400));
-    let mut times = (0..reps)
+    let times = (0..reps)
         .map(|_| once())
         .collect::<Result<Vec<f64>, String>>()?;
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+    let median = median(times);
     Ok(Measurement {
         tier,
         shape: (m, n, k),

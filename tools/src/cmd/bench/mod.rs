@@ -1,5 +1,6 @@
 //! `q8 bench <what>`: throughput measurements of q8's kernels.
 
+mod common;
 pub mod conv;
 pub mod gemm;
 pub mod model;

@@ -11,6 +11,8 @@ use q8_kernels::cpu::{self, Tier};
 use q8_kernels::ops::{self, AddParams, ConcatInput, Pool2d};
 use q8_kernels::{Activation, QParams};
 
+use super::common::{median, parse_list, positive, tiers};
+
 /// Arguments of `q8 bench ops`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,14 +27,6 @@ pub struct Args {
     json: bool,
 }
 
-fn parse_list<T>(s: &str, what: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(|x| f(x).ok_or_else(|| format!("bad {what} {x:?}")))
-        .collect()
-}
-
 /// Median seconds of `f` over about 0.2 s of repetitions.
 fn time(mut f: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
     let t = Instant::now();
@@ -44,8 +38,7 @@ fn time(mut f: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
         f()?;
         times.push(t.elapsed().as_secs_f64());
     }
-    times.sort_by(f64::total_cmp);
-    Ok(times[reps / 2])
+    Ok(median(times))
 }
 
 fn bytes(n: usize, seed: u8) -> Vec<u8> {
@@ -56,19 +49,13 @@ fn bytes(n: usize, seed: u8) -> Vec<u8> {
 
 /// Runs the benchmark.
 pub fn run(args: Args) -> Result<(), String> {
-    let threads = parse_list(&args.threads, "thread count", |t| {
-        t.parse().ok().filter(|&n| n > 0)
-    })?;
-    let tiers = match &args.tier {
-        Some(list) => parse_list(list, "tier", |t| t.parse::<Tier>().ok())?,
-        None => vec![
+    let threads = parse_list(&args.threads, "thread count", positive)?;
+    let tiers = tiers(args.tier.as_deref(), || {
+        Ok(vec![
             Tier::Scalar,
             cpu::default_tier().map_err(|e| e.to_string())?,
-        ],
-    };
-    for &t in &tiers {
-        cpu::require(t).map_err(|e| e.to_string())?;
-    }
+        ])
+    })?;
     if !args.json {
         println!(
             "{:<12} {:<34} {:>3} {:>10} {:>8} {:>8}",

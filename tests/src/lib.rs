@@ -1,10 +1,12 @@
 //! Shared helpers for q8's integration and property tests: the committed fixtures in
-//! `tests/data/` and the classification metrics the model tests score logits with.
+//! `tests/data/`, the classification metrics the model tests score logits with, and the
+//! tier loop that names every tier it skips.
 
 use std::path::PathBuf;
 
 use q8_frontend::ir::Tensor;
 use q8_frontend::npy;
+use q8_kernels::cpu::{self, Tier};
 
 pub use q8_frontend::quant::sqnr_db;
 
@@ -37,4 +39,22 @@ pub fn top1_agreement(a: &[f32], b: &[f32]) -> usize {
         .zip(b.chunks_exact(10))
         .filter(|(x, y)| argmax(x) == argmax(y))
         .count()
+}
+
+/// The tiers this CPU can run, in [`Tier::ALL`] order; every other tier is reported on
+/// stderr as skipped (`<test>: skipping tier <name>: <reason>`), never silently.
+pub fn available_tiers(test: &str) -> Vec<Tier> {
+    Tier::ALL
+        .into_iter()
+        .filter(|&t| {
+            let ok = cpu::is_available(t);
+            if !ok {
+                eprintln!(
+                    "{test}: skipping tier {t}: {}",
+                    cpu::info().missing_reason(t)
+                );
+            }
+            ok
+        })
+        .collect()
 }

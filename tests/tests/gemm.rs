@@ -10,23 +10,20 @@ use q8_kernels::gemm::{
 };
 use q8_kernels::reference::gemm::{MAX_K, RefOutput, gemm_ref};
 use q8_kernels::{Activation, Error, QParams};
+use q8_tests::available_tiers;
 
-/// Tiers that can run here; the others are reported as skipped, by name.
+/// Tiers that can run here (and pack weights); the others are reported as skipped, by name.
 fn tiers() -> Vec<Tier> {
-    let mut run = Vec::new();
-    for t in Tier::ALL {
-        if !cpu::is_available(t) {
-            eprintln!(
-                "gemm tests: skipping tier {t}: {}",
-                cpu::info().missing_reason(t)
-            );
-        } else if let Err(e) = PackedWeights::new(t, 1, 1, &[1], &[1.0], None) {
-            eprintln!("gemm tests: skipping tier {t}: {e}");
-        } else {
-            run.push(t);
-        }
-    }
-    run
+    available_tiers("gemm tests")
+        .into_iter()
+        .filter(|&t| match PackedWeights::new(t, 1, 1, &[1], &[1.0], None) {
+            Ok(_) => true,
+            Err(e) => {
+                eprintln!("gemm tests: skipping tier {t}: {e}");
+                false
+            }
+        })
+        .collect()
 }
 
 /// Deterministic data from a seed (xorshift64*).
@@ -159,6 +156,9 @@ fn check(p: &Problem, tier: Tier, parallelism: Parallelism) {
         parallelism,
     };
     let (ldc, len) = (p.ldc(), (p.m - 1) * p.ldc() + p.n);
+    let run_opt = |out: Output<'_>| {
+        gemm(a, p.lda(), p.m, a_q(p), &packed, &ep, out, &opts).unwrap();
+    };
     let run_ref = |out: RefOutput<'_>| {
         gemm_ref(
             a,
@@ -182,20 +182,10 @@ fn check(p: &Problem, tier: Tier, parallelism: Parallelism) {
         data: &mut want,
         ldc,
     });
-    gemm(
-        a,
-        p.lda(),
-        p.m,
-        a_q(p),
-        &packed,
-        &ep,
-        Output::I32 {
-            data: &mut got,
-            ldc,
-        },
-        &opts,
-    )
-    .unwrap();
+    run_opt(Output::I32 {
+        data: &mut got,
+        ldc,
+    });
     assert_eq!(got, want, "i32 output, tier {tier}, {p:?}");
 
     let (mut want, mut got) = (vec![7u8; len], vec![7u8; len]);
@@ -205,12 +195,11 @@ fn check(p: &Problem, tier: Tier, parallelism: Parallelism) {
         ldc,
         qparams,
     });
-    let out = Output::U8 {
+    run_opt(Output::U8 {
         data: &mut got,
         ldc,
         qparams,
-    };
-    gemm(a, p.lda(), p.m, a_q(p), &packed, &ep, out, &opts).unwrap();
+    });
     assert_eq!(got, want, "u8 output, tier {tier}, {p:?}");
 
     let (mut want, mut got) = (vec![7.5f32; len], vec![7.5f32; len]);
@@ -218,20 +207,10 @@ fn check(p: &Problem, tier: Tier, parallelism: Parallelism) {
         data: &mut want,
         ldc,
     });
-    gemm(
-        a,
-        p.lda(),
-        p.m,
-        a_q(p),
-        &packed,
-        &ep,
-        Output::F32 {
-            data: &mut got,
-            ldc,
-        },
-        &opts,
-    )
-    .unwrap();
+    run_opt(Output::F32 {
+        data: &mut got,
+        ldc,
+    });
     let same = |x: &f32, y: &f32| x == y || (x.is_nan() && y.is_nan());
     let bad = got.iter().zip(&want).position(|(x, y)| !same(x, y));
     assert!(

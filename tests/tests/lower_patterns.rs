@@ -12,7 +12,7 @@ use q8_frontend::ir::{
 };
 use q8_frontend::lower::NodeLowering;
 use q8_frontend::runtime::{Model, RuntimeOptions};
-use q8_kernels::cpu::{self, Tier};
+use q8_tests::available_tiers;
 
 struct Rng(u64);
 
@@ -231,11 +231,7 @@ fn lowered_execution_matches_reference_and_is_tier_independent() {
             "outputs differ by {max}, more than one quantum {quantum}"
         );
     }
-    for tier in Tier::ALL {
-        if !cpu::is_available(tier) {
-            eprintln!("skipping tier {tier}: not available on this CPU");
-            continue;
-        }
+    for tier in available_tiers("lower_patterns") {
         let mt = Model::from_graph(
             &g,
             &RuntimeOptions {

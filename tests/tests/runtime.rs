@@ -9,8 +9,8 @@ use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{Tensor, TensorData};
 use q8_frontend::runtime::{Model, RuntimeOptions};
 use q8_frontend::{npy, onnx};
-use q8_kernels::cpu::{self, Tier};
-use q8_tests::{data, sqnr_db};
+use q8_kernels::cpu::Tier;
+use q8_tests::{available_tiers, data, sqnr_db};
 
 const MODELS: [&str; 2] = ["digits_resnet.ort_qdq.onnx", "digits_resnet.pt2e_qdq.onnx"];
 
@@ -88,11 +88,7 @@ fn identical_bits_across_tiers_threads_and_batch_sizes() {
         let base = model(name, Some(Tier::Scalar), 1)
             .run(std::slice::from_ref(&x))
             .unwrap();
-        for tier in Tier::ALL {
-            if !cpu::is_available(tier) {
-                eprintln!("skipping tier {tier}: not available on this CPU");
-                continue;
-            }
+        for tier in available_tiers("runtime") {
             for threads in [1, 2, 3] {
                 let out = model(name, Some(tier), threads)
                     .run(std::slice::from_ref(&x))

@@ -7,7 +7,7 @@
 use std::arch::x86_64::*;
 
 use super::epilogue::Epilogue;
-use super::kernel::{self, ARows, Isa, Panels};
+use super::kernel::{Isa, stateless_gemm_block};
 
 /// Rows per micro-tile.
 pub(crate) const MR: usize = 6;
@@ -52,20 +52,12 @@ impl Isa for Avx512Vnni {
     }
 }
 
-/// Rows `a` (output rows `i0..`) x panels `p_begin..p_end`, with the fused epilogue.
-///
-/// # Safety
-/// AVX-512 F/BW/VL/VNNI available; `p_end` <= the number of panels; output rows exist and no other
-/// thread writes these output elements concurrently.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(crate) unsafe fn gemm_block(
-    a: &ARows<'_>,
-    i0: usize,
-    panels: Panels<'_>,
-    p_begin: usize,
-    p_end: usize,
-    ep: &Epilogue<'_>,
-) {
-    // SAFETY: forwarded contract; the features of `Avx512Vnni` are enabled here.
-    unsafe { kernel::block::<Avx512Vnni, MR, NB>(&Avx512Vnni, a, i0, panels, p_begin, p_end, ep) }
-}
+stateless_gemm_block!(
+    /// Rows `a` (output rows `i0..`) x panels `p_begin..p_end`, with the fused epilogue.
+    ///
+    /// # Safety
+    /// AVX-512 F/BW/VL/VNNI available; `p_end` <= the number of panels; output rows exist and
+    /// no other thread writes these output elements concurrently.
+    Avx512Vnni,
+    "avx512f,avx512bw,avx512vl,avx512vnni"
+);

@@ -6,8 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use super::epilogue::Epilogue;
-use super::kernel::{self, ARows, Isa, Panels};
+use super::kernel::{Isa, stateless_gemm_block};
 use super::ymm::{Pair, ymm_pair_isa};
 
 /// Rows per micro-tile.
@@ -32,19 +31,11 @@ impl Isa for AvxVnni {
     }
 }
 
-/// Rows `a` (output rows `i0..`) x panels `p_begin..p_end`, with the fused epilogue.
-///
-/// # Safety
-/// AVX2 and AVX-VNNI available; otherwise as [`super::avx512::gemm_block`].
-#[target_feature(enable = "avx2,avxvnni")]
-pub(crate) unsafe fn gemm_block(
-    a: &ARows<'_>,
-    i0: usize,
-    panels: Panels<'_>,
-    p_begin: usize,
-    p_end: usize,
-    ep: &Epilogue<'_>,
-) {
-    // SAFETY: forwarded contract; the features of `AvxVnni` are enabled here.
-    unsafe { kernel::block::<AvxVnni, MR, NB>(&AvxVnni, a, i0, panels, p_begin, p_end, ep) }
-}
+stateless_gemm_block!(
+    /// Rows `a` (output rows `i0..`) x panels `p_begin..p_end`, with the fused epilogue.
+    ///
+    /// # Safety
+    /// AVX2 and AVX-VNNI available; otherwise as [`super::avx512::gemm_block`].
+    AvxVnni,
+    "avx2,avxvnni"
+);

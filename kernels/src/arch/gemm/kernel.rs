@@ -274,3 +274,30 @@ pub(crate) unsafe fn block<K: Isa, const MR: usize, const NB: usize>(
         r0 += r;
     }
 }
+
+/// Defines `gemm_block` for a stateless tier: [`block`] instantiated for `$isa` with the
+/// calling module's `MR` x `NB` tiles inside one `#[target_feature(enable = $features)]`
+/// function, so the whole template inlines with the tier's instructions. The attributes
+/// given (the doc comment with its `# Safety` section) go on the function.
+macro_rules! stateless_gemm_block {
+    ($(#[$attr:meta])* $isa:ident, $features:literal) => {
+        $(#[$attr])*
+        #[target_feature(enable = $features)]
+        pub(crate) unsafe fn gemm_block(
+            a: &$crate::arch::gemm::kernel::ARows<'_>,
+            i0: usize,
+            panels: $crate::arch::gemm::kernel::Panels<'_>,
+            p_begin: usize,
+            p_end: usize,
+            ep: &$crate::arch::gemm::epilogue::Epilogue<'_>,
+        ) {
+            // SAFETY: forwarded contract; the tier's features are enabled here.
+            unsafe {
+                $crate::arch::gemm::kernel::block::<$isa, MR, NB>(
+                    &$isa, a, i0, panels, p_begin, p_end, ep,
+                )
+            }
+        }
+    };
+}
+pub(crate) use stateless_gemm_block;

@@ -220,41 +220,29 @@ mod tests {
     fn rejects_k_above_bound_and_short_slices() {
         let aq = QParams::new(1.0, 0).unwrap();
         let mut o = [0i32; 1];
-        let e = gemm_ref(
-            &[0; 2],
-            2,
-            1,
-            aq,
-            &[0; 2],
-            1,
-            MAX_K + 1,
-            &[1.0],
-            None,
-            Activation::None,
-            None,
-            RefOutput::I32 {
-                data: &mut o,
-                ldc: 1,
-            },
-        );
-        assert!(matches!(e, Err(Error::KTooLarge { .. })));
-        let e = gemm_ref(
-            &[0; 1],
-            2,
-            1,
-            aq,
-            &[0; 2],
-            1,
-            2,
-            &[1.0],
-            None,
-            Activation::None,
-            None,
-            RefOutput::I32 {
-                data: &mut o,
-                ldc: 1,
-            },
-        );
-        assert!(matches!(e, Err(Error::Length { .. })));
+        let mut call = |a: &[u8], k: usize| {
+            gemm_ref(
+                a,
+                2,
+                1,
+                aq,
+                &[0; 2],
+                1,
+                k,
+                &[1.0],
+                None,
+                Activation::None,
+                None,
+                RefOutput::I32 {
+                    data: &mut o,
+                    ldc: 1,
+                },
+            )
+        };
+        assert!(matches!(
+            call(&[0; 2], MAX_K + 1),
+            Err(Error::KTooLarge { .. })
+        ));
+        assert!(matches!(call(&[0; 1], 2), Err(Error::Length { .. })));
     }
 }

@@ -17,25 +17,9 @@ use q8_kernels::conv::{
     ConvEpilogue, ConvGeometry, ConvOutput, ConvWeights, Nhwc, PackedConvWeights, Padding,
     Residual, conv2d,
 };
-use q8_kernels::cpu::{self, Tier};
+use q8_kernels::cpu::Tier;
 use q8_kernels::ops::{self, AddParams, Pool2d};
 use q8_kernels::{Activation, QParams};
-
-fn tiers() -> Vec<Tier> {
-    Tier::ALL
-        .into_iter()
-        .filter(|&t| {
-            let ok = t != Tier::Scalar && cpu::is_available(t);
-            if !ok && t != Tier::Scalar {
-                eprintln!(
-                    "conv bench: skipping tier {t}: {}",
-                    cpu::info().missing_reason(t)
-                );
-            }
-            ok
-        })
-        .collect()
-}
 
 /// Makes the global rayon pool one thread, so every call runs inline on the bench thread
 /// (a wake-up of a pool thread would dominate the small ops on a loaded machine).
@@ -119,7 +103,7 @@ fn bench_conv(c: &mut Criterion) {
         group.throughput(Throughput::Elements(
             (out_shape.len() * geom.reduction_len()) as u64,
         ));
-        for tier in tiers() {
+        for tier in q8_benches::simd_tiers("conv") {
             let packed = PackedConvWeights::new(tier, &geom, &weights).unwrap();
             group.bench_function(BenchmarkId::new(tier.name(), name), |b| {
                 b.iter(|| {
@@ -156,7 +140,7 @@ fn bench_ops(c: &mut Criterion) {
     let max = Pool2d::new([3, 3], [2, 2]).with_padding(Padding::uniform(1));
     let mut q = vec![0u8; image.len()];
     let mut out = vec![0u8; act.len()];
-    for tier in std::iter::once(Tier::Scalar).chain(tiers()) {
+    for tier in std::iter::once(Tier::Scalar).chain(q8_benches::simd_tiers("conv")) {
         group.throughput(Throughput::Bytes(5 * image.len() as u64));
         group.bench_function(
             BenchmarkId::new(tier.name(), "quantize_nchw_224x224x3"),

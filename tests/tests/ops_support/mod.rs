@@ -8,25 +8,11 @@ use proptest::prelude::*;
 use q8_kernels::conv::{
     ConvEpilogue, ConvGeometry, ConvOutput, ConvWeights, PackedConvWeights, Residual, conv2d,
 };
-use q8_kernels::cpu::{self, Tier};
+use q8_kernels::cpu::Tier;
 use q8_kernels::{Activation, QParams, reference};
 
-/// The tiers this CPU can run; prints every tier it cannot run, by name, once per call site.
-pub fn tiers(test: &str) -> Vec<Tier> {
-    Tier::ALL
-        .into_iter()
-        .filter(|&t| {
-            let ok = cpu::is_available(t);
-            if !ok {
-                eprintln!(
-                    "{test}: SKIPPED tier {t}: {}",
-                    cpu::info().missing_reason(t)
-                );
-            }
-            ok
-        })
-        .collect()
-}
+/// The tiers to test here; each unavailable one is reported as skipped by name.
+pub use q8_tests::available_tiers as tiers;
 
 /// A small deterministic generator (splitmix64) so proptest only draws seeds and shapes.
 pub struct Rng(u64);

@@ -15,6 +15,8 @@ use q8_kernels::conv::{
     Residual, conv2d,
 };
 use q8_kernels::cpu::{self, Tier};
+
+use super::common::{Rng, parse_list, positive, tiers};
 use q8_kernels::{Activation, QParams};
 
 /// One distinct ResNet-18 conv: name, input H = W, C_in, C_out, kernel, stride, padding,
@@ -137,50 +139,15 @@ pub struct Args {
     json: bool,
 }
 
-fn parse_list<T>(s: &str, what: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(|x| f(x).ok_or_else(|| format!("bad {what} {x:?}")))
-        .collect()
-}
-
-/// Deterministic pseudo-random bytes (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| (self.next() >> 56) as u8).collect()
-    }
-    /// Bell-shaped weight in [-126, 126] (sum of four uniforms), like trained weights.
-    fn weight(&mut self) -> i8 {
-        let x = self.next();
-        let s: i32 = (0..4).map(|i| ((x >> (16 * i)) & 63) as i32).sum();
-        (s - 126) as i8
-    }
-}
-
 /// Runs the benchmark.
 pub fn run(args: Args) -> Result<(), String> {
-    let batches = parse_list(&args.batch, "batch", |b| b.parse().ok().filter(|&n| n > 0))?;
-    let threads = parse_list(&args.threads, "thread count", |t| {
-        t.parse().ok().filter(|&n| n > 0)
+    let batches = parse_list(&args.batch, "batch", positive)?;
+    let threads = parse_list(&args.threads, "thread count", positive)?;
+    let tiers = tiers(args.tier.as_deref(), || {
+        Ok(vec![cpu::default_tier().map_err(|e| e.to_string())?])
     })?;
-    let tiers = match &args.tier {
-        Some(list) => parse_list(list, "tier", |t| t.parse::<Tier>().ok())?,
-        None => vec![cpu::default_tier().map_err(|e| e.to_string())?],
-    };
     if args.reps == Some(0) {
         return Err("--reps must be >= 1".into());
-    }
-    for &t in &tiers {
-        cpu::require(t).map_err(|e| e.to_string())?;
     }
     if !args.json {
         println!(

@@ -13,6 +13,8 @@ use crate::conv::{ConvGeometry, Nhwc};
 
 /// Im2col rows are padded to whole 4-byte K groups of the packed weights.
 pub(crate) const ROW_ALIGN: usize = 4;
+/// Bytes moved by one spilling copy of a short kernel row (see [`Im2colRows`]).
+const SPILL: usize = 32;
 use crate::gemm::source::ASource;
 
 /// Splits a flat output pixel index into `(n, oh, ow)`.
@@ -107,28 +109,36 @@ impl ASource for Im2colRows<'_> {
         // Taps of a kernel row are adjacent bytes of the input when one group holds every
         // channel and W is not dilated.
         let contiguous = icpg == inp.c && dw == 1;
-        scratch.resize(offsets.len() * self.row_len, 0);
+        // SPILL bytes of slack after the last row, for the spilling copies below.
+        scratch.resize(offsets.len() * self.row_len + SPILL, 0);
+        let segment = kw_n * icpg;
+        let row_step = dh * inp.w * inp.c;
         let (mut n, mut oh, mut ow) = pixel(self.out, m0);
-        for (r, (offset, row)) in offsets
-            .iter_mut()
-            .zip(scratch.chunks_exact_mut(self.row_len))
-            .enumerate()
-        {
+        for (r, offset) in offsets.iter_mut().enumerate() {
             *offset = r * self.row_len;
             let (rs, cs) = (self.rows[oh], self.cols[ow]);
-            // Bytes k..row_len meet zero weights: any value adds nothing (they keep the
-            // zeros `resize` wrote).
-            let row = &mut row[..k];
-            let segment = kw_n * icpg;
+            // Bytes k..row_len meet zero weights: any value adds nothing.
+            let tail = &mut scratch[r * self.row_len..];
             if contiguous && rs.hi - rs.lo == kh_n && cs.hi - cs.lo == kw_n {
                 // Interior pixel, all taps of a kernel row adjacent: one copy per kernel row.
                 let first = (n * inp.h + rs.first) * inp.w * inp.c + cs.first * inp.c;
-                for (kh, taps) in row.chunks_exact_mut(segment).enumerate() {
-                    let at = first + kh * dh * inp.w * inp.c;
-                    copy_short(taps, &self.input[at..at + segment]);
+                if segment <= SPILL && first + (kh_n - 1) * row_step + SPILL <= self.input.len() {
+                    // Short kernel rows (a 7x7 stem row has 21 bytes): one fixed SPILL-byte
+                    // copy each, in increasing order, so the bytes past a segment are
+                    // overwritten by the next kernel row, the next receptive field (rows are
+                    // filled in order) or land in filler or slack.
+                    for kh in 0..kh_n {
+                        let at = first + kh * row_step;
+                        tail[kh * segment..][..SPILL].copy_from_slice(&self.input[at..][..SPILL]);
+                    }
+                } else {
+                    for (kh, taps) in tail[..k].chunks_exact_mut(segment).enumerate() {
+                        let at = first + kh * row_step;
+                        copy_short(taps, &self.input[at..at + segment]);
+                    }
                 }
             } else {
-                self.gather_border(row, (n, rs, cs), contiguous);
+                self.gather_border(&mut tail[..k], (n, rs, cs), contiguous);
             }
             ow += 1;
             if ow == self.out.w {

@@ -17,10 +17,41 @@ pub(crate) const ROW_ALIGN: usize = 4;
 const SPILL: usize = 32;
 use crate::gemm::source::ASource;
 
-/// Splits a flat output pixel index into `(n, oh, ow)`.
-#[inline]
-fn pixel(out: Nhwc, i: usize) -> (usize, usize, usize) {
-    (i / (out.h * out.w), (i / out.w) % out.h, i % out.w)
+/// Consecutive output pixels `(n, oh, ow)` from a flat index on, without a division per
+/// pixel (the divisions cost as much as a short row's gather).
+struct Pixels {
+    out: Nhwc,
+    n: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Pixels {
+    /// Starts at flat output pixel index `i`.
+    fn new(out: Nhwc, i: usize) -> Self {
+        let (n, oh, ow) = (i / (out.h * out.w), (i / out.w) % out.h, i % out.w);
+        Pixels { out, n, oh, ow }
+    }
+
+    /// The current pixel.
+    #[inline(always)]
+    fn get(&self) -> (usize, usize, usize) {
+        (self.n, self.oh, self.ow)
+    }
+
+    /// Moves on to the next pixel.
+    #[inline(always)]
+    fn advance(&mut self) {
+        self.ow += 1;
+        if self.ow == self.out.w {
+            self.ow = 0;
+            self.oh += 1;
+            if self.oh == self.out.h {
+                self.oh = 0;
+                self.n += 1;
+            }
+        }
+    }
 }
 
 /// `dst.copy_from_slice(src)` without a `memcpy` call for the short segments receptive
@@ -54,9 +85,11 @@ impl ASource for PointwiseRows<'_> {
     fn rows<'s>(&'s self, m0: usize, offsets: &mut [usize], _: &'s mut Vec<u8>) -> &'s [u8] {
         let (inp, [sh, sw]) = (self.geom.input, self.geom.stride);
         let channel = self.group * self.geom.in_channels_per_group();
-        for (r, offset) in offsets.iter_mut().enumerate() {
-            let (n, oh, ow) = pixel(self.out, m0 + r);
+        let mut pixels = Pixels::new(self.out, m0);
+        for offset in offsets.iter_mut() {
+            let (n, oh, ow) = pixels.get();
             *offset = ((n * inp.h + oh * sh) * inp.w + ow * sw) * inp.c + channel;
+            pixels.advance();
         }
         self.input
     }
@@ -113,8 +146,9 @@ impl ASource for Im2colRows<'_> {
         scratch.resize(offsets.len() * self.row_len + SPILL, 0);
         let segment = kw_n * icpg;
         let row_step = dh * inp.w * inp.c;
-        let (mut n, mut oh, mut ow) = pixel(self.out, m0);
+        let mut pixels = Pixels::new(self.out, m0);
         for (r, offset) in offsets.iter_mut().enumerate() {
+            let (n, oh, ow) = pixels.get();
             *offset = r * self.row_len;
             let (rs, cs) = (self.rows[oh], self.cols[ow]);
             // Bytes k..row_len meet zero weights: any value adds nothing.
@@ -140,15 +174,7 @@ impl ASource for Im2colRows<'_> {
             } else {
                 self.gather_border(&mut tail[..k], (n, rs, cs), contiguous);
             }
-            ow += 1;
-            if ow == self.out.w {
-                ow = 0;
-                oh += 1;
-                if oh == self.out.h {
-                    oh = 0;
-                    n += 1;
-                }
-            }
+            pixels.advance();
         }
         scratch
     }

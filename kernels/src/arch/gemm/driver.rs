@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::epilogue::{Epilogue, EpilogueIsa, store_block};
+use super::epilogue::{Epilogue, store_block};
 use super::kernel::{ARows, Panels};
 use super::{avx2, avx512, avxvnni, scalar};
 use crate::arch::amx;
@@ -256,7 +256,7 @@ fn amx_job(
     raw(data, lda, rows, j0, cols, acc, cols)?;
     // SAFETY: the AMX tier implies AVX-512 F/BW/VL (checked by `run`'s caller); this job
     // owns output rows i0..i0 + rows x columns j0..j1 (disjoint jobs).
-    unsafe { store_block(ep, EpilogueIsa::Avx512, acc, cols, i0, rows, j0, cols) }
+    unsafe { store_block(ep, acc, cols, i0, rows, j0, cols) }
 }
 
 #[cfg(test)]

@@ -338,34 +338,19 @@ impl<'a> Epilogue<'a> {
     }
 }
 
-/// Which vector width applies the epilogue to an accumulator block (convolution and other
-/// engines pick the one their tier allows).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum EpilogueIsa {
-    /// Element by element.
-    #[allow(dead_code, reason = "for convolution engines on tiers without AVX-512")]
-    Scalar,
-    /// ymm (AVX2).
-    #[allow(dead_code, reason = "for convolution engines on tiers without AVX-512")]
-    Avx2,
-    /// zmm (AVX-512 F/BW/VL).
-    Avx512,
-}
-
 /// Applies the epilogue to an `rows x cols` block of raw accumulators (`acc[r * ldacc + c]`
-/// is output element `(i0 + r, j0 + c)`). For AMX tiles, convolution and any other engine
-/// that produces i32 sums in memory.
+/// is output element `(i0 + r, j0 + c)`) with zmm registers. For AMX tiles and any other
+/// engine that produces i32 sums in memory on an AVX-512 machine.
 ///
 /// # Safety
-/// `isa` is available on this CPU (`cpu::require` of a tier using it succeeded), and no other
-/// thread writes output rows `i0..i0 + rows` x columns `j0..j0 + cols` concurrently.
+/// AVX-512 F/BW/VL is available on this CPU (`cpu::require` of the Avx512Vnni or Amx tier
+/// succeeded), and no other thread writes output rows `i0..i0 + rows` x columns `j0..j0 + cols` concurrently.
 ///
 /// # Errors
 /// The block is outside the output, `j0` is not a multiple of 16, or `acc` is too short.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn store_block(
     ep: &Epilogue<'_>,
-    isa: EpilogueIsa,
     acc: &[i32],
     ldacc: usize,
     i0: usize,
@@ -385,35 +370,13 @@ pub(crate) unsafe fn store_block(
     check_strided("epilogue accumulators", acc.len(), rows, cols, ldacc)?;
     for r in 0..rows {
         let row = &acc[r * ldacc..][..cols];
-        match isa {
-            EpilogueIsa::Scalar => {
-                for (c, &x) in row.iter().enumerate() {
-                    // SAFETY: inside the output (checked above); exclusivity by contract.
-                    unsafe { ep.store_one(x, i0 + r, j0 + c) };
-                }
-            }
-            EpilogueIsa::Avx2 => {
-                for (c, chunk) in row.chunks(8).enumerate() {
-                    let mut v = [0i32; 8];
-                    v[..chunk.len()].copy_from_slice(chunk);
-                    // SAFETY: AVX2 available (contract); columns 8c.. are inside the output
-                    // and 8-aligned because j0 is 16-aligned.
-                    unsafe {
-                        let x = _mm256_loadu_si256(v.as_ptr().cast());
-                        ep.store_ymm(x, i0 + r, j0 + 8 * c, chunk.len());
-                    }
-                }
-            }
-            EpilogueIsa::Avx512 => {
-                for (c, chunk) in row.chunks(16).enumerate() {
-                    let mut v = [0i32; 16];
-                    v[..chunk.len()].copy_from_slice(chunk);
-                    // SAFETY: AVX-512 available (contract); columns are inside the output.
-                    unsafe {
-                        let x = _mm512_loadu_si512(v.as_ptr().cast());
-                        ep.store_zmm(x, i0 + r, j0 + 16 * c, chunk.len());
-                    }
-                }
+        for (c, chunk) in row.chunks(16).enumerate() {
+            let mut v = [0i32; 16];
+            v[..chunk.len()].copy_from_slice(chunk);
+            // SAFETY: AVX-512 available (contract); columns are inside the output.
+            unsafe {
+                let x = _mm512_loadu_si512(v.as_ptr().cast());
+                ep.store_zmm(x, i0 + r, j0 + 16 * c, chunk.len());
             }
         }
     }
@@ -426,9 +389,14 @@ mod tests {
     use crate::cpu::{self, Tier};
     use crate::quant::QParams;
 
-    /// Every epilogue width gives the scalar bits, for every output kind, on a ragged block.
+    /// The zmm block epilogue gives the element-by-element bits, for every output kind, on a
+    /// ragged block.
     #[test]
-    fn store_block_widths_agree() {
+    fn store_block_matches_store_one() {
+        if !cpu::is_available(Tier::Avx512Vnni) {
+            eprintln!("store_block test: skipping avx512-vnni: not available");
+            return;
+        }
         let (m, n) = (3, 37);
         let acc: Vec<i32> = (0..m * n)
             .map(|i| (i as i32 * 7919) % 20001 - 10000)
@@ -448,18 +416,9 @@ mod tests {
             min: -2.0,
             max: 3.0,
         };
-        let isas = [
-            (Tier::Scalar, EpilogueIsa::Scalar),
-            (Tier::Avx2, EpilogueIsa::Avx2),
-            (Tier::Avx512Vnni, EpilogueIsa::Avx512),
-        ];
         for kind in 0..3 {
             let mut outs: Vec<(Vec<u8>, Vec<f32>, Vec<i32>)> = Vec::new();
-            for (tier, isa) in isas {
-                if !cpu::is_available(tier) {
-                    eprintln!("store_block test: skipping {tier}: not available");
-                    continue;
-                }
+            for blockwise in [false, true] {
                 let (mut u, mut f, mut i) =
                     (vec![0u8; m * n], vec![0f32; m * n], vec![0i32; m * n]);
                 let view = match kind {
@@ -470,13 +429,22 @@ mod tests {
                 let ep =
                     Epilogue::new(m, n, view, n, &zp, &scale, Some(&bias), Some(residual), act)
                         .unwrap();
-                // SAFETY: the ISA was checked above; one thread.
-                unsafe { store_block(&ep, isa, &acc, n, 0, m, 0, n).unwrap() };
-                // SAFETY: as above; rows outside the output are rejected, not written.
-                assert!(unsafe { store_block(&ep, isa, &acc, n, 1, m, 0, n) }.is_err());
+                if blockwise {
+                    // SAFETY: AVX-512 was checked above; one thread.
+                    unsafe { store_block(&ep, &acc, n, 0, m, 0, n).unwrap() };
+                    // SAFETY: as above; rows outside the output are rejected, not written.
+                    assert!(unsafe { store_block(&ep, &acc, n, 1, m, 0, n) }.is_err());
+                } else {
+                    for r in 0..m {
+                        for c in 0..n {
+                            // SAFETY: inside the output; one thread.
+                            unsafe { ep.store_one(acc[r * n + c], r, c) };
+                        }
+                    }
+                }
                 outs.push((u, f, i));
             }
-            assert!(outs.windows(2).all(|w| w[0] == w[1]), "output kind {kind}");
+            assert_eq!(outs[0], outs[1], "output kind {kind}");
         }
     }
 }

@@ -122,6 +122,28 @@ pub(crate) struct Axis {
 }
 
 impl Axis {
+    /// The height and width axes of a `[KH, KW]` window sliding over `input`.
+    pub fn hw(
+        input: Nhwc,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        dilation: [usize; 2],
+        padding: Padding,
+    ) -> [Axis; 2] {
+        let along = |input, i, pad_begin, pad_end| Axis {
+            input,
+            kernel: kernel[i],
+            stride: stride[i],
+            dilation: dilation[i],
+            pad_begin,
+            pad_end,
+        };
+        [
+            along(input.h, 0, padding.top, padding.bottom),
+            along(input.w, 1, padding.left, padding.right),
+        ]
+    }
+
     /// `dilation * (kernel - 1) + 1`, the extent one window covers.
     fn effective_kernel(&self) -> Option<usize> {
         self.dilation
@@ -326,24 +348,13 @@ impl ConvGeometry {
     }
 
     pub(crate) fn axes(&self) -> [Axis; 2] {
-        [
-            Axis {
-                input: self.input.h,
-                kernel: self.kernel[0],
-                stride: self.stride[0],
-                dilation: self.dilation[0],
-                pad_begin: self.padding.top,
-                pad_end: self.padding.bottom,
-            },
-            Axis {
-                input: self.input.w,
-                kernel: self.kernel[1],
-                stride: self.stride[1],
-                dilation: self.dilation[1],
-                pad_begin: self.padding.left,
-                pad_end: self.padding.right,
-            },
-        ]
+        Axis::hw(
+            self.input,
+            self.kernel,
+            self.stride,
+            self.dilation,
+            self.padding,
+        )
     }
 
     /// Validates the geometry and returns the output shape `[N, OH, OW, C_out]`.

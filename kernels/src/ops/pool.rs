@@ -73,24 +73,7 @@ impl Pool2d {
     }
 
     pub(crate) fn axes(&self, input: Nhwc) -> [Axis; 2] {
-        [
-            Axis {
-                input: input.h,
-                kernel: self.kernel[0],
-                stride: self.stride[0],
-                dilation: self.dilation[0],
-                pad_begin: self.padding.top,
-                pad_end: self.padding.bottom,
-            },
-            Axis {
-                input: input.w,
-                kernel: self.kernel[1],
-                stride: self.stride[1],
-                dilation: self.dilation[1],
-                pad_begin: self.padding.left,
-                pad_end: self.padding.right,
-            },
-        ]
+        Axis::hw(input, self.kernel, self.stride, self.dilation, self.padding)
     }
 
     /// Validates the window against `input` and returns the output shape (same N and C).

@@ -3,9 +3,9 @@
 
 mod ops_support;
 
-use ops_support::{Case, tiers};
+use ops_support::{Case, check_invalid_geometry_is_rejected};
 use proptest::prelude::*;
-use q8_kernels::conv::{ConvGeometry, ConvWeights, Nhwc, PackedConvWeights, Padding};
+use q8_kernels::conv::{ConvGeometry, Nhwc, Padding};
 
 /// Channel counts with the 4-byte K group and 16-column panel edges forced in.
 fn channels() -> impl Strategy<Value = usize> {
@@ -38,12 +38,7 @@ proptest! {
             .with_padding(Padding::new(pads.0, pads.1, pads.2, pads.3))
             .with_groups(groups);
         if geom.output().is_err() {
-            let w = vec![0i8; c_out * kernel.0 * kernel.1 * (c_in / groups)];
-            let scales = vec![1.0; c_out];
-            let weights = ConvWeights { data: &w, scales: &scales, bias: None };
-            for tier in tiers("conv invalid") {
-                prop_assert!(PackedConvWeights::new(tier, &geom, &weights).is_err());
-            }
+            check_invalid_geometry_is_rejected(&geom, "conv invalid");
             return Ok(());
         }
         Case::new(geom, seed).check_all_tiers("conv");
@@ -74,17 +69,5 @@ fn conv_is_thread_count_invariant() {
     let geom = ConvGeometry::new(Nhwc::new(2, 20, 20, 32), 48, [3, 3])
         .with_stride([1, 2])
         .with_padding(Padding::new(1, 0, 2, 1));
-    let case = Case::new(geom, 77);
-    for tier in tiers("conv threads") {
-        let run = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| case.run(tier))
-        };
-        let one = run(1);
-        assert_eq!(one, run(2), "tier {tier}");
-        assert_eq!(one, run(3), "tier {tier}");
-    }
+    Case::new(geom, 77).check_thread_count_invariant("conv threads");
 }

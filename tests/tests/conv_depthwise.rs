@@ -3,13 +3,13 @@
 
 mod ops_support;
 
-use ops_support::{Case, edge_size, tiers};
+use ops_support::{Case, check_invalid_geometry_is_rejected, edge_size, reference_f32, tiers};
 use proptest::prelude::*;
 use q8_kernels::conv::{
     ConvEpilogue, ConvGeometry, ConvOutput, ConvWeights, Nhwc, PackedConvWeights, Padding,
     Residual, conv2d,
 };
-use q8_kernels::{Activation, Error, QParams, Tier, reference};
+use q8_kernels::{Activation, Error, QParams, Tier};
 
 fn depthwise(input: Nhwc, kernel: [usize; 2]) -> ConvGeometry {
     ConvGeometry::new(input, input.c, kernel).with_groups(input.c)
@@ -31,12 +31,7 @@ proptest! {
             .with_padding(Padding::new(pads.0, pads.1, pads.2, pads.3));
         if geom.output().is_err() {
             // Kernel larger than the padded input: an error on every tier, never a panic.
-            let w = vec![0i8; c * kernel.0 * kernel.1];
-            let scales = vec![1.0; c];
-            let weights = ConvWeights { data: &w, scales: &scales, bias: None };
-            for tier in tiers("depthwise invalid") {
-                prop_assert!(PackedConvWeights::new(tier, &geom, &weights).is_err());
-            }
+            check_invalid_geometry_is_rejected(&geom, "depthwise invalid");
             return Ok(());
         }
         Case::new(geom, seed).check_all_tiers("depthwise");
@@ -74,18 +69,8 @@ fn reference_pads_with_the_zero_point() {
         scales: &[0.3, 0.2, 0.1],
         bias: Some(&bias),
     };
-    let out_shape = geom.output().unwrap();
-    let mut out = vec![0f32; out_shape.len()];
     let input = vec![77u8; geom.input.len()];
-    reference::conv::conv2d(
-        &geom,
-        &input,
-        qp,
-        &weights,
-        &ConvEpilogue::default(),
-        ConvOutput::F32(&mut out),
-    )
-    .unwrap();
+    let out = reference_f32(&geom, &input, qp, &weights);
     for (i, y) in out.iter().enumerate() {
         assert_eq!(*y, bias[i % 3], "output {i}");
     }
@@ -106,16 +91,7 @@ fn reference_conv_matches_a_hand_computed_grouped_case() {
         scales: &[1.0; 4],
         bias: None,
     };
-    let mut out = vec![0f32; 12];
-    reference::conv::conv2d(
-        &geom,
-        &input,
-        qp,
-        &weights,
-        &ConvEpilogue::default(),
-        ConvOutput::F32(&mut out),
-    )
-    .unwrap();
+    let out = reference_f32(&geom, &input, qp, &weights);
     #[rustfmt::skip]
     let want = [
         1.0 + 2.0 * 2.0, -1.0 + 2.0, 3.0 * 10.0, -2.0 * 20.0,   // x = 0
@@ -130,19 +106,7 @@ fn depthwise_is_thread_count_invariant() {
     let geom = depthwise(Nhwc::new(2, 28, 28, 96), [5, 5])
         .with_stride([2, 2])
         .with_padding(Padding::uniform(2));
-    let case = Case::new(geom, 9);
-    for tier in tiers("depthwise threads") {
-        let run = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| case.run(tier))
-        };
-        let one = run(1);
-        assert_eq!(one, run(2), "tier {tier}");
-        assert_eq!(one, run(3), "tier {tier}");
-    }
+    Case::new(geom, 9).check_thread_count_invariant("depthwise threads");
 }
 
 #[test]

@@ -201,27 +201,20 @@ proptest! {
 
 #[test]
 fn ceil_mode_follows_pytorch() {
-    // torch.nn.MaxPool2d(3, 2, ceil_mode=True) on 112 -> 56; floor -> 55 without padding.
-    let s = Nhwc::new(1, 112, 112, 1);
-    assert_eq!(
+    let ceil_h = |size: usize| {
+        let s = Nhwc::new(1, size, size, 1);
         Pool2d::new([3, 3], [2, 2])
             .with_ceil_mode(true)
             .output(s)
             .unwrap()
-            .h,
-        56
-    );
+            .h
+    };
+    // torch.nn.MaxPool2d(3, 2, ceil_mode=True) on 112 -> 56; floor -> 55 without padding.
+    assert_eq!(ceil_h(112), 56);
+    let s = Nhwc::new(1, 112, 112, 1);
     assert_eq!(Pool2d::new([3, 3], [2, 2]).output(s).unwrap().h, 55);
     // GoogLeNet-style 3x3 s2 ceil on 57: (57-3)/2 = 27 exactly -> 28 either way.
-    let s = Nhwc::new(1, 57, 57, 1);
-    assert_eq!(
-        Pool2d::new([3, 3], [2, 2])
-            .with_ceil_mode(true)
-            .output(s)
-            .unwrap()
-            .h,
-        28
-    );
+    assert_eq!(ceil_h(57), 28);
     // Input 5, k 2, s 2, pad 1: ceil gives 4 windows but the 4th starts in the right padding.
     let s = Nhwc::new(1, 5, 5, 1);
     let pool = Pool2d::new([2, 2], [2, 2])

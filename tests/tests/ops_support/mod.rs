@@ -208,6 +208,22 @@ impl Case {
         })
     }
 
+    /// Asserts the result on every available tier is the same with 1, 2 and 3 threads.
+    pub fn check_thread_count_invariant(&self, test: &str) {
+        for tier in tiers(test) {
+            let run = |threads| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| self.run(tier))
+            };
+            let one = run(1);
+            assert_eq!(one, run(2), "{test}: tier {tier}");
+            assert_eq!(one, run(3), "{test}: tier {tier}");
+        }
+    }
+
     /// Asserts every available tier equals the reference bit for bit.
     pub fn check_all_tiers(&self, test: &str) {
         let want = self.reference();
@@ -222,4 +238,44 @@ impl Case {
             );
         }
     }
+}
+
+/// Asserts that packing zero weights of the right size for the invalid `geom` fails on every
+/// available tier (an error, never a panic).
+pub fn check_invalid_geometry_is_rejected(geom: &ConvGeometry, test: &str) {
+    let [kh, kw] = geom.kernel;
+    let c_out = geom.out_channels;
+    let w = vec![0i8; c_out * kh * kw * (geom.input.c / geom.groups)];
+    let scales = vec![1.0; c_out];
+    let weights = ConvWeights {
+        data: &w,
+        scales: &scales,
+        bias: None,
+    };
+    for tier in tiers(test) {
+        assert!(
+            PackedConvWeights::new(tier, geom, &weights).is_err(),
+            "{test}: tier {tier}: {geom:?} was accepted"
+        );
+    }
+}
+
+/// The scalar reference convolution of `input` with f32 output and the default epilogue.
+pub fn reference_f32(
+    geom: &ConvGeometry,
+    input: &[u8],
+    qparams: QParams,
+    weights: &ConvWeights<'_>,
+) -> Vec<f32> {
+    let mut out = vec![0f32; geom.output().unwrap().len()];
+    reference::conv::conv2d(
+        geom,
+        input,
+        qparams,
+        weights,
+        &ConvEpilogue::default(),
+        ConvOutput::F32(&mut out),
+    )
+    .unwrap();
+    out
 }

@@ -16,7 +16,7 @@ use q8_kernels::conv::{
 };
 use q8_kernels::cpu::{self, Tier};
 
-use super::common::{Rng, parse_list, positive, tiers};
+use super::common::{Rng, median, parse_list, positive, tiers};
 use q8_kernels::{Activation, QParams};
 
 /// One distinct ResNet-18 conv: name, input H = W, C_in, C_out, kernel, stride, padding,
@@ -261,7 +261,7 @@ fn measure(tier: Tier, l: &Layer, batch: usize, reps: Option<usize>) -> Result<T
     let first = once()?;
     let cpu_before = cpu_ns();
     let reps = reps.unwrap_or_else(|| ((0.2 / first) as usize).clamp(3, 500));
-    let mut times = (0..reps)
+    let times = (0..reps)
         .map(|_| once())
         .collect::<Result<Vec<f64>, String>>()?;
     // The kernel updates a running thread's total at scheduler ticks (a few ms): only a
@@ -271,10 +271,9 @@ fn measure(tier: Tier, l: &Layer, batch: usize, reps: Option<usize>) -> Result<T
         .map(|(a, b)| b.saturating_sub(a))
         .filter(|&ns| ns >= MIN_CPU_SPAN_NS)
         .map(|ns| ns as f64 / 1e6 / (reps * rayon::current_num_threads()) as f64);
-    times.sort_by(f64::total_cmp);
     let ops = 2.0 * (out_shape.len() * geom.reduction_len()) as f64;
     Ok(Timing {
-        ms: times[times.len() / 2] * 1e3,
+        ms: median(times) * 1e3,
         cpu_ms,
         ops,
     })

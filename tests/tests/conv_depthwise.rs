@@ -122,44 +122,40 @@ fn bad_conv_arguments_are_errors() {
             scales: &scales,
             bias: None,
         };
-        assert!(
-            PackedConvWeights::new(
-                tier,
-                &geom,
-                &ConvWeights {
-                    data: &w[1..],
-                    ..ok
-                }
-            )
-            .is_err()
-        );
-        assert!(
-            PackedConvWeights::new(
-                tier,
-                &geom,
-                &ConvWeights {
-                    scales: &scales[1..],
-                    ..ok
-                }
-            )
-            .is_err()
-        );
-        let nan = [f32::NAN; 8];
-        assert!(PackedConvWeights::new(tier, &geom, &ConvWeights { scales: &nan, ..ok }).is_err());
-        assert!(PackedConvWeights::new(tier, &geom.with_stride([0, 1]), &ok).is_err());
-        assert!(PackedConvWeights::new(tier, &geom.with_groups(3), &ok).is_err());
+        let rejects = |geom: &ConvGeometry, weights: ConvWeights<'_>| {
+            PackedConvWeights::new(tier, geom, &weights).is_err()
+        };
+        assert!(rejects(
+            &geom,
+            ConvWeights {
+                data: &w[1..],
+                ..ok
+            }
+        ));
+        assert!(rejects(
+            &geom,
+            ConvWeights {
+                scales: &scales[1..],
+                ..ok
+            }
+        ));
+        assert!(rejects(
+            &geom,
+            ConvWeights {
+                scales: &[f32::NAN; 8],
+                ..ok
+            }
+        ));
+        assert!(rejects(&geom.with_stride([0, 1]), ok));
+        assert!(rejects(&geom.with_groups(3), ok));
         let big = depthwise(Nhwc::new(1, 2, 2, 8), [5, 5]);
-        assert!(
-            PackedConvWeights::new(
-                tier,
-                &big,
-                &ConvWeights {
-                    data: &[0; 200],
-                    ..ok
-                }
-            )
-            .is_err()
-        );
+        assert!(rejects(
+            &big,
+            ConvWeights {
+                data: &[0; 200],
+                ..ok
+            }
+        ));
         let packed = PackedConvWeights::new(tier, &geom, &ok).unwrap();
         let epi = ConvEpilogue::default();
         let mut out = vec![0u8; 128];

@@ -240,9 +240,19 @@ impl Case {
     }
 }
 
+/// A valid `geom`: every available tier equals the reference bit for bit on seeded data. An
+/// invalid one (e.g. a kernel larger than the padded input): packing fails on every tier.
+pub fn check_geometry(geom: ConvGeometry, seed: u64, test: &str) {
+    if geom.output().is_ok() {
+        Case::new(geom, seed).check_all_tiers(test);
+    } else {
+        check_invalid_geometry_is_rejected(&geom, test);
+    }
+}
+
 /// Asserts that packing zero weights of the right size for the invalid `geom` fails on every
 /// available tier (an error, never a panic).
-pub fn check_invalid_geometry_is_rejected(geom: &ConvGeometry, test: &str) {
+fn check_invalid_geometry_is_rejected(geom: &ConvGeometry, test: &str) {
     let [kh, kw] = geom.kernel;
     let c_out = geom.out_channels;
     let w = vec![0i8; c_out * kh * kw * (geom.input.c / geom.groups)];

@@ -205,12 +205,12 @@ impl Matcher<'_> {
         let Some(w) = quantized_weights(self.g, &node, node.inputs[1])? else {
             return Ok(Err("the weight is not a dequantized s8 constant".into()));
         };
-        let oc = w.shape[0];
         if w.shape.len() != 4 || w.axis != 0 {
             return Ok(Err(
                 "the weight is not quantized per output channel (axis 0)".into(),
             ));
         }
+        let oc = w.shape[0];
         let bias = match node.inputs.get(2) {
             None => None,
             Some(&b) => match bias_values(self.g, b, oc) {

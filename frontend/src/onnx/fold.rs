@@ -126,13 +126,21 @@ pub(crate) fn slice(
         let (mut i, e) = (clamp(start, 0, len), clamp(end, 0, len));
         while i < e {
             out.push(data.values[i as usize].clone());
-            i += step;
+            // A step from the file may be huge: stop instead of overflowing.
+            match i.checked_add(step) {
+                Some(next) => i = next,
+                None => break,
+            }
         }
     } else {
         let (mut i, e) = (clamp(start, -1, len - 1), clamp(end, -1, len - 1));
         while i > e {
             out.push(data.values[i as usize].clone());
-            i += step;
+            // A step from the file may be huge: stop instead of overflowing.
+            match i.checked_add(step) {
+                Some(next) => i = next,
+                None => break,
+            }
         }
     }
     Ok(SymTensor {

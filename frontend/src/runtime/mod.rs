@@ -228,7 +228,10 @@ impl Model {
                     .zip(t.shape())
                     .enumerate()
                     .all(|(i, (d, &n))| match d {
-                        Dim::Known(k) => *k == n || (i == 0 && self.lowered.batch_relaxed && n > 0),
+                        // A relaxed batch was fixed at 1 by the exporter; any batch may run.
+                        Dim::Known(k) => {
+                            *k == n || (i == 0 && self.lowered.batch_relaxed && *k == 1 && n > 0)
+                        }
                         Dim::Sym(_) => n > 0,
                     });
             let Some(values) = t.as_f32().filter(|_| fits) else {

@@ -9,11 +9,11 @@ use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{Graph, Tensor};
 use q8_frontend::npy::{self, NpyData};
 use q8_frontend::onnx;
-use q8_frontend::quant::{QuantConfig, batches, prepare};
+use q8_frontend::quant::{QuantConfig, batches, prepare, sqnr_db};
 use q8_frontend::runtime::{Model, RuntimeOptions};
 
 use super::bench::model::{median_time, quantized_resnet18, random_images};
-use super::eval::{correct, sqnr_db};
+use super::eval::correct;
 
 const DIGITS_ONNX: &[u8] = include_bytes!("../../../tests/data/digits_resnet.onnx");
 const DIGITS_CALIB: &[u8] = include_bytes!("../../../tests/data/digits_calib.npy");

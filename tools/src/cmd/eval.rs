@@ -8,6 +8,7 @@ use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{Graph, Op, Tensor};
 use q8_frontend::npy::{self, NpyData};
 use q8_frontend::onnx;
+use q8_frontend::quant::sqnr_db;
 use q8_frontend::runtime::{Model, RuntimeOptions};
 use q8_kernels::Tier;
 
@@ -57,17 +58,6 @@ pub(crate) fn build_model(
     threads: usize,
 ) -> Result<Model, String> {
     Model::from_graph(graph, &RuntimeOptions { tier, threads }).map_err(|e| format!("{model}: {e}"))
-}
-
-/// 10 log10(sum ref^2 / sum (ref - x)^2), in dB.
-pub(crate) fn sqnr_db(reference: &[f32], x: &[f32]) -> f64 {
-    let signal: f64 = reference.iter().map(|&r| f64::from(r).powi(2)).sum();
-    let noise: f64 = reference
-        .iter()
-        .zip(x)
-        .map(|(&r, &v)| (f64::from(r) - f64::from(v)).powi(2))
-        .sum();
-    10.0 * (signal / noise.max(1e-30)).log10()
 }
 
 /// Rows of `logits` (row width `classes`) whose argmax equals the label.
@@ -132,6 +122,12 @@ pub fn run(args: Args) -> Result<(), String> {
     };
     let ms = start.elapsed().as_secs_f64() * 1e3;
     let classes = logits.len() / rows.max(1);
+    if classes == 0 || classes * rows != logits.len() {
+        return Err(format!(
+            "{model}: the first output has {} values, not a whole number of classes for {rows} images",
+            logits.len()
+        ));
+    }
     let top1 = correct(&logits, classes, &labels);
     let reference = match &args.reference {
         Some(path) => {

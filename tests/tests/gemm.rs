@@ -52,6 +52,9 @@ enum Values {
     Extreme,
     /// Per-channel Gaussian-like weights (most pairs `vpmaddubsw`-safe, some not).
     Realistic,
+    /// Unit weights and unit weight scales: with `sa = 0.5` every odd accumulator lands on an
+    /// exact .5, so the round-half-to-even of every epilogue is exercised.
+    Ties,
 }
 
 #[derive(Clone, Debug)]
@@ -102,6 +105,7 @@ impl Problem {
             .map(|_| match self.values {
                 Values::Uniform => r.byte() as i8,
                 Values::Extreme => [-128, 127][r.below(2)],
+                Values::Ties => 1,
                 Values::Realistic => {
                     let s: i32 = (0..4).map(|_| r.below(64) as i32).sum::<i32>() - 126;
                     s.clamp(-128, 127) as i8
@@ -110,14 +114,18 @@ impl Problem {
             .collect();
         let nscales = if self.per_channel { self.n } else { 1 };
         let scales = (0..nscales)
-            .map(|_| 1e-3 + r.below(1000) as f32 * 1e-5)
+            .map(|_| match self.values {
+                Values::Ties => 1.0,
+                _ => 1e-3 + r.below(1000) as f32 * 1e-5,
+            })
             .collect();
         let bias = self.bias.then(|| {
             (0..self.n)
                 .map(|_| r.below(2001) as f32 * 0.01 - 10.0)
                 .collect()
         });
-        let ld = self.ldc();
+        // The residual has its own row stride, independent of the output's.
+        let ld = self.n + r.below(7);
         let res = (0..self.m * ld).map(|_| r.byte()).collect();
         Data {
             a,
@@ -335,6 +343,25 @@ fn tile_edges_on_every_tier() {
                 tier,
                 Parallelism::Sequential,
             );
+        }
+    }
+}
+
+#[test]
+fn half_way_values_round_to_even_on_every_tier() {
+    for tier in tiers() {
+        // Short K and centred zero points keep most outputs inside the u8 range.
+        for (m, n, k) in [(7, 40, 5), (33, 17, 4), (1, 129, 3)] {
+            let p = Problem {
+                za: 128,
+                sa: 0.5,
+                bias: false,
+                residual: false,
+                activation: Activation::None,
+                out_q: QParams::new(1.0, 128).unwrap(),
+                ..fixed(m, n, k, Values::Ties)
+            };
+            check(&p, tier, Parallelism::Sequential);
         }
     }
 }
@@ -616,6 +643,11 @@ fn bad_arguments_are_errors() {
         ..opts
     };
     assert!(call(&a, k, m, aq, &none, m * n, &no_threads).is_err());
+    let too_many_threads = GemmOptions {
+        parallelism: Parallelism::Threads(q8_kernels::gemm::MAX_THREADS + 1),
+        ..opts
+    };
+    assert!(call(&a, k, m, aq, &none, m * n, &too_many_threads).is_err());
     let mut c = vec![0u8; m * n];
     let bad_out = Output::U8 {
         data: &mut c,

@@ -129,11 +129,16 @@ pub struct GemmOptions {
     pub parallelism: Parallelism,
 }
 
+/// The largest `Parallelism::Threads(n)` accepted: a pool is kept per distinct count, so
+/// counts are bounded to bound the threads a caller can leave behind.
+pub const MAX_THREADS: usize = 256;
+
 /// `C = epilogue(A x W^T)` for row-major A (`m` rows of `weights.k()` bytes, stride `lda`).
 ///
 /// # Errors
 /// Zero `m`, short slices or strides smaller than a row, invalid qparams or clamp bounds,
-/// a tier that is unavailable or differs from the packing tier, `Threads(0)`.
+/// a tier that is unavailable or differs from the packing tier, `Threads(0)` or more than
+/// [`MAX_THREADS`] threads.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
     a: &[u8],
@@ -236,6 +241,11 @@ pub(crate) fn gemm_rows(
             return Err(Error::Shape(
                 "gemm: Parallelism::Threads(0) has no thread to run on".into(),
             ));
+        }
+        Parallelism::Threads(n) if n > MAX_THREADS => {
+            return Err(Error::Shape(format!(
+                "gemm: Parallelism::Threads({n}) exceeds {MAX_THREADS} (one pool per count is kept)"
+            )));
         }
         Parallelism::Threads(n) => n,
     };

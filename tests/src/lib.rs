@@ -8,7 +8,16 @@ use q8_frontend::ir::Tensor;
 use q8_frontend::npy;
 use q8_kernels::cpu::{self, Tier};
 
-pub use q8_frontend::quant::sqnr_db;
+/// SQNR in dB of `x` against `reference` (`q8_frontend::quant::sqnr_db`), after asserting
+/// that both have the same length (a short output must fail the test, not shrink the sum).
+pub fn sqnr_db(reference: &[f32], x: &[f32]) -> f64 {
+    assert_eq!(
+        reference.len(),
+        x.len(),
+        "SQNR of tensors of different lengths"
+    );
+    q8_frontend::quant::sqnr_db(reference, x)
+}
 
 /// Path of the fixture `name` in `tests/data/`.
 pub fn data(name: &str) -> PathBuf {

@@ -52,6 +52,21 @@ fn resnet18_layer_shapes() {
         ("1x1 s1 256->512", Nhwc::new(1, 7, 7, 256), 512, 1, 1, 0),
         ("3x3 512", Nhwc::new(1, 7, 7, 512), 512, 3, 1, 1),
     ];
+    // The 1x1 in-place path with groups: random geometries almost never draw kernel 1x1 with
+    // zero padding, so the per-group channel offsets are pinned here (incl. multiplier 2).
+    for (i, (name, input, c_out, groups, stride)) in [
+        ("1x1 groups 2", Nhwc::new(2, 5, 6, 8), 12, 2, 1),
+        ("1x1 s2 groups 4", Nhwc::new(1, 9, 7, 16), 8, 4, 2),
+        ("1x1 depthwise x2", Nhwc::new(1, 4, 5, 17), 34, 17, 1),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let geom = ConvGeometry::new(input, c_out, [1, 1])
+            .with_stride([stride, stride])
+            .with_groups(groups);
+        Case::new(geom, 900 + i as u64).check_all_tiers(name);
+    }
     for (i, (name, input, c_out, k, s, p)) in layers.into_iter().enumerate() {
         let geom = ConvGeometry::new(input, c_out, [k, k])
             .with_stride([s, s])

@@ -16,6 +16,7 @@ fn run(g: &Graph, x: &Tensor) -> Vec<f32> {
 }
 
 fn assert_close(a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len(), "output lengths differ");
     let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
     let diff = a
         .iter()

@@ -208,6 +208,11 @@ fn lowered_execution_matches_reference_and_is_tier_independent() {
         .run_observed(std::slice::from_ref(&x), &mut |n, t| {
             if let (Some(w), TensorData::U8(got)) = (want.get(n), t.data()) {
                 let TensorData::U8(w) = w.data() else { return };
+                assert_eq!(
+                    w.len(),
+                    got.len(),
+                    "{n}: lowered and reference lengths differ"
+                );
                 for (a, b) in w.iter().zip(got) {
                     worst = worst.max((*a as i32 - *b as i32).abs());
                 }

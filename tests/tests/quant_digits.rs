@@ -4,10 +4,10 @@
 use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{DType, Op};
 use q8_frontend::quant::{
-    ObserverKind, OpQuantSpec, QuantConfig, Quantized, Setting, batches, compare, prepare, sqnr_db,
+    ObserverKind, OpQuantSpec, QuantConfig, Quantized, Setting, batches, compare, prepare,
 };
 use q8_frontend::{npy, onnx};
-use q8_tests::{argmax, data, read_f32};
+use q8_tests::{argmax, data, read_f32, sqnr_db};
 
 fn quantize_digits(config: &QuantConfig) -> Quantized {
     let graph = onnx::load(data("digits_resnet.onnx")).unwrap();

@@ -1,70 +1,212 @@
-//! The AMX GEMM driver: validation, A staging and the 2x2-tile blocking, written once over
+//! The AMX GEMM driver: A packing and the 2x2-tile blocking, written once over
 //! [`TileOps`] so it runs on the hardware and on the emulator alike.
 //!
-//! Blocking: output blocks of 32 rows x 32 columns (tmm0-3), each computed over the whole
-//! K in one [`TileOps::block`] call — accumulators never leave the tiles mid-reduction, so
-//! C is written exactly once (the probe in `kernels-prior-art.md` §10 measured ~100 cycles
-//! of drain per block and found C traffic to be the limit when K was split). Row blocks
-//! are the outer loop, so one 32-row A block (32 x K_pad bytes) is reused from L1/L2 by
-//! every column block, and B is streamed once per row block: callers should size a call's
-//! columns so that `nb x K_pad` bytes of B stay in L2 (about 1 MB). Edge blocks use
-//! the 1x1, 1x2 and 2x1 tile variants and a zero-padded copy of A; C tiles that would
-//! cross the output's edge go to a 4 KB scratch block and only the valid part is copied.
-//!
-//! Intended tuning, to be measured on AMX hardware: issue the next step's loads between
-//! the `tdpbusd`s (software pipelining measured +10-15 % with B from L2), a 3x1/1x3 shape
-//! when N or M is a single tile wide, and storing C straight into the fused epilogue's
-//! L1 buffer.
+//! A call's rows are first packed, 32 at a time, into the tile layout of
+//! [`super::pack::pack_a_group`] (K padded to 64, each K step one contiguous 2 KB pair of
+//! tiles): tile loads then read 64-byte rows that never conflict in L1, whatever the
+//! source's row stride, and rows gathered by a convolution cost no second copy. Output
+//! blocks are 32 rows x 32 columns (tmm0-3), each computed over the whole K in one
+//! [`TileOps::block`] call into one of two 4 KB buffers, and handed to a sink (the
+//! epilogue) while the tiles work on the next block. Column blocks are the outer loop:
+//! one 32-column B block (2 x K_pad x 16 bytes) is reused from L1/L2 by every row group,
+//! and the packed groups stay in L2; callers size a call's rows to fit it (the GEMM
+//! driver's jobs). Edge blocks use the 1x1, 1x2 and 2x1 tile variants.
 
-use aligned_vec::{AVec, ConstAlign, avec};
+use aligned_vec::{AVec, ConstAlign};
 
 use super::config::TileConfig;
 use super::native::NativeTiles;
-use super::pack::AmxPackedB;
+use super::pack::{A_GROUP_ROWS, AmxPackedB, a_group_bytes, pack_a_group};
 use super::tile_ops::{BlockArgs, K_STEP, TILE_DIM, TileOps, TileSession};
 use crate::error::{Error, Result};
 
-/// Rows (and columns) of one output block: two tiles.
-const BLOCK_DIM: usize = 2 * TILE_DIM;
+/// Rows (and columns) of one output block: two tiles; also the row stride of a [`CBlock`].
+pub(crate) const BLOCK_DIM: usize = 2 * TILE_DIM;
 
-/// Scratch for one output block whose tiles cross the output's edges.
+/// A thread's buffer for the packed A groups of a call, reused from call to call.
+pub(crate) type ATiles = AVec<u8, ConstAlign<64>>;
+
+/// A fresh, empty [`ATiles`].
+pub(crate) fn a_tiles() -> ATiles {
+    AVec::new(64)
+}
+
+/// Packs rows `row(i)` for `i < m` (at least `b.k()` bytes each) into `a_tiles`, 32 rows
+/// per group in the layout of [`pack_a_group`], for [`gemm_packed`] calls against `b`.
+pub(crate) fn pack_rows<'a>(
+    b: &AmxPackedB,
+    m: usize,
+    row: impl Fn(usize) -> &'a [u8],
+    a_tiles: &mut ATiles,
+) {
+    let group_bytes = a_group_bytes(b.k_padded());
+    a_tiles.resize(m.div_ceil(A_GROUP_ROWS) * group_bytes, 0);
+    if group_bytes == 0 {
+        return;
+    }
+    for (g, out) in a_tiles.chunks_exact_mut(group_bytes).enumerate() {
+        let first = g * A_GROUP_ROWS;
+        let count = (m - first).min(A_GROUP_ROWS);
+        pack_a_group(|r| row(first + r), count, b.k(), out);
+    }
+}
+
+/// One finished output block of raw i32 sums: element `(i0 + r, j0 + c)` of the product is
+/// `data[r * BLOCK_DIM + c]` for `r < rows`, `c < cols` (`rows, cols <= 32`).
+pub(crate) struct CBlock<'b> {
+    /// The sums, rows [`BLOCK_DIM`] values apart.
+    pub data: &'b [i32],
+    /// First output row.
+    pub i0: usize,
+    /// Valid rows.
+    pub rows: usize,
+    /// First output column.
+    pub j0: usize,
+    /// Valid columns.
+    pub cols: usize,
+}
+
+/// Two 32 x 32 i32 blocks: the tiles store one while the sink reads the other.
 #[repr(C, align(64))]
-struct EdgeBlock([i32; BLOCK_DIM * BLOCK_DIM]);
+struct BlockPair([[i32; BLOCK_DIM * BLOCK_DIM]; 2]);
 
-/// Raw i32 GEMM on AMX tiles: `acc[i·ldacc + j] = sum_{kk<k} a[i·lda + kk] · w[n0 + j][kk]`
-/// for `i < m`, `j < nb` (overwrites; no zero-point term, no epilogue). Configures the tiles
-/// of the calling thread once and releases them before returning.
+/// Raw i32 GEMM on AMX tiles: the product of the `m` rows [`pack_rows`] put in `a_tiles`
+/// with weight columns `n0..n0 + nb` (no zero-point term, no epilogue), handed to `sink`
+/// one finished block of at most 32 x 32 at a time (each output element exactly once,
+/// while the block is still in L1). Configures the tiles of the calling thread once and
+/// releases them before returning.
 ///
 /// # Errors
-/// [`Error::TierUnavailable`] when AMX cannot run here; otherwise as [`gemm_i32_with`].
-#[allow(
-    clippy::too_many_arguments,
-    reason = "strided GEMM operands, as BLAS does"
-)]
-pub(crate) fn gemm_i32(
+/// [`Error::TierUnavailable`] when AMX cannot run here; otherwise as [`gemm_packed_with`].
+pub(crate) fn gemm_packed(
     b: &AmxPackedB,
-    a: &[u8],
-    lda: usize,
+    a_tiles: &ATiles,
     m: usize,
     n0: usize,
     nb: usize,
-    acc: &mut [i32],
-    ldacc: usize,
+    sink: impl FnMut(&CBlock<'_>) -> Result<()>,
 ) -> Result<()> {
     let mut tiles = NativeTiles::new()?;
-    gemm_i32_with(&mut tiles, b, a, lda, m, n0, nb, acc, ldacc)
+    gemm_packed_with(&mut tiles, b, a_tiles, m, n0, nb, sink)
 }
 
-/// [`gemm_i32`] on any [`TileOps`] implementation (the hardware or the emulator).
+/// [`gemm_packed`] on any [`TileOps`] implementation (the hardware or the emulator).
+///
+/// The sink of one block runs after the tiles of the next block have been issued, so the
+/// out-of-order core overlaps the (vector) epilogue with the tile unit's work.
 ///
 /// # Errors
-/// [`Error::Shape`] when `n0 + nb > N`, output rows overlap (`m > 1` and `ldacc < nb`) or
-/// the strides overflow; [`Error::Length`] when `a` is shorter than `(m-1)·lda + K` or
-/// `acc` shorter than `(m-1)·ldacc + nb`. Sums wrap like `tdpbusd` when K exceeds the exact
-/// bound of `int8-math.md` (K <= 65 793); callers check K.
+/// [`Error::Shape`] when `n0 + nb > N` or `a_tiles` does not hold `m` packed rows of this
+/// K; the first error of `sink`. Sums wrap like `tdpbusd` when K exceeds the exact bound
+/// of `int8-math.md` (K <= 65 793); callers check K.
+pub(crate) fn gemm_packed_with<O: TileOps>(
+    ops: &mut O,
+    b: &AmxPackedB,
+    a_tiles: &ATiles,
+    m: usize,
+    n0: usize,
+    nb: usize,
+    mut sink: impl FnMut(&CBlock<'_>) -> Result<()>,
+) -> Result<()> {
+    let n = b.n();
+    if n0.checked_add(nb).is_none_or(|end| end > n) {
+        return Err(Error::Shape(format!(
+            "amx gemm: columns {n0}..{n0}+{nb} exceed the packed N = {n}"
+        )));
+    }
+    let group_bytes = a_group_bytes(b.k_padded());
+    if a_tiles.len() != m.div_ceil(A_GROUP_ROWS) * group_bytes {
+        return Err(Error::Shape(format!(
+            "amx gemm: {} packed A bytes do not hold {m} rows of K = {}",
+            a_tiles.len(),
+            b.k()
+        )));
+    }
+    let mut blocks = BlockPair([[0; BLOCK_DIM * BLOCK_DIM]; 2]);
+    if m == 0 || nb == 0 {
+        return Ok(());
+    }
+    let (first_panel, end_panel) = (n0 / TILE_DIM, (n0 + nb).div_ceil(TILE_DIM));
+    let block_of = |p: usize, g: usize| {
+        let (col0, nt) = (p * TILE_DIM, (end_panel - p).min(2));
+        let (lo, hi) = (col0.max(n0), (col0 + nt * TILE_DIM).min(n0 + nb));
+        let i0 = g * A_GROUP_ROWS;
+        (i0, (m - i0).min(BLOCK_DIM), lo, hi - lo, lo - col0)
+    };
+    if b.k() == 0 {
+        for p in (first_panel..end_panel).step_by(2) {
+            for g in 0..m.div_ceil(A_GROUP_ROWS) {
+                let (i0, rows, j0, cols, _) = block_of(p, g);
+                sink(&CBlock {
+                    data: &blocks.0[0],
+                    i0,
+                    rows,
+                    j0,
+                    cols,
+                })?;
+            }
+        }
+        return Ok(());
+    }
+    ops.declare_region(b.bytes().as_ptr(), b.bytes().len(), false);
+    ops.declare_region(a_tiles.as_ptr(), a_tiles.len(), false);
+    ops.declare_region(blocks.0.as_ptr().cast(), size_of_val(&blocks.0), true);
+
+    let mut session = TileSession::new(ops, &TileConfig::full_tiles());
+    // The block computed last, waiting for its sink: (buffer, i0, rows, j0, cols, offset).
+    let mut pending: Option<(usize, usize, usize, usize, usize, usize)> = None;
+    let mut next = 0;
+    for p in (first_panel..end_panel).step_by(2) {
+        let nt = (end_panel - p).min(2);
+        let b_tiles = [b.panel(p).as_ptr(), b.panel(p + nt - 1).as_ptr()];
+        for (g, group) in a_tiles.chunks_exact(group_bytes).enumerate() {
+            let (i0, rows, j0, cols, skip) = block_of(p, g);
+            let args = BlockArgs {
+                a: group.as_ptr(),
+                b: b_tiles,
+                k_steps: b.k_padded() / K_STEP,
+                c: blocks.0[next].as_mut_ptr(),
+                ldc_bytes: BLOCK_DIM * 4,
+            };
+            // SAFETY: the session loaded the full-tiles config; k_padded >= 64 since k >= 1.
+            // A: the group holds K_pad / 64 steps of two 1 KB tiles (`group_bytes`). B:
+            // panels p and p+nt-1 < panels() each hold K_pad/64 tiles. C: the 32 x 32 block
+            // `next` with 128-byte rows, which no live reference covers (the pending block
+            // is the other one).
+            unsafe { run_block(session.ops(), rows.div_ceil(TILE_DIM), nt, &args) };
+            if let Some((buf, i0, rows, j0, cols, skip)) = pending {
+                sink(&CBlock {
+                    data: &blocks.0[buf][skip..],
+                    i0,
+                    rows,
+                    j0,
+                    cols,
+                })?;
+            }
+            pending = Some((next, i0, rows, j0, cols, skip));
+            next ^= 1;
+        }
+    }
+    if let Some((buf, i0, rows, j0, cols, skip)) = pending {
+        sink(&CBlock {
+            data: &blocks.0[buf][skip..],
+            i0,
+            rows,
+            j0,
+            cols,
+        })?;
+    }
+    Ok(())
+}
+
+/// [`pack_rows`] and [`gemm_packed_with`] on strided A: row `i` is `a[i·lda..][..K]`.
+///
+/// # Errors
+/// As [`gemm_packed_with`], and [`Error::Length`] when `a` is shorter than `(m-1)·lda + K`.
+#[cfg(test)]
 #[allow(
     clippy::too_many_arguments,
-    reason = "strided GEMM operands, as BLAS does"
+    reason = "strided GEMM operands, as BLAS has"
 )]
 pub(crate) fn gemm_i32_with<O: TileOps>(
     ops: &mut O,
@@ -77,88 +219,24 @@ pub(crate) fn gemm_i32_with<O: TileOps>(
     acc: &mut [i32],
     ldacc: usize,
 ) -> Result<()> {
-    validate(b, a.len(), lda, m, n0, nb, acc.len(), ldacc)?;
-    let k = b.k();
-    if m == 0 || nb == 0 {
-        return Ok(());
+    let need_a = span("a", m, lda, b.k())?;
+    if a.len() < need_a {
+        return Err(Error::Length {
+            what: "amx gemm: a ((m-1)·lda + k bytes)",
+            expected: need_a,
+            actual: a.len(),
+        });
     }
-    if k == 0 {
-        for i in 0..m {
-            acc[i * ldacc..i * ldacc + nb].fill(0);
+    validate_output(b, m, n0, nb, acc.len(), ldacc)?;
+    let mut packed = a_tiles();
+    pack_rows(b, m, |i| &a[i * lda..][..b.k()], &mut packed);
+    gemm_packed_with(ops, b, &packed, m, n0, nb, |blk| {
+        for r in 0..blk.rows {
+            let out = (blk.i0 + r) * ldacc + blk.j0 - n0;
+            acc[out..out + blk.cols].copy_from_slice(&blk.data[r * BLOCK_DIM..][..blk.cols]);
         }
-        return Ok(());
-    }
-    let k_padded = b.k_padded();
-    // A is read in place only where every tile row is a real row holding whole K steps.
-    let k_in_place = k == k_padded;
-    let mut a_panel: AVec<u8, ConstAlign<64>> = if k_in_place && m.is_multiple_of(TILE_DIM) {
-        AVec::new(64)
-    } else {
-        avec![[64]| 0u8; BLOCK_DIM * k_padded]
-    };
-    let mut edge = EdgeBlock([0; BLOCK_DIM * BLOCK_DIM]);
-
-    ops.declare_region(a.as_ptr(), a.len(), false);
-    ops.declare_region(b.bytes().as_ptr(), b.bytes().len(), false);
-    ops.declare_region(a_panel.as_ptr(), a_panel.len(), false);
-    ops.declare_region(acc.as_ptr().cast(), size_of_val(acc), true);
-    ops.declare_region(edge.0.as_ptr().cast(), size_of_val(&edge.0), true);
-
-    let mut session = TileSession::new(ops, &TileConfig::full_tiles());
-    let (first_panel, end_panel) = (n0 / TILE_DIM, (n0 + nb).div_ceil(TILE_DIM));
-    for i0 in (0..m).step_by(BLOCK_DIM) {
-        let rows = (m - i0).min(BLOCK_DIM);
-        let mt = rows.div_ceil(TILE_DIM);
-        let (a_tiles, a_stride) = if k_in_place && rows.is_multiple_of(TILE_DIM) {
-            let a0 = a[i0 * lda..].as_ptr();
-            let a1 = if mt == 2 {
-                a[(i0 + TILE_DIM) * lda..].as_ptr()
-            } else {
-                a0
-            };
-            ([a0, a1], lda)
-        } else {
-            stage_rows(&mut a_panel, a, lda, i0, rows, k, k_padded);
-            let tile1 = a_panel[TILE_DIM * k_padded..].as_ptr();
-            ([a_panel.as_ptr(), tile1], k_padded)
-        };
-        for p in (first_panel..end_panel).step_by(2) {
-            let nt = (end_panel - p).min(2);
-            let col0 = p * TILE_DIM;
-            let cols = nt * TILE_DIM;
-            let direct = rows == mt * TILE_DIM && col0 >= n0 && col0 + cols <= n0 + nb;
-            let (c, ldc_bytes) = if direct {
-                (acc[i0 * ldacc + col0 - n0..].as_mut_ptr(), ldacc * 4)
-            } else {
-                (edge.0.as_mut_ptr(), BLOCK_DIM * 4)
-            };
-            let args = BlockArgs {
-                a: a_tiles,
-                lda: a_stride,
-                b: [b.panel(p).as_ptr(), b.panel(p + nt - 1).as_ptr()],
-                k_steps: k_padded / K_STEP,
-                c,
-                ldc_bytes,
-            };
-            // SAFETY: the session loaded the full-tiles config; k_padded >= 64 since k >= 1.
-            // A: in place, the rows i0..i0+16·mt exist (rows == 16·mt) and each reads K = K_pad
-            // bytes, inside a (validated >= (m-1)·lda + k); staged, 32 rows of K_pad bytes lie
-            // in `a_panel`. B: panels p and p+nt-1 < panels() each hold K_pad/64 tiles.
-            // C: direct, rows i0..i0+16·mt < m and columns col0-n0..+cols <= nb with
-            // ldacc >= nb, inside acc (validated >= (m-1)·ldacc + nb), unaliased (&mut);
-            // otherwise the 32 x 32 `edge` block with 128-byte rows.
-            unsafe { run_block(session.ops(), mt, nt, &args) };
-            if !direct {
-                let (lo, hi) = (col0.max(n0), (col0 + cols).min(n0 + nb));
-                for r in 0..rows {
-                    let out = (i0 + r) * ldacc + lo - n0;
-                    acc[out..out + hi - lo]
-                        .copy_from_slice(&edge.0[r * BLOCK_DIM + lo - col0..][..hi - lo]);
-                }
-            }
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Dispatches to the `mt x nt` tile variant of [`TileOps::block`].
@@ -177,34 +255,22 @@ unsafe fn run_block<O: TileOps>(ops: &mut O, mt: usize, nt: usize, args: &BlockA
     }
 }
 
-/// Copies rows `i0..i0 + rows` of A (K bytes each) into the 32-row panel with K_pad-byte
-/// rows, zero-filling the K tail and the rows past the output's edge.
-fn stage_rows(
-    panel: &mut [u8],
-    a: &[u8],
-    lda: usize,
-    i0: usize,
-    rows: usize,
-    k: usize,
-    k_padded: usize,
-) {
-    for (r, dst) in panel.chunks_exact_mut(k_padded).enumerate() {
-        if r < rows {
-            let src = &a[(i0 + r) * lda..][..k];
-            dst[..k].copy_from_slice(src);
-            dst[k..].fill(0);
-        } else {
-            dst.fill(0);
-        }
-    }
+/// `(m-1)·ld + width`, the extent of `m` rows with stride `ld`.
+#[cfg(test)]
+fn span(what: &str, m: usize, ld: usize, width: usize) -> Result<usize> {
+    m.checked_sub(1)
+        .map_or(Some(0), |last| last.checked_mul(ld)?.checked_add(width))
+        .ok_or_else(|| {
+            Error::Shape(format!(
+                "amx gemm: {what} of {m} rows with stride {ld} overflows usize"
+            ))
+        })
 }
 
-/// Checks the operands of [`gemm_i32_with`].
-#[allow(clippy::too_many_arguments, reason = "mirrors gemm_i32_with")]
-fn validate(
+/// Checks the output operands of [`gemm_i32_with`].
+#[cfg(test)]
+fn validate_output(
     b: &AmxPackedB,
-    a_len: usize,
-    lda: usize,
     m: usize,
     n0: usize,
     nb: usize,
@@ -214,35 +280,18 @@ fn validate(
     let n = b.n();
     if n0.checked_add(nb).is_none_or(|end| end > n) {
         return Err(Error::Shape(format!(
-            "amx gemm_i32: columns {n0}..{n0}+{nb} exceed the packed N = {n}"
+            "amx gemm: columns {n0}..{n0}+{nb} exceed the packed N = {n}"
         )));
     }
     if m > 1 && nb > 0 && ldacc < nb {
         return Err(Error::Shape(format!(
-            "amx gemm_i32: ldacc = {ldacc} is below nb = {nb}, output rows would overlap"
+            "amx gemm: ldacc = {ldacc} is below nb = {nb}, output rows would overlap"
         )));
     }
-    let span = |what: &str, ld: usize, width: usize| {
-        m.checked_sub(1)
-            .map_or(Some(0), |last| last.checked_mul(ld)?.checked_add(width))
-            .ok_or_else(|| {
-                Error::Shape(format!(
-                    "amx gemm_i32: {what} of {m} rows with stride {ld} overflows usize"
-                ))
-            })
-    };
-    let need_a = span("a", lda, b.k())?;
-    if a_len < need_a {
-        return Err(Error::Length {
-            what: "amx gemm_i32: a ((m-1)·lda + k bytes)",
-            expected: need_a,
-            actual: a_len,
-        });
-    }
-    let need_acc = span("acc", ldacc, nb)?;
+    let need_acc = span("acc", m, ldacc, nb)?;
     if acc_len < need_acc {
         return Err(Error::Length {
-            what: "amx gemm_i32: acc ((m-1)·ldacc + nb values)",
+            what: "amx gemm: acc ((m-1)·ldacc + nb values)",
             expected: need_acc,
             actual: acc_len,
         });

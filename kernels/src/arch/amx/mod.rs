@@ -2,9 +2,11 @@
 //!
 //! - [`AmxPackedB`]: s8 weights in the `tdpbusd` B layout (16-column panels of 4-byte K
 //!   groups, K padded to 64).
-//! - [`gemm_i32`]: raw i32 GEMM of u8 activations against those weights on the calling
-//!   thread's tiles; [`gemm_i32_with`] is the same driver on any [`TileOps`], which is how
-//!   the tests run it on the emulator on CPUs without AMX.
+//! - [`pack_rows`] + [`gemm_packed`]: u8 activation rows packed into tiles once, then raw
+//!   i32 GEMMs against those weights on the calling thread's tiles, each finished 32 x 32
+//!   block handed to a sink (the epilogue) while hot in L1; `gemm_packed_with` is
+//!   the same driver on any [`TileOps`], which is how the tests run it on the emulator on
+//!   CPUs without AMX.
 //! - [`measure_peak_gops`]: the `tdpbusd` throughput probe.
 //!
 //! Only `native.rs` executes AMX instructions; everything else (packing, staging,
@@ -20,9 +22,9 @@ mod pack;
 mod tests;
 mod tile_ops;
 
-pub(crate) use driver::gemm_i32;
 #[cfg(test)]
 pub(crate) use driver::gemm_i32_with;
+pub(crate) use driver::{ATiles, BLOCK_DIM, CBlock, a_tiles, gemm_packed, pack_rows};
 #[cfg(test)]
 pub(crate) use native::NativeTiles;
 pub(crate) use native::measure_peak_gops;

@@ -2,7 +2,7 @@
 
 use aligned_vec::{AVec, ConstAlign, avec};
 
-use super::tile_ops::{B_ROW_BYTES, B_TILE_BYTES, K_STEP, TILE_DIM};
+use super::tile_ops::{A_STEP_BYTES, B_ROW_BYTES, B_TILE_BYTES, K_STEP, TILE_DIM};
 
 /// Bytes of one K group (`tdpbusd` multiplies 4 consecutive K bytes per output).
 const K_GROUP: usize = 4;
@@ -86,6 +86,56 @@ impl AmxPackedB {
     }
 }
 
+/// Rows of one packed A group (two row tiles).
+pub(crate) const A_GROUP_ROWS: usize = 2 * TILE_DIM;
+
+/// Bytes of one packed A group of K padded to `k_padded`.
+pub(crate) fn a_group_bytes(k_padded: usize) -> usize {
+    k_padded / K_STEP * A_STEP_BYTES
+}
+
+/// Packs `count <= 32` rows of A (`row(r)`, at least `k` bytes each) into the layout the
+/// tile kernel reads: byte `q` of K step `s` of row `r` goes to
+/// `out[s·2048 + (r / 16)·1024 + (r % 16)·64 + q]`, so each K step of the group is one
+/// contiguous 2 KB pair of tiles with 64-byte rows. The K tail and the rows past `count`
+/// are zero, so they add nothing to any sum.
+///
+/// # Panics
+/// If `count > 32`, a row is shorter than `k`, or `out.len() != a_group_bytes(k_padded)`
+/// with `k_padded` = K rounded up to 64 (the driver sizes both).
+pub(crate) fn pack_a_group<'a>(
+    row: impl Fn(usize) -> &'a [u8],
+    count: usize,
+    k: usize,
+    out: &mut [u8],
+) {
+    assert!(count <= A_GROUP_ROWS, "pack_a_group: {count} rows > 32");
+    assert_eq!(
+        out.len(),
+        a_group_bytes(k.next_multiple_of(K_STEP)),
+        "pack_a_group: out length"
+    );
+    let rows: [&[u8]; A_GROUP_ROWS] =
+        std::array::from_fn(|r| if r < count { &row(r)[..k] } else { &[] });
+    // Step by step, so the destination is written sequentially (2 KB per step); each source
+    // row is read forward, 64 bytes a step.
+    for (s, step) in out.chunks_exact_mut(A_STEP_BYTES).enumerate() {
+        let lo = s * K_STEP;
+        for (src, dst) in rows.iter().zip(step.chunks_exact_mut(B_ROW_BYTES)) {
+            let dst = <&mut [u8; K_STEP]>::try_from(dst).expect("64-byte rows");
+            match src.get(lo..lo + K_STEP) {
+                // A whole step as a fixed-size copy (two zmm moves, no memcpy call).
+                Some(chunk) => *dst = *<&[u8; K_STEP]>::try_from(chunk).expect("64 bytes"),
+                None => {
+                    let tail = src.get(lo..).unwrap_or(&[]);
+                    dst[..tail.len()].copy_from_slice(tail);
+                    dst[tail.len()..].fill(0);
+                }
+            }
+        }
+    }
+}
+
 // One packed panel is `k_padded / 64` B tiles back to back.
 const _: () = assert!(B_TILE_BYTES == TILE_DIM * B_ROW_BYTES && B_ROW_BYTES == TILE_DIM * K_GROUP);
 
@@ -134,6 +184,38 @@ mod tests {
             for panel in 0..p.panels() {
                 assert_eq!(p.panel(panel).len(), p.k_padded() * 16);
                 assert_eq!(p.panel(panel).as_ptr() as usize % 64, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn a_groups_match_definition_element_by_element() {
+        for (count, k) in [
+            (32usize, 64usize),
+            (1, 1),
+            (17, 63),
+            (32, 65),
+            (5, 200),
+            (0, 7),
+            (16, 128),
+        ] {
+            let data: Vec<u8> = (0..32 * k).map(|i| (i * 131 % 251) as u8 + 1).collect();
+            let k_padded = k.next_multiple_of(64);
+            let mut out = vec![0xAAu8; a_group_bytes(k_padded)];
+            pack_a_group(|r| &data[r * k..][..k], count, k, &mut out);
+            for s in 0..k_padded / 64 {
+                for r in 0..32 {
+                    for q in 0..64 {
+                        let kk = s * 64 + q;
+                        let want = if r < count && kk < k {
+                            data[r * k + kk]
+                        } else {
+                            0
+                        };
+                        let at = s * 2048 + (r / 16) * 1024 + (r % 16) * 64 + q;
+                        assert_eq!(out[at], want, "count={count} k={k} s={s} r={r} q={q}");
+                    }
+                }
             }
         }
     }

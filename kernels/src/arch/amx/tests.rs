@@ -243,7 +243,9 @@ fn argument_errors() {
     ));
     assert_eq!(emu.config_loads, 1, "rejected calls never touch the tiles");
     // The native entry point refuses to run without AMX instead of faulting.
-    let native = gemm_i32(&b, &a, 80, m, 0, 20, &mut acc, 24);
+    let mut packed = a_tiles();
+    pack_rows(&b, m, |i| &a[i * 80..][..k], &mut packed);
+    let native = gemm_packed(&b, &packed, m, 0, 20, |_| Ok(()));
     if cpu::is_available(Tier::Amx) {
         assert!(native.is_ok());
     } else {

@@ -20,16 +20,18 @@ pub(crate) const K_STEP: usize = 64;
 /// Rows of an A tile / C tile; also columns of a C tile (16 x i32 = 64 bytes).
 pub(crate) const TILE_DIM: usize = 16;
 
+/// Bytes of one K step of a packed 32-row A group: two 16 x 64-byte tiles back to back.
+pub(crate) const A_STEP_BYTES: usize = 2 * TILE_DIM * K_STEP;
+
 /// One output block of `MT x NT` 16x16 i32 tiles (`MT`, `NT` in 1..=2):
 /// `C[16·i + r][16·j + c] = sum over s < k_steps, q < 64 of
-///   A_i[r][64·s + q] · B_j[s][q / 4][4·c + q % 4]` (u8 x s8, wrapping i32 sums).
+///   A[s][i][r][q] · B_j[s][q / 4][4·c + q % 4]` (u8 x s8, wrapping i32 sums).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BlockArgs {
-    /// First byte of A tile row 0 for tile rows 0..16 (`a[0]`) and 16..32 (`a[1]`, read
-    /// only when `MT == 2`); K advances by 64 bytes per step.
-    pub a: [*const u8; 2],
-    /// Bytes between consecutive A rows.
-    pub lda: usize,
+    /// The packed A group (see [`super::pack::pack_a_group`]): K step `s` of row tile `i`
+    /// is the 16 x 64-byte tile at `a + s·A_STEP_BYTES + i·1024`, rows 64 bytes apart
+    /// (tile 1 is read only when `MT == 2`).
+    pub a: *const u8,
     /// First packed tile of the 16-column B panel for C tile column 0 (`b[0]`) and 1
     /// (`b[1]`, read only when `NT == 2`); rows are [`B_ROW_BYTES`] apart and each K step
     /// advances [`B_TILE_BYTES`].

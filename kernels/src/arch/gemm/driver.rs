@@ -7,6 +7,8 @@
 //! Every output element is computed by one micro-kernel over the whole K, so results do not
 //! depend on the blocking or the thread count.
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use super::epilogue::{Epilogue, store_block};
@@ -76,12 +78,15 @@ fn granularity(engine: Engine) -> (usize, usize, usize) {
         Engine::AvxVnni => (avxvnni::MR, avxvnni::NB, usize::MAX),
         Engine::Avx2 => (avx2::MR, avx2::NB, usize::MAX),
         Engine::Scalar => (1, 1, usize::MAX),
-        // 2 x 2 tiles of 16 x 16; the i32 block (32 rows x 256 columns) stays in L1.
-        Engine::Amx => (32, 2, 16),
+        // Planned by `plan_amx`.
+        Engine::Amx => (AMX_ROWS, 2, usize::MAX),
     }
 }
 
 fn plan(engine: Engine, m: usize, n: usize, k: usize, threads: usize) -> Plan {
+    if engine == Engine::Amx {
+        return plan_amx(m, n, k, threads);
+    }
     let (mr, nb, max_nc) = granularity(engine);
     let panels = n.div_ceil(PANEL);
     let panel_bytes = k_groups(k) * GROUP_BYTES;
@@ -114,17 +119,62 @@ fn plan(engine: Engine, m: usize, n: usize, k: usize, threads: usize) -> Plan {
     }
 }
 
+/// Rows of A one AMX tile group holds (two 16-row tiles).
+const AMX_ROWS: usize = 32;
+/// Bytes of packed rows an AMX job holds: they stay in L2 while every column block of B
+/// streams past them once (so B is read from memory once per this many bytes of A).
+const AMX_A_BYTES: usize = 512 * 1024;
+/// Most rows of an AMX job.
+const AMX_MC_ROWS: usize = 512;
+
+/// AMX jobs own whole row blocks: a job packs its rows into tiles once and runs them
+/// against every column, so no row is packed twice. Only when there are too few row
+/// blocks for the threads are the columns split as well (each part packs its rows again).
+fn plan_amx(m: usize, n: usize, k: usize, threads: usize) -> Plan {
+    let panels = n.div_ceil(PANEL);
+    let abytes: usize = std::env::var("Q8_AMX_A")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(AMX_A_BYTES);
+    let fit = (abytes / k.next_multiple_of(64).max(64)) / AMX_ROWS * AMX_ROWS;
+    let mut mc = fit
+        .clamp(AMX_ROWS, AMX_MC_ROWS)
+        .min(m.next_multiple_of(AMX_ROWS));
+    mc = m.div_ceil(m.div_ceil(mc)).next_multiple_of(AMX_ROWS);
+    let m_jobs = m.div_ceil(mc);
+    let want = 2 * threads;
+    let splits = if threads > 1 && m_jobs < want {
+        want.div_ceil(m_jobs)
+    } else {
+        1
+    };
+    let nc = panels.div_ceil(splits).next_multiple_of(2).max(2);
+    Plan {
+        mc,
+        nc,
+        m_jobs,
+        n_jobs: panels.div_ceil(nc),
+    }
+}
+
 /// Per-thread buffers of a job.
-#[derive(Default)]
 struct Scratch {
     /// Row offsets from the A source.
     offsets: Vec<usize>,
     /// The A source's own scratch (rows it fills on the fly).
     rows: Vec<u8>,
-    /// AMX: rows copied to a uniform stride when the source's are not.
-    a_block: Vec<u8>,
-    /// AMX: the i32 block between the tiles and the epilogue.
-    acc: Vec<i32>,
+    /// AMX: the job's rows packed into tiles.
+    a_tiles: amx::ATiles,
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch {
+            offsets: Vec::new(),
+            rows: Vec::new(),
+            a_tiles: amx::a_tiles(),
+        }
+    }
 }
 
 /// Computes the M x N result of `w` on the rows of `a` into `ep`'s output, on `threads`
@@ -154,16 +204,13 @@ pub(crate) fn run(
         let data = a.rows(m0, &mut s.offsets, &mut s.rows);
         let rows = ARows::new(data, &s.offsets, k)?;
         match (&w.body, engine) {
-            (Body::Amx(b), Engine::Amx) => amx_job(
-                |a, lda, m, n0, nb, acc, ldacc| amx::gemm_i32(b, a, lda, m, n0, nb, acc, ldacc),
-                &rows,
-                m0,
-                p_begin * PANEL,
-                (p_end * PANEL).min(n),
-                ep,
-                &mut s.a_block,
-                &mut s.acc,
-            ),
+            (Body::Amx(b), Engine::Amx) => {
+                amx::pack_rows(b, rows.len(), |r| rows.row(r), &mut s.a_tiles);
+                let (j0, j1) = (p_begin * PANEL, (p_end * PANEL).min(n));
+                amx::gemm_packed(b, &s.a_tiles, rows.len(), j0, j1 - j0, |blk| {
+                    amx_epilogue(ep, m0, blk)
+                })
+            }
             _ => {
                 block(w, engine, &rows, m0, p_begin, p_end, ep);
                 Ok(())
@@ -171,14 +218,20 @@ pub(crate) fn run(
         }
     };
     let jobs = plan.m_jobs * plan.n_jobs;
+    let job_with_scratch = |idx: usize| SCRATCH.with(|s| job(&mut s.borrow_mut(), idx));
     if parallel {
-        (0..jobs)
-            .into_par_iter()
-            .try_for_each_init(Scratch::default, |s, idx| job(s, idx))
+        (0..jobs).into_par_iter().try_for_each(job_with_scratch)
     } else {
-        let mut s = Scratch::default();
-        (0..jobs).try_for_each(|idx| job(&mut s, idx))
+        (0..jobs).try_for_each(job_with_scratch)
     }
+}
+
+thread_local! {
+    /// Each thread's job buffers, kept from call to call: a packed AMX row block or an i32
+    /// block is a few hundred KB, which the allocator would otherwise map and fault in
+    /// afresh on every call. A job never calls back into the GEMM, so the cell is never
+    /// borrowed twice.
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// One job of a register-blocked engine: rows `a` (output rows `i0..`) x panels
@@ -229,34 +282,21 @@ fn block(
     }
 }
 
-/// One AMX job: the raw i32 block from `raw` (the tile kernel: `(a, lda, m, n0, nb, acc,
-/// ldacc)`), then the AVX-512 epilogue, for output rows `i0..i0 + a.len()` x columns
-/// `j0..j1`. Rows that are not equally spaced are first copied to `a_block`.
-#[allow(clippy::too_many_arguments)]
-fn amx_job(
-    raw: impl FnOnce(&[u8], usize, usize, usize, usize, &mut [i32], usize) -> Result<()>,
-    a: &ARows<'_>,
-    i0: usize,
-    j0: usize,
-    j1: usize,
-    ep: &Epilogue<'_>,
-    a_block: &mut Vec<u8>,
-    acc: &mut Vec<i32>,
-) -> Result<()> {
-    let (rows, k, cols) = (a.len(), a.k(), j1 - j0);
-    let (data, lda) = match a.uniform() {
-        Some(view) => view,
-        None => {
-            a_block.clear();
-            (0..rows).for_each(|r| a_block.extend_from_slice(a.row(r)));
-            (&a_block[..], k)
-        }
-    };
-    acc.resize(rows * cols, 0);
-    raw(data, lda, rows, j0, cols, acc, cols)?;
-    // SAFETY: the AMX tier implies AVX-512 F/BW/VL (checked by `run`'s caller); this job
-    // owns output rows i0..i0 + rows x columns j0..j1 (disjoint jobs).
-    unsafe { store_block(ep, acc, cols, i0, rows, j0, cols) }
+/// The epilogue of one finished AMX block of the job whose rows start at output row `m0`.
+fn amx_epilogue(ep: &Epilogue<'_>, m0: usize, blk: &amx::CBlock<'_>) -> Result<()> {
+    // SAFETY: the AMX tier implies AVX-512 F/BW/VL (checked by `run`'s caller); the block
+    // lies in this job's rows and columns (disjoint jobs).
+    unsafe {
+        store_block(
+            ep,
+            blk.data,
+            amx::BLOCK_DIM,
+            m0 + blk.i0,
+            blk.rows,
+            blk.j0,
+            blk.cols,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -329,56 +369,54 @@ mod tests {
         }
     }
 
-    /// The AMX job's staging and epilogue, with a scalar stand-in for the tile kernel (this
-    /// machine may lack AMX; the tile kernel itself is tested in `arch::amx`).
+    /// The AMX block epilogue against the element-by-element one, for blocks at an offset
+    /// job row, with partial rows and columns (the tile kernel itself is tested in
+    /// `arch::amx`, on the hardware when present).
     #[test]
-    fn amx_job_matches_the_scalar_epilogue() {
+    fn amx_epilogue_matches_the_scalar_epilogue() {
         if !crate::cpu::is_available(Tier::Avx512Vnni) {
-            eprintln!("amx_job test: skipping: the AVX-512 epilogue is not available");
+            eprintln!("amx_epilogue test: skipping: the AVX-512 epilogue is not available");
             return;
         }
-        let (m, n, k) = (5, 40, 9);
-        let w: Vec<i8> = (0..n * k).map(|i| (i * 37 % 255) as i8).collect();
-        let data: Vec<u8> = (0..64 * k).map(|i| (i * 91 % 256) as u8).collect();
-        let raw =
-            |a: &[u8], lda: usize, m: usize, n0: usize, nb: usize, acc: &mut [i32], ld: usize| {
-                for i in 0..m {
-                    for j in 0..nb {
-                        let col = &w[(n0 + j) * k..][..k];
-                        acc[i * ld + j] = a[i * lda..][..k]
-                            .iter()
-                            .zip(col)
-                            .map(|(&x, &y)| x as i32 * y as i32)
-                            .sum();
-                    }
-                }
-                Ok(())
-            };
-        let zp = vec![-5i32; 48];
-        let scale = vec![0.01f32; 48];
-        for offsets in [
-            vec![0, k, 2 * k, 3 * k, 4 * k],
-            vec![7 * k, 2 * k, 40 * k, 0, 9 * k + 3],
+        let (m, n): (usize, usize) = (45, 70);
+        let zp = vec![-5i32; n.next_multiple_of(16)];
+        let scale: Vec<f32> = (0..zp.len()).map(|j| 0.001 * (j + 1) as f32).collect();
+        let data: Vec<i32> = (0..32 * 32).map(|x| (x * 7919 % 20011) - 10000).collect();
+        let (mut got, mut want) = (vec![0f32; m * n], vec![0f32; m * n]);
+        let ep = plain_epilogue(m, n, OutputView::F32(&mut got), &zp, &scale);
+        let ep2 = plain_epilogue(m, n, OutputView::F32(&mut want), &zp, &scale);
+        for (m0, i0, rows, j0, cols) in [
+            (0, 0, 32, 0, 32),
+            (13, 0, 32, 32, 32),
+            (13, 0, 32, 64, 6),
+            (40, 0, 5, 48, 17),
         ] {
-            let rows = ARows::new(&data, &offsets, k).unwrap();
-            let (mut got, mut want) = (vec![0f32; m * n], vec![0f32; m * n]);
-            let ep = plain_epilogue(m, n, OutputView::F32(&mut got), &zp, &scale);
-            amx_job(raw, &rows, 0, 16, n, &ep, &mut Vec::new(), &mut Vec::new()).unwrap();
-            let ep2 = plain_epilogue(m, n, OutputView::F32(&mut want), &zp, &scale);
-            for i in 0..m {
-                for j in 16..n {
-                    let col = &w[j * k..][..k];
-                    let dot = rows
-                        .row(i)
-                        .iter()
-                        .zip(col)
-                        .map(|(&x, &y)| x as i32 * y as i32)
-                        .sum();
+            let blk = amx::CBlock {
+                data: &data,
+                i0,
+                rows,
+                j0,
+                cols,
+            };
+            amx_epilogue(&ep, m0, &blk).unwrap();
+            for r in 0..rows {
+                for c in 0..cols {
                     // SAFETY: inside the output, one thread.
-                    unsafe { ep2.store_one(dot, i, j) };
+                    unsafe { ep2.store_one(data[r * 32 + c], m0 + i0 + r, j0 + c) };
                 }
             }
-            assert_eq!(got, want, "offsets {offsets:?}");
         }
+        let outside = amx::CBlock {
+            data: &data,
+            i0: 0,
+            rows: 32,
+            j0: 64,
+            cols: 32,
+        };
+        assert!(
+            amx_epilogue(&ep, 0, &outside).is_err(),
+            "columns past N are rejected"
+        );
+        assert_eq!(got, want);
     }
 }

@@ -368,19 +368,40 @@ pub(crate) unsafe fn store_block(
         )));
     }
     check_strided("epilogue accumulators", acc.len(), rows, cols, ldacc)?;
+    // SAFETY: AVX-512 available and the rows/columns are this caller's (contract); the
+    // block lies inside the output and `acc` holds it (checked above).
+    unsafe { store_block_zmm(ep, acc, ldacc, i0, rows, j0, cols) };
+    Ok(())
+}
+
+/// The body of [`store_block`], compiled for AVX-512 so that [`Epilogue::store_zmm`]
+/// inlines into the loop; whole 16-column vectors are loaded straight from `acc`, the
+/// last partial one with a mask.
+///
+/// # Safety
+/// As [`store_block`], with the block and `acc` already checked.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn store_block_zmm(
+    ep: &Epilogue<'_>,
+    acc: &[i32],
+    ldacc: usize,
+    i0: usize,
+    rows: usize,
+    j0: usize,
+    cols: usize,
+) {
     for r in 0..rows {
         let row = &acc[r * ldacc..][..cols];
-        for (c, chunk) in row.chunks(16).enumerate() {
-            let mut v = [0i32; 16];
-            v[..chunk.len()].copy_from_slice(chunk);
-            // SAFETY: AVX-512 available (contract); columns are inside the output.
+        for c in (0..cols).step_by(16) {
+            let lanes = (cols - c).min(16);
+            // SAFETY: `lanes` values from `row[c]` are in bounds (masked load); the output
+            // block is inside the output and owned by the caller (contract).
             unsafe {
-                let x = _mm512_loadu_si512(v.as_ptr().cast());
-                ep.store_zmm(x, i0 + r, j0 + 16 * c, chunk.len());
+                let x = _mm512_maskz_loadu_epi32(mask16(lanes), row.as_ptr().add(c));
+                ep.store_zmm(x, i0 + r, j0 + c, lanes);
             }
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

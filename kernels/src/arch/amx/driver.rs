@@ -17,7 +17,8 @@ use aligned_vec::{AVec, ConstAlign};
 use super::config::TileConfig;
 use super::native::NativeTiles;
 use super::pack::{A_GROUP_ROWS, AmxPackedB, a_group_bytes, pack_a_group};
-use super::tile_ops::{BlockArgs, K_STEP, TILE_DIM, TileOps, TileSession};
+use super::tile_ops::{A_STEP_BYTES, B_ROW_BYTES};
+use super::tile_ops::{BlockArgs, K_STEP, PREFETCH_BYTES_PER_STEP, TILE_DIM, TileOps, TileSession};
 use crate::error::{Error, Result};
 
 /// Rows (and columns) of one output block: two tiles; also the row stride of a [`CBlock`].
@@ -31,23 +32,76 @@ pub(crate) fn a_tiles() -> ATiles {
     AVec::new(64)
 }
 
-/// Packs rows `row(i)` for `i < m` (at least `b.k()` bytes each) into `a_tiles`, 32 rows
-/// per group in the layout of [`pack_a_group`], for [`gemm_packed`] calls against `b`.
-pub(crate) fn pack_rows<'a>(
-    b: &AmxPackedB,
+/// The A operand of [`gemm_tiles`]: `m` rows of K bytes, the first `in_place_rows` (a
+/// multiple of 32) read where they are, the rest packed into tiles.
+pub(crate) struct AOperand<'x> {
     m: usize,
-    row: impl Fn(usize) -> &'a [u8],
-    a_tiles: &mut ATiles,
-) {
-    let group_bytes = a_group_bytes(b.k_padded());
-    a_tiles.resize(m.div_ceil(A_GROUP_ROWS) * group_bytes, 0);
-    if group_bytes == 0 {
-        return;
+    /// `(data, lda)`: row `i < in_place_rows` is `data[i·lda..][..K]`, K a multiple of 64.
+    in_place: (&'x [u8], usize),
+    in_place_rows: usize,
+    /// Rows `in_place_rows..m`, 32 per group in the layout of [`pack_a_group`].
+    packed: &'x ATiles,
+}
+
+impl<'x> AOperand<'x> {
+    /// Prepares rows `row(i)`, `i < m` (at least `b.k()` bytes each), for GEMMs against
+    /// `b`. Where `uniform` gives the same rows as `(data, lda)` (row `i` at
+    /// `data[i·lda..]`) and K is a multiple of 64, the whole 32-row groups are read in place
+    /// (packing would cost a copy of A for little gain: tile rows are loaded whole either
+    /// way); all other rows are packed into `a_tiles`.
+    pub(crate) fn new<'a>(
+        b: &AmxPackedB,
+        m: usize,
+        row: impl Fn(usize) -> &'a [u8],
+        uniform: Option<(&'x [u8], usize)>,
+        a_tiles: &'x mut ATiles,
+    ) -> AOperand<'x> {
+        let k = b.k();
+        let whole = m / A_GROUP_ROWS * A_GROUP_ROWS;
+        let fits = |&(data, lda): &(&[u8], usize)| {
+            whole > 0 && k == b.k_padded() && lda >= k && (whole - 1) * lda + k <= data.len()
+        };
+        let (in_place, in_place_rows) = match uniform.filter(fits) {
+            Some(view) => (view, whole),
+            None => ((&[][..], 0), 0),
+        };
+        let group_bytes = a_group_bytes(b.k_padded());
+        a_tiles.resize((m - in_place_rows).div_ceil(A_GROUP_ROWS) * group_bytes, 0);
+        if group_bytes > 0 {
+            for (g, out) in a_tiles.chunks_exact_mut(group_bytes).enumerate() {
+                let first = in_place_rows + g * A_GROUP_ROWS;
+                let count = (m - first).min(A_GROUP_ROWS);
+                pack_a_group(|r| row(first + r), count, k, out);
+            }
+        }
+        AOperand {
+            m,
+            in_place,
+            in_place_rows,
+            packed: a_tiles,
+        }
     }
-    for (g, out) in a_tiles.chunks_exact_mut(group_bytes).enumerate() {
-        let first = g * A_GROUP_ROWS;
-        let count = (m - first).min(A_GROUP_ROWS);
-        pack_a_group(|r| row(first + r), count, b.k(), out);
+
+    /// Rows.
+    pub(crate) fn m(&self) -> usize {
+        self.m
+    }
+
+    /// `(tile pointers, lda, step)` of the 32-row group starting at row `32·g` (see
+    /// [`BlockArgs`]).
+    fn group(&self, g: usize, group_bytes: usize) -> ([*const u8; 2], usize, usize) {
+        let i0 = g * A_GROUP_ROWS;
+        if i0 < self.in_place_rows {
+            let (data, lda) = self.in_place;
+            let a0 = data[i0 * lda..].as_ptr();
+            let a1 = data[(i0 + TILE_DIM) * lda..].as_ptr();
+            ([a0, a1], lda, K_STEP)
+        } else {
+            let at = (i0 - self.in_place_rows) / A_GROUP_ROWS * group_bytes;
+            let a0 = self.packed[at..].as_ptr();
+            let a1 = self.packed[at + A_STEP_BYTES / 2..].as_ptr();
+            ([a0, a1], B_ROW_BYTES, A_STEP_BYTES)
+        }
     }
 }
 
@@ -70,40 +124,37 @@ pub(crate) struct CBlock<'b> {
 #[repr(C, align(64))]
 struct BlockPair([[i32; BLOCK_DIM * BLOCK_DIM]; 2]);
 
-/// Raw i32 GEMM on AMX tiles: the product of the `m` rows [`pack_rows`] put in `a_tiles`
-/// with weight columns `n0..n0 + nb` (no zero-point term, no epilogue), handed to `sink`
+/// Raw i32 GEMM on AMX tiles: the product of the rows of `a` with weight columns `n0..n0 + nb` (no zero-point term, no epilogue), handed to `sink`
 /// one finished block of at most 32 x 32 at a time (each output element exactly once,
 /// while the block is still in L1). Configures the tiles of the calling thread once and
 /// releases them before returning.
 ///
 /// # Errors
-/// [`Error::TierUnavailable`] when AMX cannot run here; otherwise as [`gemm_packed_with`].
-pub(crate) fn gemm_packed(
+/// [`Error::TierUnavailable`] when AMX cannot run here; otherwise as [`gemm_tiles_with`].
+pub(crate) fn gemm_tiles(
     b: &AmxPackedB,
-    a_tiles: &ATiles,
-    m: usize,
+    a: &AOperand<'_>,
     n0: usize,
     nb: usize,
     sink: impl FnMut(&CBlock<'_>) -> Result<()>,
 ) -> Result<()> {
     let mut tiles = NativeTiles::new()?;
-    gemm_packed_with(&mut tiles, b, a_tiles, m, n0, nb, sink)
+    gemm_tiles_with(&mut tiles, b, a, n0, nb, sink)
 }
 
-/// [`gemm_packed`] on any [`TileOps`] implementation (the hardware or the emulator).
+/// [`gemm_tiles`] on any [`TileOps`] implementation (the hardware or the emulator).
 ///
 /// The sink of one block runs after the tiles of the next block have been issued, so the
 /// out-of-order core overlaps the (vector) epilogue with the tile unit's work.
 ///
 /// # Errors
-/// [`Error::Shape`] when `n0 + nb > N` or `a_tiles` does not hold `m` packed rows of this
-/// K; the first error of `sink`. Sums wrap like `tdpbusd` when K exceeds the exact bound
+/// [`Error::Shape`] when `n0 + nb > N` or `a` was prepared for another K; the first
+/// error of `sink`. Sums wrap like `tdpbusd` when K exceeds the exact bound
 /// of `int8-math.md` (K <= 65 793); callers check K.
-pub(crate) fn gemm_packed_with<O: TileOps>(
+pub(crate) fn gemm_tiles_with<O: TileOps>(
     ops: &mut O,
     b: &AmxPackedB,
-    a_tiles: &ATiles,
-    m: usize,
+    a: &AOperand<'_>,
     n0: usize,
     nb: usize,
     mut sink: impl FnMut(&CBlock<'_>) -> Result<()>,
@@ -115,10 +166,12 @@ pub(crate) fn gemm_packed_with<O: TileOps>(
         )));
     }
     let group_bytes = a_group_bytes(b.k_padded());
-    if a_tiles.len() != m.div_ceil(A_GROUP_ROWS) * group_bytes {
+    let m = a.m();
+    if a.packed.len() != (m - a.in_place_rows).div_ceil(A_GROUP_ROWS) * group_bytes {
         return Err(Error::Shape(format!(
-            "amx gemm: {} packed A bytes do not hold {m} rows of K = {}",
-            a_tiles.len(),
+            "amx gemm: {} packed A bytes do not hold {} rows of K = {}",
+            a.packed.len(),
+            m - a.in_place_rows,
             b.k()
         )));
     }
@@ -149,27 +202,38 @@ pub(crate) fn gemm_packed_with<O: TileOps>(
         return Ok(());
     }
     ops.declare_region(b.bytes().as_ptr(), b.bytes().len(), false);
-    ops.declare_region(a_tiles.as_ptr(), a_tiles.len(), false);
+    ops.declare_region(a.packed.as_ptr(), a.packed.len(), false);
+    ops.declare_region(a.in_place.0.as_ptr(), a.in_place.0.len(), false);
     ops.declare_region(blocks.0.as_ptr().cast(), size_of_val(&blocks.0), true);
 
     let mut session = TileSession::new(ops, &TileConfig::full_tiles());
+    let prefetch_bytes = b.k_padded() / K_STEP * PREFETCH_BYTES_PER_STEP;
     // The block computed last, waiting for its sink: (buffer, i0, rows, j0, cols, offset).
     let mut pending: Option<(usize, usize, usize, usize, usize, usize)> = None;
     let mut next = 0;
     for p in (first_panel..end_panel).step_by(2) {
         let nt = (end_panel - p).min(2);
         let b_tiles = [b.panel(p).as_ptr(), b.panel(p + nt - 1).as_ptr()];
-        for (g, group) in a_tiles.chunks_exact(group_bytes).enumerate() {
+        // The next column block (panels p+2, p+3: contiguous), a slice per row group, so
+        // it is in L2 when the first group reaches it (a hint: past the end is harmless).
+        let next_b = b_tiles[0].wrapping_add(2 * TILE_DIM * b.k_padded());
+        for g in 0..m.div_ceil(A_GROUP_ROWS) {
             let (i0, rows, j0, cols, skip) = block_of(p, g);
+            let (a_tiles, lda, a_step) = a.group(g, group_bytes);
             let args = BlockArgs {
-                a: group.as_ptr(),
+                a: a_tiles,
+                lda,
+                a_step,
                 b: b_tiles,
                 k_steps: b.k_padded() / K_STEP,
                 c: blocks.0[next].as_mut_ptr(),
                 ldc_bytes: BLOCK_DIM * 4,
+                prefetch: next_b.wrapping_add(g * prefetch_bytes),
             };
             // SAFETY: the session loaded the full-tiles config; k_padded >= 64 since k >= 1.
-            // A: the group holds K_pad / 64 steps of two 1 KB tiles (`group_bytes`). B:
+            // A: in place, rows i0..i0+32 < in_place_rows each hold K = K_pad bytes (checked
+            // by `AOperand::new`); packed, the group holds K_pad / 64 steps of two 1 KB tiles
+            // (`group_bytes`, length checked above). B:
             // panels p and p+nt-1 < panels() each hold K_pad/64 tiles. C: the 32 x 32 block
             // `next` with 128-byte rows, which no live reference covers (the pending block
             // is the other one).
@@ -199,10 +263,11 @@ pub(crate) fn gemm_packed_with<O: TileOps>(
     Ok(())
 }
 
-/// [`pack_rows`] and [`gemm_packed_with`] on strided A: row `i` is `a[i·lda..][..K]`.
+/// [`gemm_tiles_with`] on strided A: row `i` is `a[i·lda..][..K]`, read in place where
+/// `in_place` allows and [`AOperand::new`] can, packed otherwise.
 ///
 /// # Errors
-/// As [`gemm_packed_with`], and [`Error::Length`] when `a` is shorter than `(m-1)·lda + K`.
+/// As [`gemm_tiles_with`], and [`Error::Length`] when `a` is shorter than `(m-1)·lda + K`.
 #[cfg(test)]
 #[allow(
     clippy::too_many_arguments,
@@ -218,6 +283,7 @@ pub(crate) fn gemm_i32_with<O: TileOps>(
     nb: usize,
     acc: &mut [i32],
     ldacc: usize,
+    in_place: bool,
 ) -> Result<()> {
     let need_a = span("a", m, lda, b.k())?;
     if a.len() < need_a {
@@ -229,8 +295,9 @@ pub(crate) fn gemm_i32_with<O: TileOps>(
     }
     validate_output(b, m, n0, nb, acc.len(), ldacc)?;
     let mut packed = a_tiles();
-    pack_rows(b, m, |i| &a[i * lda..][..b.k()], &mut packed);
-    gemm_packed_with(ops, b, &packed, m, n0, nb, |blk| {
+    let uniform = in_place.then_some((a, lda));
+    let a = AOperand::new(b, m, |i| &a[i * lda..][..b.k()], uniform, &mut packed);
+    gemm_tiles_with(ops, b, &a, n0, nb, |blk| {
         for r in 0..blk.rows {
             let out = (blk.i0 + r) * ldacc + blk.j0 - n0;
             acc[out..out + blk.cols].copy_from_slice(&blk.data[r * BLOCK_DIM..][..blk.cols]);

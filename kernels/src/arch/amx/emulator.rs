@@ -12,7 +12,7 @@
 use std::ops::Range;
 
 use super::config::{MAX_COLSB, MAX_ROWS, TILE_COUNT, TileConfig, TileShape};
-use super::tile_ops::{A_STEP_BYTES, B_ROW_BYTES, B_TILE_BYTES, BlockArgs, TileOps};
+use super::tile_ops::{B_ROW_BYTES, B_TILE_BYTES, BlockArgs, TileOps};
 
 /// One tile register: 16 rows x 64 bytes.
 type Tile = [[u8; MAX_COLSB]; MAX_ROWS];
@@ -152,7 +152,7 @@ impl TileOps for EmulatedTiles {
             args.k_steps >= 1,
             "k_steps = 0 would loop 2^64 times in the asm"
         );
-        let (mut a, mut b0, mut b1) = (args.a, args.b[0], args.b[1]);
+        let (mut a0, mut a1, mut b0, mut b1) = (args.a[0], args.a[1], args.b[0], args.b[1]);
         self.tilezero(0);
         if NT == 2 {
             self.tilezero(1);
@@ -166,7 +166,7 @@ impl TileOps for EmulatedTiles {
         for _ in 0..args.k_steps {
             // SAFETY: the A/B tile rows of every step are readable (this function's contract).
             unsafe {
-                self.tileloadd(4, a, B_ROW_BYTES);
+                self.tileloadd(4, a0, args.lda);
                 self.tileloadd(6, b0, B_ROW_BYTES);
             }
             self.tdpbusd(0, 4, 6);
@@ -177,13 +177,14 @@ impl TileOps for EmulatedTiles {
             }
             if MT == 2 {
                 // SAFETY: as for the loads above.
-                unsafe { self.tileloadd(5, a.wrapping_add(A_STEP_BYTES / 2), B_ROW_BYTES) };
+                unsafe { self.tileloadd(5, a1, args.lda) };
                 self.tdpbusd(2, 5, 6);
                 if NT == 2 {
                     self.tdpbusd(3, 5, 7);
                 }
             }
-            a = a.wrapping_add(A_STEP_BYTES);
+            a0 = a0.wrapping_add(args.a_step);
+            a1 = a1.wrapping_add(args.a_step);
             b0 = b0.wrapping_add(B_TILE_BYTES);
             b1 = b1.wrapping_add(B_TILE_BYTES);
         }

@@ -2,9 +2,10 @@
 //!
 //! - [`AmxPackedB`]: s8 weights in the `tdpbusd` B layout (16-column panels of 4-byte K
 //!   groups, K padded to 64).
-//! - [`pack_rows`] + [`gemm_packed`]: u8 activation rows packed into tiles once, then raw
-//!   i32 GEMMs against those weights on the calling thread's tiles, each finished 32 x 32
-//!   block handed to a sink (the epilogue) while hot in L1; `gemm_packed_with` is
+//! - [`AOperand`] + [`gemm_tiles`]: u8 activation rows read in place or packed into tiles
+//!   once, then raw i32 GEMMs against those weights on the calling thread's tiles, each
+//!   finished 32 x 32 block handed to a sink (the epilogue) while hot in L1;
+//!   `gemm_tiles_with` is
 //!   the same driver on any [`TileOps`], which is how the tests run it on the emulator on
 //!   CPUs without AMX.
 //! - [`measure_peak_gops`]: the `tdpbusd` throughput probe.
@@ -24,7 +25,7 @@ mod tile_ops;
 
 #[cfg(test)]
 pub(crate) use driver::gemm_i32_with;
-pub(crate) use driver::{ATiles, BLOCK_DIM, CBlock, a_tiles, gemm_packed, pack_rows};
+pub(crate) use driver::{AOperand, ATiles, BLOCK_DIM, CBlock, a_tiles, gemm_tiles};
 #[cfg(test)]
 pub(crate) use native::NativeTiles;
 pub(crate) use native::measure_peak_gops;

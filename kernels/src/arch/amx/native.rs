@@ -6,7 +6,9 @@ use std::arch::asm;
 use std::time::Instant;
 
 use super::config::TileConfig;
-use super::tile_ops::{A_STEP_BYTES, B_ROW_BYTES, B_TILE_BYTES, BlockArgs, TileOps, TileSession};
+use super::tile_ops::{
+    B_ROW_BYTES, B_TILE_BYTES, BlockArgs, PREFETCH_BYTES_PER_STEP, TileOps, TileSession,
+};
 use crate::cpu::{self, Tier};
 use crate::error::Result;
 
@@ -86,8 +88,8 @@ impl TileOps for NativeTiles {
         // The assembler drops the `.if` parts for the absent tiles, so each (MT, NT) is its own
         // straight-line loop. Per K step: one A and one B load per `tdpbusd` pair, loads
         // interleaved with the multiplies so the next tile is in flight; pointers advance by
-        // one 2 KB packed A step and one 1 KB packed tile of B. A and B tiles both have
-        // 64-byte rows, so one stride register serves every load.
+        // one A step and one 1 KB packed tile of B. Each step also asks for
+        // four lines of `prefetch` in L2 (prefetch never faults, whatever the address).
         // SAFETY: `self` proves AMX is usable; the caller guarantees the full-tiles config is
         // loaded, `k_steps >= 1` and that every A/B tile row read and C row written lies in
         // valid, unaliased memory (this function's contract). All tile registers and every
@@ -98,7 +100,7 @@ impl TileOps for NativeTiles {
                 ".if {nt} == 2", "tilezero tmm1", ".endif",
                 ".if {mt} == 2", "tilezero tmm2", ".if {nt} == 2", "tilezero tmm3", ".endif", ".endif",
                 "2:",
-                "tileloadd tmm4, [{a} + {ld}*1]",
+                "tileloadd tmm4, [{a0} + {lda}*1]",
                 "tileloadd tmm6, [{b0} + {ld}*1]",
                 "tdpbusd tmm0, tmm4, tmm6",
                 ".if {nt} == 2",
@@ -106,11 +108,17 @@ impl TileOps for NativeTiles {
                 "tdpbusd tmm1, tmm4, tmm7",
                 ".endif",
                 ".if {mt} == 2",
-                "tileloadd tmm5, [{a} + {ld}*1 + 1024]",
+                "tileloadd tmm5, [{a1} + {lda}*1]",
                 "tdpbusd tmm2, tmm5, tmm6",
                 ".if {nt} == 2", "tdpbusd tmm3, tmm5, tmm7", ".endif",
                 ".endif",
-                "add {a}, {astep}",
+                "prefetcht1 [{pf}]",
+                "prefetcht1 [{pf} + 64]",
+                "prefetcht1 [{pf} + 128]",
+                "prefetcht1 [{pf} + 192]",
+                "add {pf}, {pfstep}",
+                "add {a0}, {astep}",
+                "add {a1}, {astep}",
                 "add {b0}, {btile}",
                 "add {b1}, {btile}",
                 "dec {steps}",
@@ -118,20 +126,24 @@ impl TileOps for NativeTiles {
                 "tilestored [{c} + {ldc}*1], tmm0",
                 ".if {nt} == 2", "tilestored [{c} + {ldc}*1 + 64], tmm1", ".endif",
                 ".if {mt} == 2",
-                "mov {a}, {ldc}",
-                "shl {a}, 4",
-                "add {a}, {c}",
-                "tilestored [{a} + {ldc}*1], tmm2",
-                ".if {nt} == 2", "tilestored [{a} + {ldc}*1 + 64], tmm3", ".endif",
+                "mov {a0}, {ldc}",
+                "shl {a0}, 4",
+                "add {a0}, {c}",
+                "tilestored [{a0} + {ldc}*1], tmm2",
+                ".if {nt} == 2", "tilestored [{a0} + {ldc}*1 + 64], tmm3", ".endif",
                 ".endif",
                 mt = const MT,
                 nt = const NT,
-                astep = const A_STEP_BYTES,
                 btile = const B_TILE_BYTES,
-                a = inout(reg) args.a => _,
+                a0 = inout(reg) args.a[0] => _,
+                a1 = inout(reg) args.a[1] => _,
+                lda = in(reg) args.lda,
+                astep = in(reg) args.a_step,
                 b0 = inout(reg) args.b[0] => _,
                 b1 = inout(reg) args.b[1] => _,
                 ld = in(reg) B_ROW_BYTES,
+                pf = inout(reg) args.prefetch => _,
+                pfstep = const PREFETCH_BYTES_PER_STEP,
                 steps = inout(reg) args.k_steps => _,
                 c = in(reg) args.c,
                 ldc = in(reg) args.ldc_bytes,

@@ -85,8 +85,15 @@ impl Problem {
         out
     }
 
-    /// Runs the driver on `ops`, writing into a buffer full of `sentinel`.
-    fn run<O: TileOps>(&self, ops: &mut O, b: &AmxPackedB, sentinel: i32) -> Vec<i32> {
+    /// Runs the driver on `ops` (A in place where it can be, or all packed), writing into a
+    /// buffer full of `sentinel`.
+    fn run<O: TileOps>(
+        &self,
+        ops: &mut O,
+        b: &AmxPackedB,
+        sentinel: i32,
+        in_place: bool,
+    ) -> Vec<i32> {
         let mut out = vec![sentinel; self.acc_off + self.acc_len()];
         let acc = &mut out[self.acc_off..];
         gemm_i32_with(
@@ -99,6 +106,7 @@ impl Problem {
             self.nb,
             acc,
             self.ldacc,
+            in_place,
         )
         .expect("valid problem");
         out
@@ -121,7 +129,11 @@ fn check(p: &Problem) {
     let b = AmxPackedB::new(&p.w, p.n, p.k);
     let want = p.naive(i32::MIN);
     let mut emu = EmulatedTiles::new();
-    assert_eq!(p.run(&mut emu, &b, i32::MIN), want, "emulated AMX: {p:?}");
+    assert_eq!(
+        p.run(&mut emu, &b, i32::MIN, true),
+        want,
+        "emulated AMX: {p:?}"
+    );
     assert_eq!(emu.config_loads, 1, "one ldtilecfg per call");
     assert!(
         !emu.is_configured(),
@@ -133,12 +145,16 @@ fn check(p: &Problem) {
         p.m.div_ceil(16) * panels * b.k_padded() / 64,
         "one tdpbusd per (A tile, B panel, K step)"
     );
+    let packed = p.run(&mut EmulatedTiles::new(), &b, i32::MIN, false);
+    assert_eq!(packed, want, "emulated AMX, A packed: {p:?}");
     if cpu::is_available(Tier::Amx) {
-        assert_eq!(
-            p.run(&mut NativeTiles::new().unwrap(), &b, i32::MIN),
-            want,
-            "AMX: {p:?}"
-        );
+        for in_place in [true, false] {
+            let got = p.run(&mut NativeTiles::new().unwrap(), &b, i32::MIN, in_place);
+            assert_eq!(
+                got, want,
+                "AMX (A in place where possible: {in_place}): {p:?}"
+            );
+        }
     }
 }
 
@@ -195,7 +211,7 @@ fn wrapping_matches_tdpbusd_beyond_the_bound() {
         p
     };
     let b = AmxPackedB::new(&p.w, 1, k);
-    let got = p.run(&mut EmulatedTiles::new(), &b, 0);
+    let got = p.run(&mut EmulatedTiles::new(), &b, 0, true);
     assert_eq!(got[0], (-(255i64 * 128 * k as i64)) as i32);
 }
 
@@ -208,7 +224,7 @@ fn argument_errors() {
     let mut acc = vec![0i32; (m - 1) * 24 + 20];
     let mut emu = EmulatedTiles::new();
     let mut run = |a: &[u8], lda, n0, nb, acc: &mut [i32], ldacc| {
-        gemm_i32_with(&mut emu, &b, a, lda, m, n0, nb, acc, ldacc)
+        gemm_i32_with(&mut emu, &b, a, lda, m, n0, nb, acc, ldacc, true)
     };
     assert!(run(&a, 80, 0, 20, &mut acc, 24).is_ok());
     assert!(matches!(
@@ -244,8 +260,8 @@ fn argument_errors() {
     assert_eq!(emu.config_loads, 1, "rejected calls never touch the tiles");
     // The native entry point refuses to run without AMX instead of faulting.
     let mut packed = a_tiles();
-    pack_rows(&b, m, |i| &a[i * 80..][..k], &mut packed);
-    let native = gemm_packed(&b, &packed, m, 0, 20, |_| Ok(()));
+    let a_op = AOperand::new(&b, m, |i| &a[i * 80..][..k], Some((&a, 80)), &mut packed);
+    let native = gemm_tiles(&b, &a_op, 0, 20, |_| Ok(()));
     if cpu::is_available(Tier::Amx) {
         assert!(native.is_ok());
     } else {
@@ -263,12 +279,24 @@ fn argument_errors() {
 fn empty_and_zero_k_calls() {
     let b = AmxPackedB::new(&[], 4, 0);
     let mut acc = vec![9i32; 2 * 5 + 4];
-    gemm_i32_with(&mut EmulatedTiles::new(), &b, &[], 0, 3, 0, 4, &mut acc, 5).unwrap();
+    gemm_i32_with(
+        &mut EmulatedTiles::new(),
+        &b,
+        &[],
+        0,
+        3,
+        0,
+        4,
+        &mut acc,
+        5,
+        true,
+    )
+    .unwrap();
     assert_eq!(acc.iter().filter(|&&x| x == 0).count(), 12);
     let b = AmxPackedB::new(&[1; 8], 4, 2);
     let mut emu = EmulatedTiles::new();
-    gemm_i32_with(&mut emu, &b, &[], 2, 0, 0, 4, &mut [], 4).unwrap();
-    gemm_i32_with(&mut emu, &b, &[1, 1], 2, 1, 2, 0, &mut [], 4).unwrap();
+    gemm_i32_with(&mut emu, &b, &[], 2, 0, 0, 4, &mut [], 4, true).unwrap();
+    gemm_i32_with(&mut emu, &b, &[1, 1], 2, 1, 2, 0, &mut [], 4, true).unwrap();
     assert_eq!(emu.config_loads, 0);
 }
 

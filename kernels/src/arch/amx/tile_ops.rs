@@ -25,13 +25,18 @@ pub(crate) const A_STEP_BYTES: usize = 2 * TILE_DIM * K_STEP;
 
 /// One output block of `MT x NT` 16x16 i32 tiles (`MT`, `NT` in 1..=2):
 /// `C[16·i + r][16·j + c] = sum over s < k_steps, q < 64 of
-///   A[s][i][r][q] · B_j[s][q / 4][4·c + q % 4]` (u8 x s8, wrapping i32 sums).
+///   A_i[r][s·a_step + q] · B_j[s][q / 4][4·c + q % 4]` (u8 x s8, wrapping i32 sums),
+/// where row `r` of A tile `i` starts at `a[i] + r·lda`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BlockArgs {
-    /// The packed A group (see [`super::pack::pack_a_group`]): K step `s` of row tile `i`
-    /// is the 16 x 64-byte tile at `a + s·A_STEP_BYTES + i·1024`, rows 64 bytes apart
-    /// (tile 1 is read only when `MT == 2`).
-    pub a: *const u8,
+    /// Row 0 of A tile 0 (`a[0]`) and tile 1 (`a[1]`, read only when `MT == 2`) at K step
+    /// 0: in place (rows `lda` apart, steps 64 bytes apart) or packed by
+    /// [`super::pack::pack_a_group`] (`lda` 64, steps [`A_STEP_BYTES`] apart).
+    pub a: [*const u8; 2],
+    /// Bytes between consecutive rows of an A tile.
+    pub lda: usize,
+    /// Bytes between consecutive K steps of an A tile.
+    pub a_step: usize,
     /// First packed tile of the 16-column B panel for C tile column 0 (`b[0]`) and 1
     /// (`b[1]`, read only when `NT == 2`); rows are [`B_ROW_BYTES`] apart and each K step
     /// advances [`B_TILE_BYTES`].
@@ -42,7 +47,14 @@ pub(crate) struct BlockArgs {
     pub c: *mut i32,
     /// Bytes between consecutive C rows.
     pub ldc_bytes: usize,
+    /// Start of [`PREFETCH_BYTES_PER_STEP`] x `k_steps` bytes to bring into L2 while the
+    /// block runs (the driver points it at B the next blocks will read). Only a hint: any
+    /// address is allowed, nothing is read through it.
+    pub prefetch: *const u8,
 }
+
+/// Bytes of [`BlockArgs::prefetch`] requested per K step (four cache lines).
+pub(crate) const PREFETCH_BYTES_PER_STEP: usize = 256;
 
 /// The tile-level operations of the AMX GEMM.
 pub(crate) trait TileOps {

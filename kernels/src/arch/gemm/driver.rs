@@ -127,24 +127,25 @@ const AMX_A_BYTES: usize = 512 * 1024;
 /// Most rows of an AMX job.
 const AMX_MC_ROWS: usize = 512;
 
-/// AMX jobs own whole row blocks: a job packs its rows into tiles once and runs them
-/// against every column, so no row is packed twice. Only when there are too few row
-/// blocks for the threads are the columns split as well (each part packs its rows again).
+/// AMX jobs own whole row blocks: a job packs its rows into tiles (where they are not read
+/// in place) once and runs them against every column, so no row is packed twice. With
+/// several threads, row blocks shrink (down to one 32-row group) until each thread has
+/// two; only when even that leaves a thread idle are the columns split as well (each part
+/// prepares its rows again).
 fn plan_amx(m: usize, n: usize, k: usize, threads: usize) -> Plan {
     let panels = n.div_ceil(PANEL);
-    let abytes: usize = std::env::var("Q8_AMX_A")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(AMX_A_BYTES);
-    let fit = (abytes / k.next_multiple_of(64).max(64)) / AMX_ROWS * AMX_ROWS;
+    let fit = (AMX_A_BYTES / k.next_multiple_of(64).max(64)) / AMX_ROWS * AMX_ROWS;
     let mut mc = fit
         .clamp(AMX_ROWS, AMX_MC_ROWS)
         .min(m.next_multiple_of(AMX_ROWS));
+    if threads > 1 {
+        let groups = m.div_ceil(AMX_ROWS);
+        mc = mc.min(groups.div_ceil(2 * threads).max(1) * AMX_ROWS);
+    }
     mc = m.div_ceil(m.div_ceil(mc)).next_multiple_of(AMX_ROWS);
     let m_jobs = m.div_ceil(mc);
-    let want = 2 * threads;
-    let splits = if threads > 1 && m_jobs < want {
-        want.div_ceil(m_jobs)
+    let splits = if m_jobs < threads {
+        threads.div_ceil(m_jobs)
     } else {
         1
     };
@@ -205,11 +206,11 @@ pub(crate) fn run(
         let rows = ARows::new(data, &s.offsets, k)?;
         match (&w.body, engine) {
             (Body::Amx(b), Engine::Amx) => {
-                amx::pack_rows(b, rows.len(), |r| rows.row(r), &mut s.a_tiles);
+                let uniform = rows.uniform();
+                let a_op =
+                    amx::AOperand::new(b, rows.len(), |r| rows.row(r), uniform, &mut s.a_tiles);
                 let (j0, j1) = (p_begin * PANEL, (p_end * PANEL).min(n));
-                amx::gemm_packed(b, &s.a_tiles, rows.len(), j0, j1 - j0, |blk| {
-                    amx_epilogue(ep, m0, blk)
-                })
+                amx::gemm_tiles(b, &a_op, j0, j1 - j0, |blk| amx_epilogue(ep, m0, blk))
             }
             _ => {
                 block(w, engine, &rows, m0, p_begin, p_end, ep);

@@ -48,6 +48,22 @@ impl<'a> ARows<'a> {
     pub(crate) fn k(&self) -> usize {
         self.k
     }
+
+    /// `(data from row 0, row stride)` when the rows are equally spaced, at least K apart
+    /// (always for one row): row `r` is then `data[r·stride..][..K]`.
+    pub(crate) fn uniform(&self) -> Option<(&'a [u8], usize)> {
+        let first = *self.offsets.first()?;
+        let ld = match self.offsets.get(1) {
+            Some(&second) => second.checked_sub(first)?,
+            None => self.k,
+        };
+        let equal = self
+            .offsets
+            .iter()
+            .enumerate()
+            .all(|(r, &o)| o == first + r * ld);
+        (equal && ld >= self.k).then(|| (&self.data[first..], ld))
+    }
 }
 
 /// Packed panels of 4-byte K groups (panel `p` starts at `p * kg * 64`).

@@ -45,6 +45,9 @@ pub struct OsSupport {
 pub enum AmxPermission {
     /// Not asked: the CPU or the OS state lacks AMX.
     NotApplicable,
+    /// Not asked: `Q8_ISA` caps this process below the AMX tier, so it never holds the
+    /// tile-data permission and no tile instruction can run in it.
+    CappedByEnv,
     /// `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)` succeeded.
     Granted,
     /// The request failed; AMX stays disabled for this process.
@@ -101,6 +104,8 @@ impl CpuInfo {
                 missing.push("OS has not enabled AMX tile state in XCR0");
             } else if let AmxPermission::Denied(why) = &self.amx_permission {
                 return format!("Linux denied AMX tile data permission: {why}");
+            } else if self.amx_permission == AmxPermission::CappedByEnv {
+                return "Q8_ISA caps this process below amx (AMX permission not requested)".into();
             }
         }
         missing.join("; ")
@@ -110,10 +115,12 @@ impl CpuInfo {
 pub(super) fn detect() -> CpuInfo {
     let features = cpuid_features();
     let os = os_support(features.osxsave);
-    let amx_permission = if features.amx_tile && features.amx_int8 && os.amx {
-        request_amx_permission()
-    } else {
+    let amx_permission = if !(features.amx_tile && features.amx_int8 && os.amx) {
         AmxPermission::NotApplicable
+    } else if capped_below_amx() {
+        AmxPermission::CappedByEnv
+    } else {
+        request_amx_permission()
     };
     CpuInfo {
         brand: brand(),
@@ -121,6 +128,15 @@ pub(super) fn detect() -> CpuInfo {
         os,
         amx_permission,
     }
+}
+
+/// Whether `Q8_ISA` names a tier below AMX (an unparsable value is reported later by
+/// `default_tier`; here it caps nothing).
+fn capped_below_amx() -> bool {
+    std::env::var("Q8_ISA")
+        .ok()
+        .and_then(|v| v.trim().parse::<Tier>().ok())
+        .is_some_and(|t| t < Tier::Amx)
 }
 
 fn brand() -> String {
@@ -178,10 +194,35 @@ fn read_xcr0() -> u64 {
 }
 
 #[cfg(target_os = "linux")]
+const ARCH_GET_XCOMP_PERM: libc::c_long = 0x1022;
+#[cfg(target_os = "linux")]
+const XFEATURE_XTILEDATA: libc::c_long = 18;
+
+/// Whether Linux currently lets this process use AMX tile data (`ARCH_GET_XCOMP_PERM`),
+/// asked afresh: without it any tile instruction faults (SIGILL).
+#[cfg(target_os = "linux")]
+pub(super) fn os_grants_tile_data() -> bool {
+    let mut granted: u64 = 0;
+    // SAFETY: ARCH_GET_XCOMP_PERM writes one u64 through the pointer, which points at a
+    // live, aligned local.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_GET_XCOMP_PERM,
+            &mut granted as *mut u64,
+        )
+    };
+    rc == 0 && granted & (1 << XFEATURE_XTILEDATA) != 0
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(super) fn os_grants_tile_data() -> bool {
+    false
+}
+
+#[cfg(target_os = "linux")]
 fn request_amx_permission() -> AmxPermission {
-    const ARCH_GET_XCOMP_PERM: libc::c_long = 0x1022;
     const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
-    const XFEATURE_XTILEDATA: libc::c_long = 18;
     // SAFETY: arch_prctl with ARCH_REQ_XCOMP_PERM takes an integer feature number and no
     // pointers; the kernel validates it and answers with 0 or -1/errno.
     let rc = unsafe {

@@ -8,7 +8,9 @@
 //! The environment variable `Q8_ISA` (`scalar`, `avx2`, `avx-vnni`, `avx512-vnni`, `amx`)
 //! caps the tier [`default_tier`] returns; naming a tier the CPU lacks is an error, not a
 //! silent downgrade. Every public kernel also accepts an explicit [`Tier`], so one process
-//! can exercise all tiers (as the tests do).
+//! can exercise all tiers (as the tests do). A cap below `amx` also means the process never
+//! asks Linux for the AMX permission ([`AmxPermission::CappedByEnv`]): the AMX tier is then
+//! unavailable even by explicit request, and no tile instruction can run in it.
 //!
 //! ```
 //! use q8_kernels::cpu::{self, Tier};
@@ -123,6 +125,14 @@ pub fn default_tier() -> Result<Tier> {
             _ => Ok(best_tier()),
         })
         .clone()
+}
+
+/// Whether Linux lets this process use AMX tile data right now (asked afresh, not the
+/// cached detection). False on other systems and in processes that never requested it,
+/// e.g. those capped by `Q8_ISA` below `amx`: there, any tile instruction would fault, so
+/// a process that finishes its work has run none.
+pub fn os_grants_amx_tile_data() -> bool {
+    detect::os_grants_tile_data()
 }
 
 /// Succeeds when `tier` can run here; otherwise an error saying what is missing.

@@ -28,6 +28,7 @@ pub fn run(args: Args) -> Result<(), String> {
     ];
     let amx = match &info.amx_permission {
         cpu::AmxPermission::NotApplicable => "not requested (no AMX in CPU or OS)".to_string(),
+        cpu::AmxPermission::CappedByEnv => "not requested (Q8_ISA caps below amx)".to_string(),
         cpu::AmxPermission::Granted => "granted".to_string(),
         cpu::AmxPermission::Denied(why) => format!("denied: {why}"),
     };

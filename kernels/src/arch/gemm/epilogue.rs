@@ -66,6 +66,14 @@ unsafe impl Send for Epilogue<'_> {}
 // SAFETY: as for `Send`: concurrent use only writes disjoint elements (caller contract).
 unsafe impl Sync for Epilogue<'_> {}
 
+/// The per-column epilogue vectors of one 16-column panel.
+#[derive(Clone, Copy)]
+pub(crate) struct ColumnsZmm {
+    zp_corr: __m512i,
+    scale: __m512,
+    bias: Option<__m512>,
+}
+
 /// Lanes of a partial vector as a mask (`lanes` in 1..=16).
 #[inline]
 fn mask16(lanes: usize) -> u16 {
@@ -182,33 +190,66 @@ impl<'a> Epilogue<'a> {
         }
     }
 
+    /// The per-column vectors of columns `j..j + 16` (zero-point correction, scale, bias).
+    ///
+    /// # Safety
+    /// AVX-512 F available; `j < n` is a multiple of 16.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    pub(crate) unsafe fn columns_zmm(&self, j: usize) -> ColumnsZmm {
+        debug_assert!(j < self.n && j.is_multiple_of(16));
+        // SAFETY: the per-column arrays cover whole panels (checked in `new`) and j is a
+        // panel-aligned column < n, so 16 elements from j are in bounds.
+        unsafe {
+            ColumnsZmm {
+                zp_corr: _mm512_loadu_si512(self.zp_corr.as_ptr().add(j).cast()),
+                scale: _mm512_loadu_ps(self.scale.as_ptr().add(j)),
+                bias: self.bias.map(|b| _mm512_loadu_ps(b.as_ptr().add(j))),
+            }
+        }
+    }
+
     /// Epilogue of 16 accumulators of row `i`, columns `j..j + lanes`, on zmm registers.
     ///
     /// # Safety
-    /// AVX-512 F/BW/VL available; `i < m`, `lanes` in 1..=16, `j + lanes <= n`; no other
-    /// thread writes these elements concurrently.
+    /// AVX-512 F/BW/VL available; `i < m`, `lanes` in 1..=16, `j + lanes <= n`, `j` a
+    /// multiple of 16; no other thread writes these elements concurrently.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
     pub(crate) unsafe fn store_zmm(&self, acc: __m512i, i: usize, j: usize, lanes: usize) {
+        // SAFETY: forwarded (j is a panel-aligned column < n).
+        unsafe { self.store_zmm_with(&self.columns_zmm(j), acc, i, j, lanes) }
+    }
+
+    /// [`Self::store_zmm`] with the column vectors of `j` already loaded (a block epilogue
+    /// loads them once for all its rows).
+    ///
+    /// # Safety
+    /// As [`Self::store_zmm`], and `cols` is `self.columns_zmm(j)`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    pub(crate) unsafe fn store_zmm_with(
+        &self,
+        cols: &ColumnsZmm,
+        acc: __m512i,
+        i: usize,
+        j: usize,
+        lanes: usize,
+    ) {
         debug_assert!(i < self.m && (1..=16).contains(&lanes) && j + lanes <= self.n);
         let mask = mask16(lanes);
         let at = i * self.ldc + j;
-        // SAFETY: the per-column arrays cover whole panels (checked in `new`) and j is a
-        // panel-aligned column < n, so 16 elements from j are in bounds; the masked
-        // residual load and output stores touch only `lanes` valid elements of row i.
+        // SAFETY: the masked residual load and output stores touch only `lanes` valid
+        // elements of row i (inside the output, checked in `new`).
         unsafe {
-            let acc =
-                _mm512_add_epi32(acc, _mm512_loadu_si512(self.zp_corr.as_ptr().add(j).cast()));
+            let acc = _mm512_add_epi32(acc, cols.zp_corr);
             if let OutPtr::I32(p) = self.out {
                 _mm512_mask_storeu_epi32(p.add(at), mask, acc);
                 return;
             }
-            let mut y = _mm512_mul_ps(
-                _mm512_cvtepi32_ps(acc),
-                _mm512_loadu_ps(self.scale.as_ptr().add(j)),
-            );
-            if let Some(b) = self.bias {
-                y = _mm512_add_ps(y, _mm512_loadu_ps(b.as_ptr().add(j)));
+            let mut y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), cols.scale);
+            if let Some(b) = cols.bias {
+                y = _mm512_add_ps(y, b);
             }
             if let Some(r) = &self.residual {
                 let codes = _mm_maskz_loadu_epi8(mask, r.data.as_ptr().add(i * r.ld + j).cast());
@@ -237,8 +278,19 @@ impl<'a> Epilogue<'a> {
                     // max(t, 0) returns 0 for NaN, like `f32::max` in `quantize`.
                     let t =
                         _mm512_min_ps(_mm512_max_ps(t, _mm512_setzero_ps()), _mm512_set1_ps(255.0));
-                    let q = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(t));
-                    _mm_mask_storeu_epi8(ptr.add(at).cast(), mask, q);
+                    // Narrowed by two saturating packs and one dword permute, then one byte
+                    // store: a narrowing store (`vpmovdb` to memory) costs several times more.
+                    // The values are already in 0..=255, so the saturation changes nothing.
+                    let q = _mm512_cvttps_epi32(t);
+                    let w = _mm512_packus_epi32(q, q);
+                    let b = _mm512_packus_epi16(w, w);
+                    let lanes4 = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+                    let bytes = _mm512_castsi512_si128(_mm512_permutexvar_epi32(lanes4, b));
+                    if lanes == 16 {
+                        _mm_storeu_si128(ptr.add(at).cast(), bytes);
+                    } else {
+                        _mm_mask_storeu_epi8(ptr.add(at).cast(), mask, bytes);
+                    }
                 }
                 OutPtr::I32(_) => {}
             }
@@ -374,9 +426,9 @@ pub(crate) unsafe fn store_block(
     Ok(())
 }
 
-/// The body of [`store_block`], compiled for AVX-512 so that [`Epilogue::store_zmm`]
-/// inlines into the loop; whole 16-column vectors are loaded straight from `acc`, the
-/// last partial one with a mask.
+/// The body of [`store_block`], compiled for AVX-512 so that the zmm epilogue inlines into
+/// the loop: column by column (the per-column vectors loaded once), row by row, loaded
+/// straight from `acc` (a partial last vector with a mask).
 ///
 /// # Safety
 /// As [`store_block`], with the block and `acc` already checked.
@@ -390,15 +442,17 @@ unsafe fn store_block_zmm(
     j0: usize,
     cols: usize,
 ) {
-    for r in 0..rows {
-        let row = &acc[r * ldacc..][..cols];
-        for c in (0..cols).step_by(16) {
-            let lanes = (cols - c).min(16);
+    for c in (0..cols).step_by(16) {
+        let lanes = (cols - c).min(16);
+        // SAFETY: j0 + c is a multiple of 16 inside the output (checked by the caller).
+        let columns = unsafe { ep.columns_zmm(j0 + c) };
+        for r in 0..rows {
+            let row = &acc[r * ldacc..][..cols];
             // SAFETY: `lanes` values from `row[c]` are in bounds (masked load); the output
             // block is inside the output and owned by the caller (contract).
             unsafe {
                 let x = _mm512_maskz_loadu_epi32(mask16(lanes), row.as_ptr().add(c));
-                ep.store_zmm(x, i0 + r, j0 + c, lanes);
+                ep.store_zmm_with(&columns, x, i0 + r, j0 + c, lanes);
             }
         }
     }

@@ -13,6 +13,8 @@ use crate::conv::{ConvGeometry, Nhwc};
 
 /// Im2col rows are padded to whole 4-byte K groups of the packed weights.
 pub(crate) const ROW_ALIGN: usize = 4;
+/// Gathered row alignment on the AMX tier: one tile row (64 K bytes).
+pub(crate) const AMX_ROW_ALIGN: usize = 64;
 /// Bytes moved by one spilling copy of a short kernel row (see [`Im2colRows`]).
 const SPILL: usize = 32;
 use crate::gemm::source::ASource;

@@ -6,7 +6,7 @@ use crate::arch::ops::Isa;
 use crate::arch::ops::depthwise::DepthwiseRows;
 use crate::arch::ops::epilogue::OutElem;
 use crate::conv::epilogue::{Prepared, check_len, prepare};
-use crate::conv::implicit::{Im2colRows, PointwiseRows, ROW_ALIGN};
+use crate::conv::implicit::{AMX_ROW_ALIGN, Im2colRows, PointwiseRows, ROW_ALIGN};
 use crate::conv::{ConvEpilogue, ConvGeometry, ConvOutput, ConvWeights, Nhwc, Padding};
 use crate::cpu::Tier;
 use crate::error::{Error, Result};
@@ -218,11 +218,13 @@ fn pack_gemm(tier: Tier, geom: &ConvGeometry, weights: &ConvWeights<'_>) -> Resu
     let (ocpg, k) = (geom.out_channels_per_group(), geom.reduction_len());
     let pointwise = geom.kernel == [1, 1] && geom.padding == Padding::default();
     // Gathered rows may be padded to whole K groups (zero weights keep the sums exact);
-    // in-place rows cannot.
-    let row_len = if pointwise {
-        k
-    } else {
-        k.next_multiple_of(ROW_ALIGN)
+    // in-place rows cannot. On AMX to whole 64-byte tile rows, so the tiles read the
+    // gathered rows in place instead of packing them a second time (the 7x7 stem's K = 147
+    // becomes 192).
+    let row_len = match (pointwise, tier) {
+        (true, _) => k,
+        (false, Tier::Amx) => k.next_multiple_of(AMX_ROW_ALIGN),
+        (false, _) => k.next_multiple_of(ROW_ALIGN),
     };
     let groups = (0..geom.groups)
         .map(|g| {

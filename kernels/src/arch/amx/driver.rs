@@ -214,8 +214,9 @@ pub(crate) fn gemm_tiles_with<O: TileOps>(
     for p in (first_panel..end_panel).step_by(2) {
         let nt = (end_panel - p).min(2);
         let b_tiles = [b.panel(p).as_ptr(), b.panel(p + nt - 1).as_ptr()];
-        // The next column block (panels p+2, p+3: contiguous), a slice per row group, so
-        // it is in L2 when the first group reaches it (a hint: past the end is harmless).
+        // The next column block (panels p+2, p+3: contiguous), half of it during each of
+        // the first two row groups (again, from L2, by the later ones), so it is in L2 when
+        // its turn comes even with few rows (a hint: past the end of B is harmless).
         let next_b = b_tiles[0].wrapping_add(2 * TILE_DIM * b.k_padded());
         for g in 0..m.div_ceil(A_GROUP_ROWS) {
             let (i0, rows, j0, cols, skip) = block_of(p, g);
@@ -228,7 +229,7 @@ pub(crate) fn gemm_tiles_with<O: TileOps>(
                 k_steps: b.k_padded() / K_STEP,
                 c: blocks.0[next].as_mut_ptr(),
                 ldc_bytes: BLOCK_DIM * 4,
-                prefetch: next_b.wrapping_add(g * prefetch_bytes),
+                prefetch: next_b.wrapping_add(g % 2 * prefetch_bytes),
             };
             // SAFETY: the session loaded the full-tiles config; k_padded >= 64 since k >= 1.
             // A: in place, rows i0..i0+32 < in_place_rows each hold K = K_pad bytes (checked

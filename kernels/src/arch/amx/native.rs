@@ -89,7 +89,7 @@ impl TileOps for NativeTiles {
         // straight-line loop. Per K step: one A and one B load per `tdpbusd` pair, loads
         // interleaved with the multiplies so the next tile is in flight; pointers advance by
         // one A step and one 1 KB packed tile of B. Each step also asks for
-        // four lines of `prefetch` in L2 (prefetch never faults, whatever the address).
+        // sixteen lines of `prefetch` in L2 (prefetch never faults, whatever the address).
         // SAFETY: `self` proves AMX is usable; the caller guarantees the full-tiles config is
         // loaded, `k_steps >= 1` and that every A/B tile row read and C row written lies in
         // valid, unaliased memory (this function's contract). All tile registers and every
@@ -116,6 +116,18 @@ impl TileOps for NativeTiles {
                 "prefetcht1 [{pf} + 64]",
                 "prefetcht1 [{pf} + 128]",
                 "prefetcht1 [{pf} + 192]",
+                "prefetcht1 [{pf} + 256]",
+                "prefetcht1 [{pf} + 320]",
+                "prefetcht1 [{pf} + 384]",
+                "prefetcht1 [{pf} + 448]",
+                "prefetcht1 [{pf} + 512]",
+                "prefetcht1 [{pf} + 576]",
+                "prefetcht1 [{pf} + 640]",
+                "prefetcht1 [{pf} + 704]",
+                "prefetcht1 [{pf} + 768]",
+                "prefetcht1 [{pf} + 832]",
+                "prefetcht1 [{pf} + 896]",
+                "prefetcht1 [{pf} + 960]",
                 "add {pf}, {pfstep}",
                 "add {a0}, {astep}",
                 "add {a1}, {astep}",

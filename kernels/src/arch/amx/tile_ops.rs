@@ -53,8 +53,9 @@ pub(crate) struct BlockArgs {
     pub prefetch: *const u8,
 }
 
-/// Bytes of [`BlockArgs::prefetch`] requested per K step (four cache lines).
-pub(crate) const PREFETCH_BYTES_PER_STEP: usize = 256;
+/// Bytes of [`BlockArgs::prefetch`] requested per K step (sixteen cache lines: one B
+/// tile, so two blocks' calls cover a whole next 32-column B block).
+pub(crate) const PREFETCH_BYTES_PER_STEP: usize = 1024;
 
 /// The tile-level operations of the AMX GEMM.
 pub(crate) trait TileOps {

@@ -1,24 +1,27 @@
-//! The AMX GEMM driver: A packing and the 2x2-tile blocking, written once over
-//! [`TileOps`] so it runs on the hardware and on the emulator alike.
+//! The AMX GEMM driver: the A operand, the 2x2-tile blocking and the hand-off to the
+//! epilogue, written once over [`TileOps`] so it runs on the hardware and on the emulator.
 //!
-//! A call's rows are first packed, 32 at a time, into the tile layout of
+//! A call's rows are read in place when they are equally spaced and K is a whole number of
+//! 64-byte tile rows (a plain GEMM's A, a convolution's gathered rows), whole 32-row groups
+//! at a time; the other rows are packed, 32 at a time, into the tile layout of
 //! [`super::pack::pack_a_group`] (K padded to 64, each K step one contiguous 2 KB pair of
-//! tiles): tile loads then read 64-byte rows that never conflict in L1, whatever the
-//! source's row stride, and rows gathered by a convolution cost no second copy. Output
-//! blocks are 32 rows x 32 columns (tmm0-3), each computed over the whole K in one
-//! [`TileOps::block`] call into one of two 4 KB buffers, and handed to a sink (the
-//! epilogue) while the tiles work on the next block. Column blocks are the outer loop:
-//! one 32-column B block (2 x K_pad x 16 bytes) is reused from L1/L2 by every row group,
-//! and the packed groups stay in L2; callers size a call's rows to fit it (the GEMM
-//! driver's jobs). Edge blocks use the 1x1, 1x2 and 2x1 tile variants.
+//! tiles). Output blocks are 32 rows x 32 columns (tmm0-3), each computed over the whole K
+//! in one [`TileOps::block`] call into one of two 4 KB buffers and handed to a sink (the
+//! epilogue) after the next block's tiles are issued, so the vector epilogue overlaps the
+//! tile unit. Column blocks are the outer loop: one 32-column B block (2 x K_pad x 16
+//! bytes) is reused from L1/L2 by every row group while the next one is prefetched into
+//! L2; callers size a call's rows so they stay in L2 (the GEMM driver's jobs). Edge blocks
+//! use the 1x1, 1x2 and 2x1 tile variants.
 
 use aligned_vec::{AVec, ConstAlign};
 
 use super::config::TileConfig;
 use super::native::NativeTiles;
 use super::pack::{A_GROUP_ROWS, AmxPackedB, a_group_bytes, pack_a_group};
-use super::tile_ops::{A_STEP_BYTES, B_ROW_BYTES};
-use super::tile_ops::{BlockArgs, K_STEP, PREFETCH_BYTES_PER_STEP, TILE_DIM, TileOps, TileSession};
+use super::tile_ops::{
+    A_STEP_BYTES, B_ROW_BYTES, BlockArgs, K_STEP, PREFETCH_BYTES_PER_STEP, TILE_DIM, TileOps,
+    TileSession,
+};
 use crate::error::{Error, Result};
 
 /// Rows (and columns) of one output block: two tiles; also the row stride of a [`CBlock`].
@@ -124,8 +127,9 @@ pub(crate) struct CBlock<'b> {
 #[repr(C, align(64))]
 struct BlockPair([[i32; BLOCK_DIM * BLOCK_DIM]; 2]);
 
-/// Raw i32 GEMM on AMX tiles: the product of the rows of `a` with weight columns `n0..n0 + nb` (no zero-point term, no epilogue), handed to `sink`
-/// one finished block of at most 32 x 32 at a time (each output element exactly once,
+/// Raw i32 GEMM on AMX tiles: the product of the rows of `a` with weight columns
+/// `n0..n0 + nb` (no zero-point term, no epilogue), handed to `sink` one finished block of
+/// at most 32 x 32 at a time (each output element exactly once,
 /// while the block is still in L1). Configures the tiles of the calling thread once and
 /// releases them before returning.
 ///

@@ -1,7 +1,8 @@
 //! Every lowering pattern on one synthetic QDQ graph: conv + clip (relu6) with u8 output,
 //! a dequantize shared by three consumers, pointwise conv + relu, u8 average pool, u8
 //! concat with requantization, u8 add + relu, an f32 fallback (Sigmoid), an f32-output conv,
-//! f32 global mean, flatten, MatMul + relu as int8 linear. Lowered execution is compared
+//! f32 global mean, flatten, MatMul + relu as int8 linear; conv biases read directly and
+//! through `Identity`. Lowered execution is compared
 //! with the QDQ reference execution and across tiers.
 
 use std::sync::Arc;
@@ -36,6 +37,9 @@ impl Rng {
 struct Builder {
     g: Graph,
     rng: Rng,
+    /// Convs alternate between a bias constant read directly and one routed through an
+    /// `Identity` node, as exporters do for shared initializers (both must lower).
+    convs: usize,
 }
 
 impl Builder {
@@ -78,7 +82,14 @@ impl Builder {
     ) -> ValueId {
         let w = self.weight(name, vec![cout, cin, k, k], Some(0));
         let b = Tensor::from_f32(vec![cout], self.rng.f32s(cout, 0.1)).unwrap();
-        let b = self.g.add_constant(&format!("{name}_b"), b).unwrap();
+        let mut b = self.g.add_constant(&format!("{name}_b"), b).unwrap();
+        if self.convs % 2 == 1 {
+            b = self
+                .g
+                .add_node(&format!("{name}_b_identity"), Op::Identity, &[b])
+                .unwrap()[0];
+        }
+        self.convs += 1;
         let op = Op::Conv(Conv {
             window: Window2d::new([k, k], [stride, stride], k / 2),
             groups: 1,
@@ -91,6 +102,7 @@ fn graph() -> Graph {
     let mut b = Builder {
         g: Graph::new("patterns"),
         rng: Rng(0x5eed),
+        convs: 0,
     };
     let shape = Shape(vec![
         Dim::sym("n"),

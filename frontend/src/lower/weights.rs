@@ -67,7 +67,18 @@ pub fn quantized_weights(graph: &Graph, node: &Node, w: ValueId) -> Result<Optio
     }))
 }
 
-/// The f32 bias behind `b`: an f32 constant or a dequantized integer constant. `Err` with
+/// The value `v` forwards: `v` itself, or the source of the chain of `Identity` nodes that
+/// produces it (exporters route shared initializers through `Identity`, as ONNX Runtime's
+/// quantizer does for the int32 biases of a deduplicated model).
+fn through_identity(graph: &Graph, mut v: ValueId) -> ValueId {
+    // A graph is acyclic (validated), so the chain ends.
+    while let Some(n) = graph.producer(v).filter(|n| matches!(n.op, Op::Identity)) {
+        v = n.inputs[0];
+    }
+    v
+}
+
+/// The f32 bias behind `b` (through any `Identity` chain): an f32 constant or a dequantized integer constant. `Err` with
 /// the reason when it is neither (the layer then runs in f32).
 pub fn bias_values(
     graph: &Graph,
@@ -75,12 +86,13 @@ pub fn bias_values(
     channels: usize,
 ) -> std::result::Result<Vec<f32>, String> {
     let v = graph.value(b);
-    let values = if let Some(t) = &v.constant {
+    let b = through_identity(graph, b);
+    let values = if let Some(t) = &graph.value(b).constant {
         t.as_f32().map(<[f32]>::to_vec)
     } else {
         match graph.producer(b).map(|n| (&n.op, n)) {
             Some((Op::DequantizeLinear(spec), dq)) => graph
-                .value(dq.inputs[0])
+                .value(through_identity(graph, dq.inputs[0]))
                 .constant
                 .as_ref()
                 .and_then(|t| dequantize_constant(t.data(), spec)),

@@ -202,6 +202,12 @@ const XFEATURE_XTILEDATA: libc::c_long = 18;
 /// asked afresh: without it any tile instruction faults (SIGILL).
 #[cfg(target_os = "linux")]
 pub(super) fn os_grants_tile_data() -> bool {
+    xcomp_permissions().is_ok_and(|granted| granted & (1 << XFEATURE_XTILEDATA) != 0)
+}
+
+/// The extended-state components this process may use (`ARCH_GET_XCOMP_PERM` bit mask).
+#[cfg(target_os = "linux")]
+fn xcomp_permissions() -> std::io::Result<u64> {
     let mut granted: u64 = 0;
     // SAFETY: ARCH_GET_XCOMP_PERM writes one u64 through the pointer, which points at a
     // live, aligned local.
@@ -212,7 +218,11 @@ pub(super) fn os_grants_tile_data() -> bool {
             &mut granted as *mut u64,
         )
     };
-    rc == 0 && granted & (1 << XFEATURE_XTILEDATA) != 0
+    if rc == 0 {
+        Ok(granted)
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -235,19 +245,10 @@ fn request_amx_permission() -> AmxPermission {
     if rc != 0 {
         return AmxPermission::Denied(std::io::Error::last_os_error().to_string());
     }
-    let mut granted: u64 = 0;
-    // SAFETY: ARCH_GET_XCOMP_PERM writes one u64 through the pointer, which points at a
-    // live, aligned local.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_arch_prctl,
-            ARCH_GET_XCOMP_PERM,
-            &mut granted as *mut u64,
-        )
+    let granted = match xcomp_permissions() {
+        Ok(mask) => mask,
+        Err(e) => return AmxPermission::Denied(e.to_string()),
     };
-    if rc != 0 {
-        return AmxPermission::Denied(std::io::Error::last_os_error().to_string());
-    }
     if granted & (1 << XFEATURE_XTILEDATA) == 0 {
         return AmxPermission::Denied(format!("permission mask {granted:#x} lacks XTILEDATA"));
     }

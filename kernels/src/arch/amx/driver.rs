@@ -243,29 +243,32 @@ pub(crate) fn gemm_tiles_with<O: TileOps>(
             // `next` with 128-byte rows, which no live reference covers (the pending block
             // is the other one).
             unsafe { run_block(session.ops(), rows.div_ceil(TILE_DIM), nt, &args) };
-            if let Some((buf, i0, rows, j0, cols, skip)) = pending {
-                sink(&CBlock {
-                    data: &blocks.0[buf][skip..],
-                    i0,
-                    rows,
-                    j0,
-                    cols,
-                })?;
+            if let Some(done) = pending {
+                emit(&mut sink, &blocks, done)?;
             }
             pending = Some((next, i0, rows, j0, cols, skip));
             next ^= 1;
         }
     }
-    if let Some((buf, i0, rows, j0, cols, skip)) = pending {
-        sink(&CBlock {
-            data: &blocks.0[buf][skip..],
-            i0,
-            rows,
-            j0,
-            cols,
-        })?;
+    if let Some(done) = pending {
+        emit(&mut sink, &blocks, done)?;
     }
     Ok(())
+}
+
+/// Hands the finished block `(buffer, i0, rows, j0, cols, column offset)` to `sink`.
+fn emit(
+    sink: &mut impl FnMut(&CBlock<'_>) -> Result<()>,
+    blocks: &BlockPair,
+    (buf, i0, rows, j0, cols, skip): (usize, usize, usize, usize, usize, usize),
+) -> Result<()> {
+    sink(&CBlock {
+        data: &blocks.0[buf][skip..],
+        i0,
+        rows,
+        j0,
+        cols,
+    })
 }
 
 /// [`gemm_tiles_with`] on strided A: row `i` is `a[i·lda..][..K]`, read in place where

@@ -31,6 +31,9 @@ impl ValueType {
 /// # Errors
 /// [`Error::Node`] naming the op, the node and the mismatch (rank, dtype, channels, ...).
 pub fn infer(op: &Op, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType>> {
+    if let Op::Def(d) = op {
+        return d.infer(node, inputs);
+    }
     let fail = |msg: String| Error::node(op.name(), node, msg);
     let (lo, hi) = op.arity();
     if inputs.len() < lo || inputs.len() > hi {
@@ -292,6 +295,7 @@ pub fn infer(op: &Op, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType
             check_qspec(q, &x.shape).map_err(fail)?;
             same(x.shape.clone())
         }
+        Op::Def(d) => d.infer(node, inputs),
     }
 }
 

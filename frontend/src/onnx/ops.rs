@@ -7,19 +7,74 @@ use std::sync::Arc;
 use super::attrs::Attrs;
 use super::fold::{self, SymInt, SymTensor, normalize_index};
 use super::proto::NodeProto;
-use super::{Folded, Importer};
+use super::{Folded, ImportCx, Importer, input};
 use crate::error::Result;
 use crate::ir::{
     Conv, DType, Dim, Gemm, Op, Padding, Pool, QuantSpec, ReshapeDim, Tensor, TensorData, ValueId,
     Window2d,
 };
 
-fn input(n: &NodeProto, i: usize) -> Option<&str> {
-    n.input.get(i).map(String::as_str).filter(|s| !s.is_empty())
+/// Registry entries of the ops built by [`Importer::typed_op`] (the typed [`Op`] variants
+/// the int8 pipeline pattern-matches) and of the ops q8 only folds at import
+/// ([`Importer::try_fold`]: shape arithmetic and constants).
+pub(crate) const TYPED_SPECS: &[crate::ops::OpSpec] = &{
+    const TYPED: [&str; 23] = [
+        "Conv",
+        "MaxPool",
+        "AveragePool",
+        "GlobalAveragePool",
+        "ReduceMean",
+        "Gemm",
+        "MatMul",
+        "BatchNormalization",
+        "Relu",
+        "Sigmoid",
+        "HardSwish",
+        "Identity",
+        "Dropout",
+        "Clip",
+        "Add",
+        "Mul",
+        "Flatten",
+        "Reshape",
+        "Unsqueeze",
+        "Squeeze",
+        "Concat",
+        "QuantizeLinear",
+        "DequantizeLinear",
+    ];
+    const FOLDED: [&str; 5] = ["Constant", "Shape", "Gather", "Slice", "Cast"];
+    let mut out = [crate::ops::OpSpec {
+        op_type: "",
+        since: 1,
+        import: typed,
+    }; 28];
+    let mut i = 0;
+    while i < TYPED.len() {
+        out[i].op_type = TYPED[i];
+        i += 1;
+    }
+    while i < TYPED.len() + FOLDED.len() {
+        out[i].op_type = FOLDED[i - TYPED.len()];
+        out[i].import = fold_only;
+        i += 1;
+    }
+    out
+};
+
+fn typed(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
+    cx.imp.typed_op(cx.node, cx.attrs)
+}
+
+fn fold_only(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
+    Err(cx.err(format!(
+        "q8 evaluates {} only on constants and shape values folded at import",
+        cx.node.op_type
+    )))
 }
 
 impl Importer {
-    fn required<'n>(&self, n: &'n NodeProto, a: &Attrs, i: usize) -> Result<&'n str> {
+    pub(super) fn required<'n>(&self, n: &'n NodeProto, a: &Attrs, i: usize) -> Result<&'n str> {
         input(n, i).ok_or_else(|| a.err(format!("input {i} is missing")))
     }
 
@@ -267,7 +322,14 @@ impl Importer {
                         },
                     }
                 };
-                let (min, max) = (bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?);
+                let (min, max) = if self.opset < 11 {
+                    (
+                        a.float("min", f32::NEG_INFINITY),
+                        a.float("max", f32::INFINITY),
+                    )
+                } else {
+                    (bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?)
+                };
                 if min.is_nan() || max.is_nan() {
                     return Err(a.err("bounds must not be NaN"));
                 }
@@ -325,19 +387,21 @@ impl Importer {
             }
             "Unsqueeze" | "Squeeze" => {
                 let shape = self.graph.value(x).ty.shape.clone();
-                let axes = match input(n, 1) {
-                    Some(s) => self
+                let attr_axes = a.ints("axes").filter(|_| self.opset < 13);
+                let axes = match (attr_axes, input(n, 1)) {
+                    (Some(axes), _) => axes.to_vec(),
+                    (None, Some(s)) => self
                         .sym(s)
                         .and_then(|t| t.known())
                         .ok_or_else(|| a.err("axes must be a constant"))?,
-                    None if n.op_type == "Squeeze" => shape
+                    (None, None) if n.op_type == "Squeeze" => shape
                         .dims()
                         .iter()
                         .enumerate()
                         .filter(|(_, d)| **d == Dim::Known(1))
                         .map(|(i, _)| i as i64)
                         .collect(),
-                    None => return Err(a.err("axes are required")),
+                    (None, None) => return Err(a.err("axes are required")),
                 };
                 let unsqueeze = n.op_type == "Unsqueeze";
                 let out_rank = if unsqueeze {

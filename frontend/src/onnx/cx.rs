@@ -1,0 +1,110 @@
+//! [`ImportCx`]: what a registered op's importer sees of the node being imported.
+
+use super::attrs::Attrs;
+use super::proto::NodeProto;
+use super::{Importer, input};
+use crate::error::{Error, Result};
+use crate::ir::{ValueId, ValueType};
+
+/// One ONNX node during import: its attributes, its inputs (graph values, constants and
+/// folded shape values) and the model's default-domain opset.
+pub(crate) struct ImportCx<'a> {
+    pub(super) imp: &'a Importer,
+    pub(super) node: &'a NodeProto,
+    pub(super) attrs: &'a Attrs<'a>,
+}
+
+impl ImportCx<'_> {
+    /// The model's default-domain opset.
+    pub fn opset(&self) -> i64 {
+        self.imp.opset
+    }
+
+    /// The node's ONNX op type.
+    pub fn op_type(&self) -> &str {
+        &self.node.op_type
+    }
+
+    /// The node's attributes.
+    pub fn attrs(&self) -> &Attrs<'_> {
+        self.attrs
+    }
+
+    /// An error naming this node and its op type.
+    pub fn err(&self, message: impl Into<String>) -> Error {
+        self.attrs.err(message)
+    }
+
+    /// Number of input slots (including omitted optional ones).
+    pub fn input_count(&self) -> usize {
+        self.node.input.len()
+    }
+
+    /// The graph value of required input `i`.
+    ///
+    /// # Errors
+    /// [`Error::Node`] when it is missing or undefined.
+    pub fn input(&self, i: usize) -> Result<ValueId> {
+        self.imp
+            .value(self.imp.required(self.node, self.attrs, i)?, self.attrs)
+    }
+
+    /// The graph value of optional input `i` (`None` when omitted).
+    ///
+    /// # Errors
+    /// [`Error::Node`] when it names an undefined value.
+    pub fn optional(&self, i: usize) -> Result<Option<ValueId>> {
+        input(self.node, i)
+            .map(|s| self.imp.value(s, self.attrs))
+            .transpose()
+    }
+
+    /// The type of a graph value.
+    pub fn ty(&self, v: ValueId) -> &ValueType {
+        &self.imp.graph.value(v).ty
+    }
+
+    /// True when input `i` is given (not omitted).
+    pub fn has_input(&self, i: usize) -> bool {
+        input(self.node, i).is_some()
+    }
+
+    /// The integer values of input `i` when it is a constant (or a folded shape value whose
+    /// entries are all known); `Ok(None)` when the input is omitted.
+    ///
+    /// # Errors
+    /// [`Error::Node`] when it is given but not a known integer tensor.
+    pub fn const_ints(&self, i: usize) -> Result<Option<Vec<i64>>> {
+        let Some(name) = input(self.node, i) else {
+            return Ok(None);
+        };
+        self.imp
+            .sym(name)
+            .and_then(|s| s.known())
+            .map(Some)
+            .ok_or_else(|| {
+                self.err(format!(
+                    "input {i} ('{name}') must be a constant integer tensor"
+                ))
+            })
+    }
+
+    /// The f32 values of input `i` when it is a constant; `Ok(None)` when omitted.
+    ///
+    /// # Errors
+    /// [`Error::Node`] when it is given but not a constant f32 tensor.
+    pub fn const_floats(&self, i: usize) -> Result<Option<Vec<f32>>> {
+        let Some(name) = input(self.node, i) else {
+            return Ok(None);
+        };
+        self.imp
+            .constant(name)
+            .and_then(|t| t.as_f32().map(<[f32]>::to_vec))
+            .map(Some)
+            .ok_or_else(|| {
+                self.err(format!(
+                    "input {i} ('{name}') must be a constant f32 tensor"
+                ))
+            })
+    }
+}

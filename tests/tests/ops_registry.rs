@@ -414,48 +414,80 @@ fn integer_edge_values_wrap_and_division_by_zero_is_an_error() {
     );
 }
 
+/// A mutated node: op type, attributes, constant operands, output count, and a piece of
+/// the expected error message.
+type Mutation = (
+    &'static str,
+    Vec<AttributeProto>,
+    Vec<TensorProto>,
+    usize,
+    &'static str,
+);
+
+/// Each mutated node on input `x` fails with an error naming node 'n', its op and `needle`.
+fn assert_mutations_named(x: &Tensor, cases: Vec<Mutation>) {
+    for (op, attrs, consts, outputs, needle) in cases {
+        let opset = match op {
+            "Gelu" => 20,
+            "LayerNormalization" => 17,
+            _ => 13,
+        };
+        let err = run(opset, op, attrs, std::slice::from_ref(x), consts, outputs).unwrap_err();
+        assert!(
+            err.contains(&format!("{op} node 'n'")) && err.contains(needle),
+            "{op}: {err}"
+        );
+    }
+}
+
 #[test]
 fn mutated_nodes_name_the_node_and_op() {
     let x4 = Tensor::from_f32(vec![1, 2, 3, 3], vec![0.5; 18]).unwrap();
     let scales = |v: &[f32]| f32_tensor("scales", &[v.len() as i64], v);
     let roi = || f32_tensor("roi", &[0], &[]);
-    let cases: Vec<(&str, Vec<AttributeProto>, Vec<TensorProto>, &str)> = vec![
+    let cases: Vec<Mutation> = vec![
         (
             "HardSigmoid",
             vec![float_attr("alpha", f32::NAN)],
             vec![],
+            1,
             "alpha",
         ),
-        ("Softmax", vec![int_attr("axis", 4)], vec![], "axis 4"),
-        ("Softmax", vec![int_attr("axis", -5)], vec![], "axis -5"),
+        ("Softmax", vec![int_attr("axis", 4)], vec![], 1, "axis 4"),
+        ("Softmax", vec![int_attr("axis", -5)], vec![], 1, "axis -5"),
         (
             "Gelu",
             vec![string_attr("approximate", "erf")],
             vec![],
+            1,
             "approximate",
         ),
         (
             "Resize",
             vec![string_attr("mode", "cubic")],
             vec![roi(), scales(&[1.0, 1.0, 2.0, 2.0])],
+            1,
             "mode 'cubic'",
         ),
         (
             "Resize",
             vec![],
             vec![roi(), scales(&[2.0, 2.0])],
+            1,
             "2 scales",
         ),
         (
             "Resize",
             vec![],
             vec![roi(), scales(&[1.0, 1.0, -2.0, 2.0])],
+            1,
             "scale -2",
         ),
         (
             "Resize",
             vec![],
             vec![roi(), scales(&[1.0, 1.0, 1e9, 1e9])],
+            1,
             "out of range",
         ),
         (
@@ -465,52 +497,378 @@ fn mutated_nodes_name_the_node_and_op() {
                 "tf_crop_and_resize",
             )],
             vec![roi(), scales(&[1.0, 1.0, 2.0, 2.0])],
+            1,
             "coordinate_transformation_mode",
         ),
         (
             "ConvTranspose",
             vec![],
             vec![f32_tensor("w", &[2, 1, 3], &[0.0; 6])],
+            1,
             "2-D",
         ),
         (
             "ConvTranspose",
             vec![],
             vec![f32_tensor("w", &[3, 1, 1, 1], &[0.0; 3])],
+            1,
             "channels",
         ),
         (
             "ConvTranspose",
             vec![ints_attr("pads", &[9, 9, 9, 9])],
             vec![f32_tensor("w", &[2, 1, 1, 1], &[0.0; 2])],
+            1,
             "pads",
         ),
         (
             "ConvTranspose",
             vec![ints_attr("output_padding", &[3, 3])],
             vec![f32_tensor("w", &[2, 1, 1, 1], &[0.0; 2])],
+            1,
             "output_padding",
         ),
         (
             "ConvTranspose",
             vec![ints_attr("strides", &[1 << 40, 1])],
             vec![f32_tensor("w", &[2, 1, 1, 1], &[0.0; 2])],
+            1,
             "strides",
         ),
-        ("Pow", vec![], vec![i64_tensor("e", &[1], &[2])], "exponent"),
+        (
+            "Pow",
+            vec![],
+            vec![i64_tensor("e", &[1], &[2])],
+            1,
+            "exponent",
+        ),
         (
             "Sub",
             vec![],
             vec![f32_tensor("b", &[4], &[0.0; 4])],
+            1,
             "broadcast",
         ),
     ];
-    for (op, attrs, consts, needle) in cases {
-        let opset = if op == "Gelu" { 20 } else { 13 };
-        let err = run(opset, op, attrs, std::slice::from_ref(&x4), consts, 1).unwrap_err();
-        assert!(
-            err.contains(&format!("{op} node 'n'")) && err.contains(needle),
-            "{op}: {err}"
-        );
+    assert_mutations_named(&x4, cases);
+}
+
+/// Row-major offset of `idx` in `shape`.
+fn offset(idx: &[usize], shape: &[usize]) -> usize {
+    shape.iter().zip(idx).fold(0, |acc, (&d, &i)| acc * d + i)
+}
+
+fn i64_input(name: &str, v: &[i64]) -> TensorProto {
+    i64_tensor(name, &[v.len() as i64], v)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn transpose_slice_and_split_move_the_right_elements(
+        (shape, data) in shape_and_data(4).prop_filter("rank >= 1", |(s, _)| !s.is_empty()),
+        seed in any::<u64>(),
+    ) {
+        let rank = shape.len();
+        let x = Tensor::from_f32(shape.clone(), data.clone()).unwrap();
+        // Transpose by a rotation of the axes.
+        let rot = (seed as usize) % rank;
+        let perm: Vec<usize> = (0..rank).map(|i| (i + rot) % rank).collect();
+        let perm_i64: Vec<i64> = perm.iter().map(|&p| p as i64).collect();
+        let y = run(13, "Transpose", vec![ints_attr("perm", &perm_i64)], std::slice::from_ref(&x), vec![], 1).unwrap().remove(0);
+        let out: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+        prop_assert_eq!(y.shape(), &out[..]);
+        for (k, idx) in indices(&out).iter().enumerate() {
+            let mut src = vec![0; rank];
+            for (i, &p) in perm.iter().enumerate() {
+                src[p] = idx[i];
+            }
+            prop_assert_eq!(f32s(&y)[k], data[offset(&src, &shape)]);
+        }
+        // Slice the last axis with a negative start and a step of -1 or 2.
+        let axis = rank - 1;
+        let len = shape[axis] as i64;
+        let (start, end, step) = if seed % 2 == 0 { (-1, -len - 1, -1) } else { (0, i64::MAX, 2) };
+        let consts = vec![i64_input("s", &[start]), i64_input("e", &[end]), i64_input("a", &[-1]), i64_input("p", &[step])];
+        let y = run(13, "Slice", vec![], std::slice::from_ref(&x), consts, 1).unwrap().remove(0);
+        let picked: Vec<usize> = if step < 0 { (0..len as usize).rev().collect() } else { (0..len as usize).step_by(2).collect() };
+        let mut out = shape.clone();
+        out[axis] = picked.len();
+        prop_assert_eq!(y.shape(), &out[..]);
+        for (k, idx) in indices(&out).iter().enumerate() {
+            let mut src = idx.clone();
+            src[axis] = picked[idx[axis]];
+            prop_assert_eq!(f32s(&y)[k], data[offset(&src, &shape)]);
+        }
+        // Split axis 0 into equal parts (the last one smaller) by output count.
+        let parts = (seed as usize % 3) + 1;
+        prop_assume!(shape[0] >= parts && shape[0].div_ceil(parts) * (parts - 1) < shape[0]);
+        let ys = run(13, "Split", vec![int_attr("axis", 0)], std::slice::from_ref(&x), vec![], parts).unwrap();
+        let each = shape[0].div_ceil(parts);
+        let inner: usize = shape[1..].iter().product();
+        let joined: Vec<f32> = ys.iter().flat_map(|t| f32s(t).to_vec()).collect();
+        prop_assert_eq!(&joined, &data);
+        for (i, t) in ys.iter().enumerate() {
+            let rows = if i + 1 == parts { shape[0] - each * (parts - 1) } else { each };
+            prop_assert_eq!(t.len(), rows * inner);
+        }
     }
+
+    #[test]
+    fn gather_picks_rows_with_negative_indices(
+        (shape, data) in shape_and_data(3).prop_filter("rank >= 1", |(s, _)| !s.is_empty()),
+        raw in prop::collection::vec(any::<i64>(), 1..4),
+        axis_seed in any::<usize>(),
+    ) {
+        let rank = shape.len();
+        let axis = axis_seed % rank;
+        let len = shape[axis] as i64;
+        let idx: Vec<i64> = raw.iter().map(|v| v.rem_euclid(2 * len) - len).collect(); // -len..len
+        let x = Tensor::from_f32(shape.clone(), data.clone()).unwrap();
+        let consts = vec![i64_input("i", &idx)];
+        let y = run(13, "Gather", vec![int_attr("axis", axis as i64 - rank as i64)], std::slice::from_ref(&x), consts, 1).unwrap().remove(0);
+        let mut out = shape.clone();
+        out[axis] = idx.len();
+        prop_assert_eq!(y.shape(), &out[..]);
+        for (k, o) in indices(&out).iter().enumerate() {
+            let mut src = o.clone();
+            src[axis] = idx[o[axis]].rem_euclid(len) as usize;
+            prop_assert_eq!(f32s(&y)[k], data[offset(&src, &shape)]);
+        }
+        let bad = vec![i64_input("i", &[len])];
+        let err = run(13, "Gather", vec![int_attr("axis", axis as i64)], std::slice::from_ref(&x), bad, 1).unwrap_err();
+        prop_assert!(err.contains("Gather node 'n'") && err.contains("out of range"), "{}", err);
+    }
+
+    #[test]
+    fn reductions_and_argmax_match_the_reference(
+        (shape, data) in shape_and_data(4).prop_filter("rank >= 1", |(s, _)| !s.is_empty()),
+        mask in prop::collection::vec(any::<bool>(), 4),
+        keep in any::<bool>(),
+        opset in prop::sample::select(vec![13i64, 18]),
+    ) {
+        let rank = shape.len();
+        let axes: Vec<usize> = (0..rank).filter(|&i| mask[i]).collect();
+        // Negative spelling of the axes; none given = all axes.
+        let spelled: Vec<i64> = axes.iter().map(|&a| a as i64 - rank as i64).collect();
+        let x = Tensor::from_f32(shape.clone(), data.clone()).unwrap();
+        let reduced: Vec<usize> = if axes.is_empty() { (0..rank).collect() } else { axes.clone() };
+        let group = |idx: &[usize]| -> Vec<usize> {
+            idx.iter().enumerate().filter(|(i, _)| !reduced.contains(i)).map(|(_, &v)| v).collect()
+        };
+        for (op, f) in [
+            ("ReduceSum", (|v: &[f64]| v.iter().sum()) as fn(&[f64]) -> f64),
+            ("ReduceMean", |v| v.iter().sum::<f64>() / v.len() as f64),
+            ("ReduceMax", |v| v.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
+            ("ReduceMin", |v| v.iter().copied().fold(f64::INFINITY, f64::min)),
+            ("ReduceProd", |v| v.iter().product()),
+        ] {
+            let as_input = op == "ReduceSum" || opset >= 18;
+            let mut attrs = vec![int_attr("keepdims", keep as i64)];
+            let mut consts = vec![];
+            if !spelled.is_empty() {
+                if as_input {
+                    consts.push(i64_input("axes", &spelled));
+                } else {
+                    attrs.push(ints_attr("axes", &spelled));
+                }
+            }
+            let y = run(opset, op, attrs, std::slice::from_ref(&x), consts, 1).unwrap().remove(0);
+            let groups: Vec<Vec<usize>> = {
+                let mut g: Vec<Vec<usize>> = indices(&shape).iter().map(|i| group(i)).collect();
+                g.sort();
+                g.dedup();
+                g
+            };
+            prop_assert_eq!(y.len(), groups.len(), "{}", op);
+            for (k, g) in groups.iter().enumerate() {
+                let members: Vec<f64> = indices(&shape).iter().enumerate()
+                    .filter(|(_, i)| &group(i) == g).map(|(m, _)| f64::from(data[m])).collect();
+                prop_assert!(close(f32s(&y)[k], f(&members), 1e-5), "{} group {:?}", op, g);
+            }
+        }
+        let axis = axes.first().copied().unwrap_or(0);
+        let y = run(13, "ArgMax", vec![int_attr("axis", axis as i64), int_attr("keepdims", 0)], std::slice::from_ref(&x), vec![], 1).unwrap().remove(0);
+        let got = y.as_i64().unwrap();
+        let mut out = shape.clone();
+        out.remove(axis);
+        for (k, o) in indices(&out).iter().enumerate() {
+            let at = |j: usize| { let mut s = o.clone(); s.insert(axis, j); data[offset(&s, &shape)] };
+            let best = (0..shape[axis]).fold(0, |b, j| if at(j) > at(b) { j } else { b });
+            prop_assert_eq!(got[k], best as i64);
+        }
+    }
+
+    #[test]
+    fn layer_norm_and_batched_matmul_match_the_reference(
+        b0 in 1usize..3, b1 in 1usize..3, m in 1usize..4, k in 1usize..5, n in 1usize..4,
+        a_rank in 1usize..5, b_rank in 1usize..5, seed in any::<u32>(),
+    ) {
+        let val = |i: usize, s: u32| (((i as u32).wrapping_mul(2_654_435_761) ^ seed ^ s) % 9) as f32 - 4.0;
+        // MatMul: A [b0, 1, m, k] truncated to a_rank, B [1, b1, k, n] truncated to b_rank.
+        let full_a = [b0, 1, m, k];
+        let full_b = [1, b1, k, n];
+        let sa: Vec<usize> = full_a[4 - a_rank..].to_vec();
+        let sb: Vec<usize> = if b_rank == 1 { vec![k] } else { full_b[4 - b_rank..].to_vec() };
+        let an: usize = sa.iter().product();
+        let bn: usize = sb.iter().product();
+        let av: Vec<f32> = (0..an).map(|i| val(i, 1)).collect();
+        let bv: Vec<f32> = (0..bn).map(|i| val(i, 2)).collect();
+        let xs = [Tensor::from_f32(sa.clone(), av.clone()).unwrap(), Tensor::from_f32(sb.clone(), bv.clone()).unwrap()];
+        let y = run(13, "MatMul", vec![], &xs, vec![], 1).unwrap().remove(0);
+        // numpy: promote 1-D, broadcast the batch, drop promoted axes.
+        let pa: Vec<usize> = if a_rank == 1 { vec![1, k] } else { sa.clone() };
+        let pb: Vec<usize> = if b_rank == 1 { vec![k, 1] } else { sb.clone() };
+        let batch_rank = (pa.len() - 2).max(pb.len() - 2);
+        let batch: Vec<usize> = (0..batch_rank).map(|i| {
+            let get = |p: &[usize]| { let r = p.len() - 2; (i + r).checked_sub(batch_rank).map_or(1, |j| p[j]) };
+            get(&pa).max(get(&pb))
+        }).collect();
+        let (mm, nn) = (pa[pa.len() - 2], pb[pb.len() - 1]);
+        let mut want_shape = batch.clone();
+        if a_rank > 1 { want_shape.push(mm); }
+        if b_rank > 1 { want_shape.push(nn); }
+        prop_assert_eq!(y.shape(), &want_shape[..]);
+        let mut k_out = 0;
+        for bidx in indices(&batch) {
+            for i in 0..mm {
+                for j in 0..nn {
+                    let mut acc = 0.0f64;
+                    for t in 0..k {
+                        let ia = [broadcast_index(&bidx, &pa[..pa.len() - 2]), vec![i, t]].concat();
+                        let ib = [broadcast_index(&bidx, &pb[..pb.len() - 2]), vec![t, j]].concat();
+                        acc += f64::from(av[offset(&ia, &pa)]) * f64::from(bv[offset(&ib, &pb)]);
+                    }
+                    prop_assert!(close(f32s(&y)[k_out], acc, 1e-5));
+                    k_out += 1;
+                }
+            }
+        }
+        // LayerNormalization over the last two axes of [b0, m, k].
+        let shape = vec![b0, m, k];
+        let data: Vec<f32> = (0..b0 * m * k).map(|i| val(i, 3)).collect();
+        let scale: Vec<f32> = (0..m * k).map(|i| 0.5 + i as f32 * 0.1).collect();
+        let bias: Vec<f32> = (0..m * k).map(|i| i as f32 * -0.2).collect();
+        let consts = vec![
+            f32_tensor("scale", &[m as i64, k as i64], &scale),
+            f32_tensor("bias", &[m as i64, k as i64], &bias),
+        ];
+        let x = Tensor::from_f32(shape.clone(), data.clone()).unwrap();
+        let attrs = vec![int_attr("axis", -2), float_attr("epsilon", 1e-3)];
+        let y = run(17, "LayerNormalization", attrs, std::slice::from_ref(&x), consts, 1).unwrap().remove(0);
+        for (r, row) in data.chunks(m * k).enumerate() {
+            let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / row.len() as f64;
+            let var = row.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / row.len() as f64;
+            for (j, &v) in row.iter().enumerate() {
+                let want = (f64::from(v) - mean) / (var + 1e-3).sqrt() * f64::from(scale[j]) + f64::from(bias[j]);
+                prop_assert!(close(f32s(&y)[r * m * k + j], want, 1e-5));
+            }
+        }
+    }
+}
+
+/// The index into a batch shape `dims` (right-aligned, size-1 axes broadcast) of the
+/// broadcast batch index `idx`.
+fn broadcast_index(idx: &[usize], dims: &[usize]) -> Vec<usize> {
+    let skip = idx.len() - dims.len();
+    dims.iter()
+        .zip(&idx[skip..])
+        .map(|(&d, &i)| if d == 1 { 0 } else { i })
+        .collect()
+}
+
+#[test]
+fn mutated_layout_and_reduction_nodes_name_the_node_and_op() {
+    let x = Tensor::from_f32(vec![2, 3], vec![1.0; 6]).unwrap();
+    let cases: Vec<Mutation> = vec![
+        (
+            "Transpose",
+            vec![ints_attr("perm", &[0, 0])],
+            vec![],
+            1,
+            "permutation",
+        ),
+        (
+            "Transpose",
+            vec![ints_attr("perm", &[0, 1, 2])],
+            vec![],
+            1,
+            "permutation",
+        ),
+        (
+            "Slice",
+            vec![],
+            vec![
+                i64_input("s", &[0]),
+                i64_input("e", &[1]),
+                i64_input("a", &[2]),
+            ],
+            1,
+            "axis 2",
+        ),
+        (
+            "Slice",
+            vec![],
+            vec![
+                i64_input("s", &[0]),
+                i64_input("e", &[1]),
+                i64_input("a", &[0]),
+                i64_input("p", &[0]),
+            ],
+            1,
+            "step 0",
+        ),
+        (
+            "Slice",
+            vec![],
+            vec![i64_input("s", &[0, 0]), i64_input("e", &[1])],
+            1,
+            "entries",
+        ),
+        (
+            "Gather",
+            vec![int_attr("axis", 5)],
+            vec![i64_input("i", &[0])],
+            1,
+            "axis 5",
+        ),
+        (
+            "Split",
+            vec![],
+            vec![i64_input("split", &[1, 5])],
+            2,
+            "does not sum",
+        ),
+        (
+            "Split",
+            vec![int_attr("axis", 1)],
+            vec![],
+            5,
+            "into 5 parts",
+        ),
+        (
+            "ReduceSum",
+            vec![],
+            vec![i64_input("axes", &[7])],
+            1,
+            "out of range",
+        ),
+        ("ArgMax", vec![int_attr("axis", -3)], vec![], 1, "axis -3"),
+        (
+            "MatMul",
+            vec![],
+            vec![f32_tensor("b", &[2, 2, 2], &[0.0; 8])],
+            1,
+            "inner dimensions",
+        ),
+        (
+            "LayerNormalization",
+            vec![],
+            vec![f32_tensor("s", &[2], &[1.0; 2])],
+            1,
+            "normalized size",
+        ),
+    ];
+    assert_mutations_named(&x, cases);
 }

@@ -28,7 +28,7 @@ mod buffers;
 mod conv;
 pub(crate) mod eltwise;
 mod eval;
-mod matmul;
+pub(crate) mod matmul;
 mod pool;
 mod qdq;
 

@@ -40,6 +40,11 @@ impl ImportCx<'_> {
         self.node.input.len()
     }
 
+    /// Number of output slots the node declares.
+    pub fn output_count(&self) -> usize {
+        self.node.output.len()
+    }
+
     /// The graph value of required input `i`.
     ///
     /// # Errors

@@ -113,40 +113,43 @@ pub(crate) fn slice(
     if data.scalar {
         return Err("cannot slice a scalar".into());
     }
+    let picked = slice_indices(data.values.len(), start, end, step)?;
+    Ok(SymTensor {
+        scalar: false,
+        values: picked.into_iter().map(|i| data.values[i].clone()).collect(),
+    })
+}
+
+/// The positions `Slice` picks on an axis of length `len`: ONNX's clamping of negative and
+/// out-of-range `start` / `end`, any non-zero `step` (a huge step stops, never overflows).
+pub(crate) fn slice_indices(
+    len: usize,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<Vec<usize>, String> {
     if step == 0 {
         return Err("slice step is 0".into());
     }
-    let len = data.values.len() as i64;
+    let len = i64::try_from(len).map_err(|_| "axis too long")?;
     let clamp = |v: i64, lo: i64, hi: i64| {
         let v = if v < 0 { v.saturating_add(len) } else { v };
         v.clamp(lo, hi)
     };
-    let mut out = Vec::new();
-    if step > 0 {
-        let (mut i, e) = (clamp(start, 0, len), clamp(end, 0, len));
-        while i < e {
-            out.push(data.values[i as usize].clone());
-            // A step from the file may be huge: stop instead of overflowing.
-            match i.checked_add(step) {
-                Some(next) => i = next,
-                None => break,
-            }
-        }
+    let (mut i, e) = if step > 0 {
+        (clamp(start, 0, len), clamp(end, 0, len))
     } else {
-        let (mut i, e) = (clamp(start, -1, len - 1), clamp(end, -1, len - 1));
-        while i > e {
-            out.push(data.values[i as usize].clone());
-            // A step from the file may be huge: stop instead of overflowing.
-            match i.checked_add(step) {
-                Some(next) => i = next,
-                None => break,
-            }
+        (clamp(start, -1, len - 1), clamp(end, -1, len - 1))
+    };
+    let mut out = Vec::new();
+    while (step > 0 && i < e) || (step < 0 && i > e) {
+        out.push(i as usize);
+        match i.checked_add(step) {
+            Some(next) => i = next,
+            None => break,
         }
     }
-    Ok(SymTensor {
-        scalar: false,
-        values: out,
-    })
+    Ok(out)
 }
 
 /// Element-wise integer arithmetic on known values (`Add`, `Sub`, `Mul`, `Div` truncating

@@ -29,8 +29,8 @@ use prost::Message;
 
 pub(crate) use self::cx::ImportCx;
 pub use self::export::{EXPORT_OPSET, save, to_model};
-pub(crate) use self::fold::normalize_index;
-pub(crate) use self::ops::TYPED_SPECS;
+pub(crate) use self::fold::{normalize_index, slice_indices};
+pub(crate) use self::ops::{TYPED_SPECS, typed as typed_import};
 
 use self::attrs::Attrs;
 use self::fold::SymTensor;

@@ -18,14 +18,12 @@ use crate::ir::{
 /// the int8 pipeline pattern-matches) and of the ops q8 only folds at import
 /// ([`Importer::try_fold`]: shape arithmetic and constants).
 pub(crate) const TYPED_SPECS: &[crate::ops::OpSpec] = &{
-    const TYPED: [&str; 23] = [
+    const TYPED: [&str; 21] = [
         "Conv",
         "MaxPool",
         "AveragePool",
         "GlobalAveragePool",
-        "ReduceMean",
         "Gemm",
-        "MatMul",
         "BatchNormalization",
         "Relu",
         "Sigmoid",
@@ -43,12 +41,12 @@ pub(crate) const TYPED_SPECS: &[crate::ops::OpSpec] = &{
         "QuantizeLinear",
         "DequantizeLinear",
     ];
-    const FOLDED: [&str; 5] = ["Constant", "Shape", "Gather", "Slice", "Cast"];
+    const FOLDED: [&str; 3] = ["Constant", "Shape", "Cast"];
     let mut out = [crate::ops::OpSpec {
         op_type: "",
         since: 1,
         import: typed,
-    }; 28];
+    }; 24];
     let mut i = 0;
     while i < TYPED.len() {
         out[i].op_type = TYPED[i];
@@ -62,7 +60,8 @@ pub(crate) const TYPED_SPECS: &[crate::ops::OpSpec] = &{
     out
 };
 
-fn typed(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
+/// Imports a node as its typed [`Op`] variant.
+pub(crate) fn typed(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
     cx.imp.typed_op(cx.node, cx.attrs)
 }
 

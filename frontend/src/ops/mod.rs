@@ -21,6 +21,10 @@
 
 mod binary;
 mod conv_transpose;
+mod layout;
+mod matmul;
+mod norm;
+mod reduce;
 mod resize;
 mod softmax;
 mod unary;
@@ -182,6 +186,10 @@ pub(crate) fn specs() -> impl Iterator<Item = &'static OpSpec> {
         softmax::SPECS,
         resize::SPECS,
         conv_transpose::SPECS,
+        layout::SPECS,
+        reduce::SPECS,
+        norm::SPECS,
+        matmul::SPECS,
     ]
     .into_iter()
     .flatten()

@@ -64,6 +64,16 @@ impl ImportCx<'_> {
             .transpose()
     }
 
+    /// The `axis` attribute (or `default`) normalized against `rank`.
+    ///
+    /// # Errors
+    /// [`Error::Node`] when it is out of range.
+    pub fn axis_attr(&self, rank: usize, default: i64) -> Result<usize> {
+        let axis = self.attrs.int("axis", default);
+        super::normalize_index(axis, rank)
+            .ok_or_else(|| self.err(format!("axis {axis} out of range for rank {rank}")))
+    }
+
     /// The type of a graph value.
     pub fn ty(&self, v: ValueId) -> &ValueType {
         &self.imp.graph.value(v).ty

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::{AttrValue, Exported, OpDef, OpSpec, arity, concrete, def, f32_input, fail};
+use super::{AttrValue, Exported, OpDef, OpSpec, all_f32, arity, concrete, def, f32_input, fail};
 use crate::error::Result;
 use crate::ir::{DType, Dim, MAX_DIM, Op, Shape, Tensor, ValueId, ValueType};
 use crate::onnx::ImportCx;
@@ -58,17 +58,7 @@ impl OpDef for ConvTranspose {
 
     fn infer(&self, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType>> {
         arity(self, node, inputs.len(), 2, 3)?;
-        if let Some((i, t)) = inputs
-            .iter()
-            .enumerate()
-            .find(|(_, t)| t.dtype != DType::F32)
-        {
-            return Err(fail(
-                self,
-                node,
-                format!("input {i} must be f32, got {}", t.dtype),
-            ));
-        }
+        all_f32(self, node, inputs)?;
         let x = &inputs[0].shape;
         let w = inputs[1]
             .shape

@@ -1,7 +1,7 @@
 //! Data-movement ops of any element type and rank: Transpose, Slice, Gather, Split. Each
 //! computes, for every output element, the input element it copies ([`take`]).
 
-use super::{AttrValue, Exported, OpDef, OpSpec, arity, concrete, def, fail};
+use super::{AttrValue, Exported, OpDef, OpSpec, arity, check_axis, concrete, def, fail};
 use crate::error::Result;
 use crate::ir::{DType, Dim, MAX_DIM, Op, Shape, Tensor, TensorData, ValueId, ValueType};
 use crate::onnx::{ImportCx, normalize_index, slice_indices};
@@ -279,13 +279,7 @@ impl OpDef for Gather {
                 format!("indices must be i64 or i32, got {}", idx.dtype),
             ));
         }
-        if self.axis >= x.shape.rank() {
-            return Err(fail(
-                self,
-                node,
-                format!("axis {} out of range for {}", self.axis, x.shape),
-            ));
-        }
+        check_axis(self, node, self.axis, &x.shape)?;
         let d = x.shape.dims();
         let dims = [&d[..self.axis], idx.shape.dims(), &d[self.axis + 1..]].concat();
         Ok(vec![ValueType::new(x.dtype, Shape(dims))])
@@ -341,9 +335,7 @@ impl OpDef for Gather {
 fn import_gather(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
     let (x, idx) = (cx.input(0)?, cx.input(1)?);
     let rank = cx.ty(x).shape.rank();
-    let axis = cx.attrs().int("axis", 0);
-    let axis = normalize_index(axis, rank)
-        .ok_or_else(|| cx.err(format!("axis {axis} out of range for rank {rank}")))?;
+    let axis = cx.axis_attr(rank, 0)?;
     Ok((def(Gather { axis }), vec![x, idx]))
 }
 
@@ -459,9 +451,7 @@ fn import_split(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
     let x = cx.input(0)?;
     let rank = cx.ty(x).shape.rank();
     let a = cx.attrs();
-    let axis = a.int("axis", 0);
-    let axis = normalize_index(axis, rank)
-        .ok_or_else(|| cx.err(format!("axis {axis} out of range for rank {rank}")))?;
+    let axis = cx.axis_attr(rank, 0)?;
     let sizes = if cx.opset() < 13 {
         a.ints("split").map(<[i64]>::to_vec)
     } else {

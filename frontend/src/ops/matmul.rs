@@ -2,7 +2,7 @@
 //! removed again), batch axes broadcast. `A [.., M, K] x B [K, N]` (rank-2 B) stays the
 //! typed [`Op::MatMul`] the int8 pipeline lowers as a linear layer.
 
-use super::{OpDef, OpSpec, arity, concrete, def, f32_input, fail};
+use super::{OpDef, OpSpec, all_f32, arity, concrete, def, f32_input, fail};
 use crate::error::Result;
 use crate::exec::matmul::{Operand, gemm};
 use crate::ir::{DType, Dim, Op, Shape, Tensor, ValueId, ValueType, broadcast};
@@ -34,8 +34,9 @@ impl OpDef for BatchMatMul {
 
     fn infer(&self, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType>> {
         arity(self, node, inputs.len(), 2, 2)?;
+        all_f32(self, node, inputs)?;
         let (a, b) = (&inputs[0].shape, &inputs[1].shape);
-        if inputs.iter().any(|t| t.dtype != DType::F32) || a.rank() == 0 || b.rank() == 0 {
+        if a.rank() == 0 || b.rank() == 0 {
             return Err(fail(
                 self,
                 node,

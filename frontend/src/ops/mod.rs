@@ -34,7 +34,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::ir::{Op, Tensor, ValueId, ValueType};
+use crate::ir::{DType, Op, Tensor, ValueId, ValueType};
 use crate::onnx::ImportCx;
 
 /// Behaviour of one registered op: inference, evaluation, export and quantization rule.
@@ -225,6 +225,41 @@ fn arity(op: &dyn OpDef, node: &str, n: usize, lo: usize, hi: usize) -> Result<(
             op,
             node,
             format!("expects {lo}..={hi} inputs, got {n}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The single input of a one-input op that reads f32 only.
+fn one_f32<'t>(op: &dyn OpDef, node: &str, inputs: &[&'t ValueType]) -> Result<&'t ValueType> {
+    arity(op, node, inputs.len(), 1, 1)?;
+    all_f32(op, node, inputs)?;
+    Ok(inputs[0])
+}
+
+/// Checks every input is f32.
+fn all_f32(op: &dyn OpDef, node: &str, inputs: &[&ValueType]) -> Result<()> {
+    match inputs
+        .iter()
+        .enumerate()
+        .find(|(_, t)| t.dtype != DType::F32)
+    {
+        Some((i, t)) => Err(fail(
+            op,
+            node,
+            format!("input {i} must be f32, got {}", t.dtype),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks `axis` is an axis of `shape`.
+fn check_axis(op: &dyn OpDef, node: &str, axis: usize, shape: &crate::ir::Shape) -> Result<()> {
+    if axis >= shape.rank() {
+        return Err(fail(
+            op,
+            node,
+            format!("axis {axis} out of range for {shape}"),
         ));
     }
     Ok(())

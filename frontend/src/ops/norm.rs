@@ -1,10 +1,12 @@
 //! LayerNormalization (opset 17): normalization over the trailing axes from `axis` on, then
 //! an element-wise scale and optional bias of the normalized shape.
 
-use super::{AttrValue, Exported, OpDef, OpSpec, arity, concrete, def, f32_input, fail};
+use super::{
+    AttrValue, Exported, OpDef, OpSpec, all_f32, arity, check_axis, concrete, def, f32_input, fail,
+};
 use crate::error::Result;
-use crate::ir::{DType, Op, Tensor, ValueId, ValueType, checked_numel};
-use crate::onnx::{ImportCx, normalize_index};
+use crate::ir::{Op, Tensor, ValueId, ValueType, checked_numel};
+use crate::onnx::ImportCx;
 
 /// `(x - mean) / sqrt(var + epsilon) * scale + bias` over axes `axis..rank` (population
 /// variance, computed in f64).
@@ -24,24 +26,8 @@ impl OpDef for LayerNorm {
     fn infer(&self, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType>> {
         arity(self, node, inputs.len(), 2, 3)?;
         let x = inputs[0];
-        if let Some((i, t)) = inputs
-            .iter()
-            .enumerate()
-            .find(|(_, t)| t.dtype != DType::F32)
-        {
-            return Err(fail(
-                self,
-                node,
-                format!("input {i} must be f32, got {}", t.dtype),
-            ));
-        }
-        if self.axis >= x.shape.rank() {
-            return Err(fail(
-                self,
-                node,
-                format!("axis {} out of range for {}", self.axis, x.shape),
-            ));
-        }
+        all_f32(self, node, inputs)?;
+        check_axis(self, node, self.axis, &x.shape)?;
         // Scale and bias must hold one value per normalized element (or be a scalar).
         if let Some(inner) = x
             .shape
@@ -108,9 +94,7 @@ fn import(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
     let x = cx.input(0)?;
     let rank = cx.ty(x).shape.rank();
     let a = cx.attrs();
-    let axis = a.int("axis", -1);
-    let axis = normalize_index(axis, rank)
-        .ok_or_else(|| cx.err(format!("axis {axis} out of range for rank {rank}")))?;
+    let axis = cx.axis_attr(rank, -1)?;
     let epsilon = a.float("epsilon", 1e-5);
     if !(epsilon.is_finite() && epsilon >= 0.0) {
         return Err(cx.err(format!("epsilon {epsilon} must be finite and >= 0")));

@@ -4,7 +4,7 @@
 //! pipeline lowers to a pool.
 
 use super::layout::walk;
-use super::{AttrValue, Exported, OpDef, OpSpec, arity, concrete, def, f32_input, fail};
+use super::{AttrValue, Exported, OpDef, OpSpec, check_axis, concrete, def, f32_input, one_f32};
 use crate::error::Result;
 use crate::ir::{DType, Dim, Op, Shape, Tensor, ValueId, ValueType};
 use crate::onnx::{ImportCx, normalize_index};
@@ -80,21 +80,9 @@ impl OpDef for Reduce {
     }
 
     fn infer(&self, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType>> {
-        arity(self, node, inputs.len(), 1, 1)?;
-        let x = inputs[0];
-        if x.dtype != DType::F32 {
-            return Err(fail(
-                self,
-                node,
-                format!("input must be f32, got {}", x.dtype),
-            ));
-        }
-        if let Some(a) = self.axes.iter().find(|&&a| a >= x.shape.rank()) {
-            return Err(fail(
-                self,
-                node,
-                format!("axis {a} out of range for {}", x.shape),
-            ));
+        let x = one_f32(self, node, inputs)?;
+        for &a in &self.axes {
+            check_axis(self, node, a, &x.shape)?;
         }
         let dims = reduced_dims(&x.shape, &self.axes, self.keepdims);
         Ok(vec![ValueType::new(DType::F32, Shape(dims))])
@@ -223,18 +211,8 @@ impl OpDef for ArgExtreme {
     }
 
     fn infer(&self, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType>> {
-        arity(self, node, inputs.len(), 1, 1)?;
-        let x = inputs[0];
-        if x.dtype != DType::F32 || self.axis >= x.shape.rank() {
-            return Err(fail(
-                self,
-                node,
-                format!(
-                    "needs an f32 input with axis {}, got {} {}",
-                    self.axis, x.dtype, x.shape
-                ),
-            ));
-        }
+        let x = one_f32(self, node, inputs)?;
+        check_axis(self, node, self.axis, &x.shape)?;
         let dims = reduced_dims(&x.shape, &[self.axis], self.keepdims);
         Ok(vec![ValueType::new(DType::I64, Shape(dims))])
     }
@@ -281,9 +259,7 @@ fn import_arg(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
     let x = cx.input(0)?;
     let rank = cx.ty(x).shape.rank();
     let a = cx.attrs();
-    let axis = a.int("axis", 0);
-    let axis = normalize_index(axis, rank)
-        .ok_or_else(|| cx.err(format!("axis {axis} out of range for rank {rank}")))?;
+    let axis = cx.axis_attr(rank, 0)?;
     let op = ArgExtreme {
         max: cx.op_type() == "ArgMax",
         axis,

@@ -4,7 +4,7 @@
 //! `tf_half_pixel_for_nearest`). Linear sampling clamps coordinates to the input (as ONNX
 //! Runtime does).
 
-use super::{AttrValue, Exported, OpDef, OpSpec, arity, concrete, def, f32_input, fail};
+use super::{AttrValue, Exported, OpDef, OpSpec, concrete, def, f32_input, fail, one_f32};
 use crate::error::Result;
 use crate::ir::{DType, Dim, MAX_DIM, Op, Shape, Tensor, ValueId, ValueType};
 use crate::onnx::ImportCx;
@@ -185,15 +185,7 @@ impl OpDef for Resize {
     }
 
     fn infer(&self, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType>> {
-        arity(self, node, inputs.len(), 1, 1)?;
-        let x = inputs[0];
-        if x.dtype != DType::F32 {
-            return Err(fail(
-                self,
-                node,
-                format!("input must be f32, got {}", x.dtype),
-            ));
-        }
+        let x = one_f32(self, node, inputs)?;
         if x.shape.rank() != self.rank() {
             return Err(fail(
                 self,

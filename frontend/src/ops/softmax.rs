@@ -1,9 +1,11 @@
 //! Softmax and LogSoftmax. Opset 13 and later normalize along one axis (default -1);
 //! earlier opsets flatten the input to 2-D at `axis` (default 1) and normalize each row.
 
-use super::{AttrValue, Exported, OpDef, OpSpec, arity, concrete, def, f32_input, fail};
+use super::{
+    AttrValue, Exported, OpDef, OpSpec, check_axis, concrete, def, f32_input, fail, one_f32,
+};
 use crate::error::Result;
-use crate::ir::{DType, Op, Tensor, ValueId, ValueType};
+use crate::ir::{Op, Tensor, ValueId, ValueType};
 use crate::onnx::ImportCx;
 
 /// `exp(x - max) / sum(exp(x - max))` over a block of the input (or its logarithm).
@@ -39,22 +41,8 @@ impl OpDef for Softmax {
     }
 
     fn infer(&self, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType>> {
-        arity(self, node, inputs.len(), 1, 1)?;
-        let x = inputs[0];
-        if x.dtype != DType::F32 {
-            return Err(fail(
-                self,
-                node,
-                format!("input must be f32, got {}", x.dtype),
-            ));
-        }
-        if self.axis >= x.shape.rank() {
-            return Err(fail(
-                self,
-                node,
-                format!("axis {} out of range for shape {}", self.axis, x.shape),
-            ));
-        }
+        let x = one_f32(self, node, inputs)?;
+        check_axis(self, node, self.axis, &x.shape)?;
         Ok(vec![x.clone()])
     }
 
@@ -100,9 +88,7 @@ fn import(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
     let x = cx.input(0)?;
     let rank = cx.ty(x).shape.rank();
     let legacy = cx.opset() < 13;
-    let axis = cx.attrs().int("axis", if legacy { 1 } else { -1 });
-    let axis = crate::onnx::normalize_index(axis, rank)
-        .ok_or_else(|| cx.err(format!("axis {axis} out of range for rank {rank}")))?;
+    let axis = cx.axis_attr(rank, if legacy { 1 } else { -1 })?;
     let softmax = Softmax {
         axis,
         // A flatten at the last axis is the same as the single-axis form.

@@ -1,9 +1,9 @@
 //! Element-wise unary f32 ops: activations (HardSigmoid, LeakyRelu, Elu, Selu, Softplus,
 //! Tanh, Gelu) and math (Exp, Log, Sqrt, Neg, Abs, Reciprocal, Floor, Ceil, Erf).
 
-use super::{OpDef, OpSpec, arity, concrete, def, f32_input, fail};
+use super::{OpDef, OpSpec, concrete, def, f32_input, one_f32};
 use crate::error::Result;
-use crate::ir::{DType, Op, Tensor, ValueId, ValueType};
+use crate::ir::{Op, Tensor, ValueId, ValueType};
 use crate::onnx::ImportCx;
 use crate::ops::{AttrValue, Exported};
 
@@ -197,15 +197,7 @@ impl OpDef for Unary {
     }
 
     fn infer(&self, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType>> {
-        arity(self, node, inputs.len(), 1, 1)?;
-        if inputs[0].dtype != DType::F32 {
-            return Err(fail(
-                self,
-                node,
-                format!("input must be f32, got {}", inputs[0].dtype),
-            ));
-        }
-        Ok(vec![inputs[0].clone()])
+        Ok(vec![one_f32(self, node, inputs)?.clone()])
     }
 
     fn eval(&self, node: &str, inputs: &[&Tensor], outputs: &[ValueType]) -> Result<Vec<Tensor>> {

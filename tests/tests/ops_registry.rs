@@ -872,3 +872,70 @@ fn mutated_layout_and_reduction_nodes_name_the_node_and_op() {
     ];
     assert_mutations_named(&x, cases);
 }
+
+#[test]
+fn mod_follows_the_divisor_sign_or_c_fmod() {
+    let a = Tensor::from_i64(vec![4], vec![7, -7, 7, -7]).unwrap();
+    let b = Tensor::from_i64(vec![4], vec![3, 3, -3, -3]).unwrap();
+    let y = run(13, "Mod", vec![], &[a.clone(), b.clone()], vec![], 1).unwrap();
+    assert_eq!(y[0].as_i64().unwrap(), [1, 2, -2, -1]);
+    let y = run(13, "Mod", vec![int_attr("fmod", 1)], &[a, b], vec![], 1).unwrap();
+    assert_eq!(y[0].as_i64().unwrap(), [1, -1, 1, -1]);
+    let fa = Tensor::from_f32(vec![2], vec![5.5, -5.5]).unwrap();
+    let fb = Tensor::from_f32(vec![2], vec![2.0, 2.0]).unwrap();
+    let y = run(
+        13,
+        "Mod",
+        vec![int_attr("fmod", 1)],
+        &[fa.clone(), fb.clone()],
+        vec![],
+        1,
+    )
+    .unwrap();
+    assert_eq!(f32s(&y[0]), [1.5, -1.5]);
+    let err = run(13, "Mod", vec![], &[fa, fb], vec![], 1).unwrap_err();
+    assert!(err.contains("Mod node 'n'") && err.contains("f32"), "{err}");
+}
+
+#[test]
+fn expand_to_a_shape_built_from_the_dynamic_batch() {
+    // y = Expand(c [1, 4], [Shape(x)[0], 4]) + x, x of shape [n, 1].
+    let nodes = vec![
+        node("Shape", "shape", &["x0"], &["s"], vec![]),
+        node("Gather", "batch", &["s", "zero"], &["b"], vec![]),
+        node("Unsqueeze", "b1", &["b", "axes"], &["b_1"], vec![]),
+        node(
+            "Concat",
+            "target",
+            &["b_1", "four"],
+            &["t"],
+            vec![int_attr("axis", 0)],
+        ),
+        node("Expand", "expand", &["c", "t"], &["e"], vec![]),
+        node("Add", "add", &["e", "x0"], &["y0"], vec![]),
+    ];
+    let consts = vec![
+        i64_tensor("zero", &[], &[0]),
+        i64_input("axes", &[0]),
+        i64_input("four", &[4]),
+        f32_tensor("c", &[1, 4], &[1.0, 2.0, 3.0, 4.0]),
+    ];
+    let m = model_proto(
+        13,
+        nodes,
+        consts,
+        vec![typed_value("x0", 1, &[Err("n"), Ok(1)])],
+        &["y0"],
+    );
+    let g = onnx::import(&m).unwrap();
+    let exec = Executor::new(&g, ExecOptions { threads: 1 }).unwrap();
+    for n in [1usize, 3] {
+        let x = Tensor::from_f32(vec![n, 1], (0..n).map(|i| 10.0 * i as f32).collect()).unwrap();
+        let y = exec.run(&[x]).unwrap().remove(0);
+        assert_eq!(y.shape(), [n, 4]);
+        let want: Vec<f32> = (0..n)
+            .flat_map(|i| [1.0, 2.0, 3.0, 4.0].map(|v| v + 10.0 * i as f32))
+            .collect();
+        assert_eq!(f32s(&y), want);
+    }
+}

@@ -1,4 +1,5 @@
-//! torchvision architectures exported by `torch.onnx.export` (opset 17, dynamic batch,
+//! torchvision architectures (MobileNetV3, ShuffleNetV2, ConvNeXt, DenseNet, EfficientNet,
+//! ViT) exported by `torch.onnx.export` (opset 17, dynamic batch,
 //! random weights, shrunk to keep the files small; `tests/data/torchvision/export.py`):
 //! the fp32 executor matches ONNX Runtime within 1e-4 relative at batch 2 and batch 1,
 //! and the X86 recipe quantizes each without error into a graph the int8 runtime runs
@@ -76,4 +77,9 @@ fn densenet() {
 #[test]
 fn efficientnet_b0() {
     check("efficientnet_b0_shrunk");
+}
+
+#[test]
+fn vision_transformer() {
+    check("vit_shrunk");
 }

@@ -466,6 +466,12 @@ fn reshape(input: &Shape, target: &[ReshapeDim]) -> std::result::Result<Shape, S
     }
     let mismatch = || format!("cannot reshape {input} to {target:?}: element counts differ");
     if let Some(slot) = dims.iter().position(Option::is_none) {
+        if t_known != 0 && !in_syms.is_empty() && in_known % t_known != 0 {
+            // A product of run-time dims (e.g. `batch*2`) the symbols do not factor: the
+            // inferred size is known at run time, where the element counts are checked.
+            dims[slot] = Some(derived(&format!("{input}/{t_known}")));
+            return Ok(Shape(dims.into_iter().flatten().collect()));
+        }
         if t_known == 0 || in_known % t_known != 0 {
             return Err(mismatch());
         }

@@ -1,10 +1,20 @@
 //! [`ImportCx`]: what a registered op's importer sees of the node being imported.
 
 use super::attrs::Attrs;
+use super::fold::SymInt;
 use super::proto::NodeProto;
 use super::{Importer, input};
 use crate::error::{Error, Result};
-use crate::ir::{ValueId, ValueType};
+use crate::ir::{Dim, ValueId, ValueType};
+
+/// One entry of a shape read at import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TargetDim {
+    /// A known value.
+    Known(i64),
+    /// The run-time size of `axis` of a graph input.
+    Of(ValueId, usize),
+}
 
 /// One ONNX node during import: its attributes, its inputs (graph values, constants and
 /// folded shape values) and the model's default-domain opset.
@@ -102,6 +112,44 @@ impl ImportCx<'_> {
                     "input {i} ('{name}') must be a constant integer tensor"
                 ))
             })
+    }
+
+    /// A shape given by input `i` (a constant or a folded shape value), each entry a known
+    /// integer or a run-time dim resolved to `(graph input, axis)` having it.
+    ///
+    /// # Errors
+    /// [`Error::Node`] when the input is not a shape value, or names a run-time dim no graph
+    /// input has.
+    pub fn dims_input(&self, i: usize) -> Result<Vec<TargetDim>> {
+        let name =
+            super::input(self.node, i).ok_or_else(|| self.err(format!("input {i} is missing")))?;
+        let s = self.imp.sym(name).ok_or_else(|| {
+            self.err(format!(
+                "input {i} ('{name}') must be a constant or folded shape"
+            ))
+        })?;
+        s.values
+            .iter()
+            .map(|v| match v {
+                SymInt::Known(k) => Ok(TargetDim::Known(*k)),
+                SymInt::Sym(sym) => self
+                    .imp
+                    .graph
+                    .inputs()
+                    .iter()
+                    .find_map(|&g| {
+                        let dims = self.imp.graph.value(g).ty.shape.dims();
+                        dims.iter()
+                            .position(|d| matches!(d, Dim::Sym(x) if x == sym))
+                            .map(|axis| TargetDim::Of(g, axis))
+                    })
+                    .ok_or_else(|| {
+                        self.err(format!(
+                            "dimension '{sym}' is not a dimension of a graph input"
+                        ))
+                    }),
+            })
+            .collect()
     }
 
     /// The f32 values of input `i` when it is a constant; `Ok(None)` when omitted.

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use prost::Message;
 
-pub(crate) use self::cx::ImportCx;
+pub(crate) use self::cx::{ImportCx, TargetDim};
 pub use self::export::{EXPORT_OPSET, save, to_model};
 pub(crate) use self::fold::{normalize_index, slice_indices};
 pub(crate) use self::ops::{TYPED_SPECS, typed as typed_import};
@@ -250,9 +250,40 @@ impl Importer {
         };
         let (op, inputs) = (spec.import)(&cx)?;
         let names = self.output_names(&name, n, &op, &inputs, &a)?;
+        if let Some(values) = self.evaluate_constant(&name, &op, &inputs)? {
+            for (out, t) in names.iter().zip(values) {
+                self.graph.add_constant(out, t)?;
+            }
+            return Ok(());
+        }
         self.graph
             .add_node_with_outputs(&name, op, &inputs, &names)?;
         Ok(())
+    }
+
+    /// The outputs of a registered op whose inputs are all constants, computed now, so
+    /// that shape arithmetic through it (e.g. `Mod` of constants) folds like the rest.
+    fn evaluate_constant(
+        &self,
+        name: &str,
+        op: &crate::ir::Op,
+        inputs: &[ValueId],
+    ) -> Result<Option<Vec<Tensor>>> {
+        let crate::ir::Op::Def(d) = op else {
+            return Ok(None);
+        };
+        let consts: Option<Vec<Arc<Tensor>>> = inputs
+            .iter()
+            .map(|&v| self.graph.value(v).constant.clone())
+            .collect();
+        let Some(consts) = consts else {
+            return Ok(None);
+        };
+        let tys: Vec<&crate::ir::ValueType> =
+            inputs.iter().map(|&v| &self.graph.value(v).ty).collect();
+        let outs = d.infer(name, &tys)?;
+        let args: Vec<&Tensor> = consts.iter().map(|t| &**t).collect();
+        d.eval(name, &args, &outs).map(Some)
     }
 
     /// Names for the outputs `op` computes: the node's output names, generated names for

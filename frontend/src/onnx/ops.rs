@@ -41,12 +41,19 @@ pub(crate) const TYPED_SPECS: &[crate::ops::OpSpec] = &{
         "QuantizeLinear",
         "DequantizeLinear",
     ];
-    const FOLDED: [&str; 3] = ["Constant", "Shape", "Cast"];
+    const FOLDED: [&str; 6] = [
+        "Constant",
+        "Shape",
+        "Cast",
+        "ConstantOfShape",
+        "Equal",
+        "Where",
+    ];
     let mut out = [crate::ops::OpSpec {
         op_type: "",
         since: 1,
         import: typed,
-    }; 24];
+    }; 27];
     let mut i = 0;
     while i < TYPED.len() {
         out[i].op_type = TYPED[i];
@@ -73,6 +80,11 @@ fn fold_only(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
 }
 
 impl Importer {
+    /// True when input `i` of `n` is a graph value (not a folded shape value).
+    fn is_graph_value(&self, n: &NodeProto, i: usize) -> bool {
+        input(n, i).is_some_and(|s| self.graph.value_by_name(s).is_some())
+    }
+
     pub(super) fn required<'n>(&self, n: &'n NodeProto, a: &Attrs, i: usize) -> Result<&'n str> {
         input(n, i).ok_or_else(|| a.err(format!("input {i} is missing")))
     }
@@ -86,6 +98,86 @@ impl Importer {
                 .all(|s| !s.is_empty() && self.sym(s).is_some())
         };
         let folded = match n.op_type.as_str() {
+            "Shape" if sym_in(0).is_some() && !self.is_graph_value(n, 0) => {
+                // The shape of a folded shape value: its length.
+                let s = sym_in(0).unwrap_or(SymTensor {
+                    scalar: true,
+                    values: vec![],
+                });
+                let dims = if s.scalar {
+                    vec![]
+                } else {
+                    vec![SymInt::Known(s.values.len() as i64)]
+                };
+                Folded::Sym(SymTensor {
+                    scalar: false,
+                    values: dims,
+                })
+            }
+            "Reshape" if sym_in(0).is_some() && !self.is_graph_value(n, 0) => {
+                let s = sym_in(0).unwrap_or(SymTensor {
+                    scalar: true,
+                    values: vec![],
+                });
+                let target = sym_in(1)
+                    .and_then(|t| t.known())
+                    .ok_or_else(|| a.err("shape must be a constant"))?;
+                match target.as_slice() {
+                    [] if s.values.len() == 1 => Folded::Sym(SymTensor { scalar: true, ..s }),
+                    [k] if *k == -1 || *k == s.values.len() as i64 => {
+                        Folded::Sym(SymTensor { scalar: false, ..s })
+                    }
+                    _ => {
+                        return Err(a.err(format!(
+                            "cannot reshape a shape value of length {} to {target:?}",
+                            s.values.len()
+                        )));
+                    }
+                }
+            }
+            "ConstantOfShape" => {
+                let dims = sym_in(0).and_then(|s| s.known()).ok_or_else(|| {
+                    a.err("q8 needs a shape known at import (dynamic ConstantOfShape is not supported)")
+                })?;
+                let dims = dims
+                    .iter()
+                    .map(|&d| usize::try_from(d).ok().filter(|&d| d <= crate::ir::MAX_DIM))
+                    .collect::<Option<Vec<usize>>>()
+                    .ok_or_else(|| a.err(format!("shape {dims:?} has a dimension out of range")))?;
+                let count = crate::ir::checked_numel(&dims).map_err(|e| a.err(e.to_string()))?;
+                let fill = match a.tensor("value") {
+                    Some(t) => {
+                        super::tensor::tensor_from_proto(t).map_err(|e| a.err(e.to_string()))?
+                    }
+                    None => Tensor::from_f32(vec![1], vec![0.0])?,
+                };
+                if fill.len() != 1 {
+                    return Err(a.err("value must have one element"));
+                }
+                let data = match fill.data() {
+                    TensorData::F32(v) => TensorData::F32(vec![v[0]; count]),
+                    TensorData::I64(v) => TensorData::I64(vec![v[0]; count]),
+                    TensorData::I32(v) => TensorData::I32(vec![v[0]; count]),
+                    other => {
+                        return Err(
+                            a.err(format!("value of type {} is not supported", other.dtype()))
+                        );
+                    }
+                };
+                Folded::Tensor(Arc::new(Tensor::new(dims, data)?))
+            }
+            "Equal" if all_sym() && n.input.len() == 2 => {
+                let (Some(x), Some(y)) = (sym_in(0), sym_in(1)) else {
+                    return Ok(None);
+                };
+                Folded::Sym(fold::equal(&x, &y).map_err(|e| a.err(e))?)
+            }
+            "Where" if all_sym() && n.input.len() == 3 => {
+                let (Some(c), Some(x), Some(y)) = (sym_in(0), sym_in(1), sym_in(2)) else {
+                    return Ok(None);
+                };
+                Folded::Sym(fold::select(&c, &x, &y).map_err(|e| a.err(e))?)
+            }
             "Shape" => {
                 let x = self.value(self.required(n, a, 0)?, a)?;
                 let dims = SymTensor::from_dims(self.graph.value(x).ty.shape.dims());
@@ -360,6 +452,7 @@ impl Importer {
                 let allow_zero = a.flag("allowzero", false)?;
                 let shape = self.graph.value(x).ty.shape.clone();
                 let mut dims = Vec::with_capacity(target.values.len());
+                let mut inferred = target.values.contains(&SymInt::Known(-1));
                 for (i, t) in target.values.iter().enumerate() {
                     dims.push(match t {
                         SymInt::Known(-1) => ReshapeDim::Infer,
@@ -376,6 +469,12 @@ impl Importer {
                             .position(|d| matches!(d, Dim::Sym(s) if s == name))
                         {
                             Some(axis) => ReshapeDim::CopyInput(axis),
+                            // A dim computed from run-time dims: inferred from the element
+                            // count, when it is the only such entry.
+                            None if !inferred => {
+                                inferred = true;
+                                ReshapeDim::Infer
+                            }
                             None => return Err(a.err(format!(
                                 "target dimension '{name}' is not a dimension of the input {shape}"
                             ))),

@@ -1,8 +1,8 @@
 //! Element-wise binary ops with numpy broadcasting: Sub, Div, Pow, Min, Max (Min / Max
-//! variadic, folded pairwise). f32 for all; i64 and i32 for all but Pow (integer division
+//! variadic, folded pairwise), Mod. f32 for all but integer Mod; i64 and i32 for all but Pow (integer division
 //! truncates toward zero and rejects a zero divisor; overflow wraps).
 
-use super::{OpDef, OpSpec, arity, concrete, def, fail};
+use super::{AttrValue, Exported, OpDef, OpSpec, arity, concrete, def, fail};
 use crate::error::Result;
 use crate::exec::eltwise;
 use crate::ir::{DType, Op, Tensor, TensorData, ValueId, ValueType, broadcast};
@@ -21,6 +21,10 @@ pub enum BinaryKind {
     Min,
     /// `max(a, b)` (NaN propagates).
     Max,
+    /// Integer remainder with the sign of the divisor (`fmod = 0`; integers only).
+    Mod,
+    /// Remainder with the sign of the dividend (`fmod = 1`, C's `fmod`).
+    Fmod,
 }
 
 impl BinaryKind {
@@ -33,6 +37,7 @@ impl BinaryKind {
             BinaryKind::Min => a.min(b),
             BinaryKind::Max if a.is_nan() || b.is_nan() => f32::NAN,
             BinaryKind::Max => a.max(b),
+            BinaryKind::Mod | BinaryKind::Fmod => a % b,
         }
     }
 }
@@ -41,25 +46,31 @@ impl BinaryKind {
 trait Int: Copy + Ord + Default + PartialEq {
     fn sub(self, b: Self) -> Self;
     fn div(self, b: Self) -> Self;
+    fn rem(self, b: Self) -> Self;
+    fn add(self, b: Self) -> Self;
 }
 
-impl Int for i64 {
-    fn sub(self, b: i64) -> i64 {
-        self.wrapping_sub(b)
-    }
-    fn div(self, b: i64) -> i64 {
-        self.wrapping_div(b)
-    }
+macro_rules! int {
+    ($t:ty) => {
+        impl Int for $t {
+            fn sub(self, b: $t) -> $t {
+                self.wrapping_sub(b)
+            }
+            fn div(self, b: $t) -> $t {
+                self.wrapping_div(b)
+            }
+            fn rem(self, b: $t) -> $t {
+                self.wrapping_rem(b)
+            }
+            fn add(self, b: $t) -> $t {
+                self.wrapping_add(b)
+            }
+        }
+    };
 }
 
-impl Int for i32 {
-    fn sub(self, b: i32) -> i32 {
-        self.wrapping_sub(b)
-    }
-    fn div(self, b: i32) -> i32 {
-        self.wrapping_div(b)
-    }
-}
+int!(i64);
+int!(i32);
 
 /// A broadcasting binary op.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -82,7 +93,8 @@ impl Binary {
         if kind == BinaryKind::Pow {
             return Err(fail(self, node, "Pow of integers is not supported"));
         }
-        if kind == BinaryKind::Div && b.0.contains(&T::default()) {
+        let divides = matches!(kind, BinaryKind::Div | BinaryKind::Mod | BinaryKind::Fmod);
+        if divides && b.0.contains(&T::default()) {
             return Err(fail(self, node, "integer division by zero"));
         }
         let mut y = vec![T::default(); out.iter().product()];
@@ -90,6 +102,15 @@ impl Binary {
             BinaryKind::Sub => x.sub(z),
             BinaryKind::Div => x.div(z),
             BinaryKind::Min => x.min(z),
+            BinaryKind::Fmod => x.rem(z),
+            BinaryKind::Mod => {
+                let r = x.rem(z);
+                if r != T::default() && ((r < T::default()) != (z < T::default())) {
+                    r.add(z)
+                } else {
+                    r
+                }
+            }
             // Pow was rejected above.
             BinaryKind::Max | BinaryKind::Pow => x.max(z),
         });
@@ -136,6 +157,7 @@ impl OpDef for Binary {
             BinaryKind::Pow => "Pow",
             BinaryKind::Min => "Min",
             BinaryKind::Max => "Max",
+            BinaryKind::Mod | BinaryKind::Fmod => "Mod",
         }
     }
 
@@ -144,6 +166,7 @@ impl OpDef for Binary {
         let dtype = inputs[0].dtype;
         let allowed = match self.kind {
             BinaryKind::Pow => dtype == DType::F32,
+            BinaryKind::Mod => matches!(dtype, DType::I64 | DType::I32),
             _ => matches!(dtype, DType::F32 | DType::I64 | DType::I32),
         };
         if !allowed {
@@ -165,6 +188,18 @@ impl OpDef for Binary {
             shape = broadcast(&shape, &t.shape).map_err(|e| fail(self, node, e))?;
         }
         Ok(vec![ValueType::new(dtype, shape)])
+    }
+
+    fn export(&self, _node: &str) -> Result<Exported> {
+        let attrs = match self.kind {
+            BinaryKind::Mod => vec![("fmod", AttrValue::Int(0))],
+            BinaryKind::Fmod => vec![("fmod", AttrValue::Int(1))],
+            _ => vec![],
+        };
+        Ok(Exported {
+            attrs,
+            operands: vec![],
+        })
     }
 
     fn eval(&self, node: &str, inputs: &[&Tensor], outputs: &[ValueType]) -> Result<Vec<Tensor>> {
@@ -200,6 +235,8 @@ fn import(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
         "Pow" => BinaryKind::Pow,
         "Min" => BinaryKind::Min,
         "Max" => BinaryKind::Max,
+        "Mod" if cx.attrs().flag("fmod", false)? => BinaryKind::Fmod,
+        "Mod" => BinaryKind::Mod,
         other => return Err(cx.err(format!("{other} is not a broadcasting binary op"))),
     };
     let variadic = matches!(kind, BinaryKind::Min | BinaryKind::Max);
@@ -232,4 +269,5 @@ pub(super) const SPECS: &[OpSpec] = &[
     spec("Pow", 7),
     spec("Min", 8),
     spec("Max", 8),
+    spec("Mod", 10),
 ];

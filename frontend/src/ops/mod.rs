@@ -21,6 +21,7 @@
 
 mod binary;
 mod conv_transpose;
+mod expand;
 mod layout;
 mod matmul;
 mod norm;
@@ -190,6 +191,7 @@ pub(crate) fn specs() -> impl Iterator<Item = &'static OpSpec> {
         reduce::SPECS,
         norm::SPECS,
         matmul::SPECS,
+        expand::SPECS,
     ]
     .into_iter()
     .flatten()

@@ -939,3 +939,47 @@ fn expand_to_a_shape_built_from_the_dynamic_batch() {
         assert_eq!(f32s(&y), want);
     }
 }
+
+#[test]
+fn slice_to_a_run_time_length_and_cast() {
+    // y = ids - Cast(Slice(table [1, 6], 0, Shape(x)[1], axis 1), i64): BERT's position ids.
+    let nodes = vec![
+        node("Shape", "shape", &["x0"], &["s"], vec![]),
+        node("Gather", "len", &["s", "one"], &["l"], vec![]),
+        node("Unsqueeze", "l1", &["l", "axes"], &["l_1"], vec![]),
+        node(
+            "Slice",
+            "slice",
+            &["table", "zero", "l_1", "one_axis"],
+            &["p"],
+            vec![],
+        ),
+        node("Cast", "cast", &["p"], &["pi"], vec![int_attr("to", 7)]),
+        node("Sub", "sub", &["x0", "pi"], &["y0"], vec![]),
+    ];
+    let consts = vec![
+        i64_tensor("one", &[], &[1]),
+        i64_input("axes", &[0]),
+        i64_input("zero", &[0]),
+        i64_input("one_axis", &[1]),
+        f32_tensor("table", &[1, 6], &[0.0, 1.0, 2.0, 3.9, 4.0, 5.0]),
+    ];
+    let m = model_proto(
+        13,
+        nodes,
+        consts,
+        vec![typed_value("x0", 7, &[Ok(1), Err("seq")])],
+        &["y0"],
+    );
+    let g = onnx::import(&m).unwrap();
+    let exec = Executor::new(&g, ExecOptions { threads: 1 }).unwrap();
+    for seq in [2usize, 5] {
+        let x = Tensor::from_i64(vec![1, seq], vec![100; seq]).unwrap();
+        let y = exec.run(&[x]).unwrap().remove(0);
+        let want: Vec<i64> = [100, 99, 98, 97, 96][..seq].to_vec();
+        assert_eq!(y.as_i64().unwrap(), want, "seq {seq} (3.9 casts to 3)");
+    }
+    let long = Tensor::from_i64(vec![1, 7], vec![0; 7]).unwrap();
+    let err = exec.run(&[long]).unwrap_err().to_string();
+    assert!(err.contains("Sub node 'sub'"), "{err}");
+}

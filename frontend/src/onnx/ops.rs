@@ -41,19 +41,12 @@ pub(crate) const TYPED_SPECS: &[crate::ops::OpSpec] = &{
         "QuantizeLinear",
         "DequantizeLinear",
     ];
-    const FOLDED: [&str; 6] = [
-        "Constant",
-        "Shape",
-        "Cast",
-        "ConstantOfShape",
-        "Equal",
-        "Where",
-    ];
+    const FOLDED: [&str; 5] = ["Constant", "Shape", "ConstantOfShape", "Equal", "Where"];
     let mut out = [crate::ops::OpSpec {
         op_type: "",
         since: 1,
         import: typed,
-    }; 27];
+    }; TYPED.len() + FOLDED.len()];
     let mut i = 0;
     while i < TYPED.len() {
         out[i].op_type = TYPED[i];
@@ -250,25 +243,16 @@ impl Importer {
                     _ => return Ok(None),
                 }
             }
-            "Cast" => {
-                let src = self.required(n, a, 0)?;
-                let to = DType::from_onnx_code(a.int("to", 0) as i32).ok_or_else(|| {
-                    a.err(format!(
-                        "cast to element type code {} is not supported",
-                        a.int("to", 0)
-                    ))
-                })?;
-                if let (Some(s), true) = (self.syms.get(src), matches!(to, DType::I64 | DType::I32))
-                {
-                    Folded::Sym(s.clone())
-                } else if let Some(t) = self.constant(src) {
-                    Folded::Tensor(Arc::new(
-                        cast(&t, to)
-                            .ok_or_else(|| a.err(format!("cannot cast {} to {to}", t.dtype())))?,
-                    ))
-                } else {
-                    return Err(a.err("q8 casts only constants and shape values"));
-                }
+            // A shape value cast to an integer type stays a shape value; any other Cast is
+            // the registered op (evaluated at import when its input is constant).
+            "Cast"
+                if input(n, 0).is_some_and(|s| self.syms.contains_key(s))
+                    && matches!(a.int("to", 0), 6 | 7) =>
+            {
+                Folded::Sym(sym_in(0).unwrap_or(SymTensor {
+                    scalar: true,
+                    values: vec![],
+                }))
             }
             "Identity" | "Dropout" => match input(n, 0) {
                 Some(s) if self.syms.contains_key(s) => Folded::Sym(self.syms[s].clone()),
@@ -646,23 +630,4 @@ fn reshape_constant(t: &Tensor, op: &Op) -> std::result::Result<Tensor, String> 
     let out = infer(op, "constant", &[&ty]).map_err(|e| e.to_string())?;
     let dims = out[0].shape.to_known().ok_or("result shape is not known")?;
     Tensor::new(dims, t.data().clone()).map_err(|e| e.to_string())
-}
-
-/// Element-type conversion of a constant (integers and f32).
-fn cast(t: &Tensor, to: DType) -> Option<Tensor> {
-    let as_f64: Vec<f64> = match t.data() {
-        TensorData::F32(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::U8(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::I8(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::I32(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::I64(v) => v.iter().map(|&x| x as f64).collect(),
-    };
-    let data = match to {
-        DType::F32 => TensorData::F32(as_f64.iter().map(|&x| x as f32).collect()),
-        DType::I64 => TensorData::I64(as_f64.iter().map(|&x| x as i64).collect()),
-        DType::I32 => TensorData::I32(as_f64.iter().map(|&x| x as i32).collect()),
-        DType::U8 => TensorData::U8(as_f64.iter().map(|&x| x as u8).collect()),
-        DType::I8 => TensorData::I8(as_f64.iter().map(|&x| x as i8).collect()),
-    };
-    Tensor::new(t.shape().to_vec(), data).ok()
 }

@@ -4,7 +4,7 @@
 use super::{AttrValue, Exported, OpDef, OpSpec, arity, check_axis, concrete, def, fail};
 use crate::error::Result;
 use crate::ir::{DType, Dim, MAX_DIM, Op, Shape, Tensor, TensorData, ValueId, ValueType};
-use crate::onnx::{ImportCx, normalize_index, slice_indices};
+use crate::onnx::{ImportCx, TargetDim, normalize_index, slice_indices};
 
 /// The elements of `data` at `positions`, in order (positions are in range).
 fn take(data: &TensorData, positions: &[usize]) -> TensorData {
@@ -132,9 +132,12 @@ pub struct SliceAxis {
     pub end: i64,
     /// Non-zero step.
     pub step: i64,
+    /// When set, `end` is instead the run-time size of axis `.1` of node input `.0` (an
+    /// extra input: PyTorch slices a buffer to the sequence length this way).
+    pub end_of: Option<(usize, usize)>,
 }
 
-/// `Slice` with constant starts, ends, axes and steps.
+/// `Slice` with constant starts, axes and steps, and constant or run-time ends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Slice {
     /// The sliced axes (distinct).
@@ -142,10 +145,24 @@ pub struct Slice {
 }
 
 impl Slice {
-    fn picks(&self, shape: &[usize]) -> std::result::Result<Vec<Vec<usize>>, String> {
+    /// The concrete end of `a` given the node's input shapes.
+    fn end_value(&self, a: &SliceAxis, shapes: &[&[usize]]) -> std::result::Result<i64, String> {
+        match a.end_of {
+            None => Ok(a.end),
+            Some((input, axis)) => shapes
+                .get(input)
+                .and_then(|s| s.get(axis))
+                .map(|&n| n as i64)
+                .ok_or_else(|| format!("input {input} has no axis {axis}")),
+        }
+    }
+
+    fn picks(&self, shapes: &[&[usize]]) -> std::result::Result<Vec<Vec<usize>>, String> {
+        let shape = shapes[0];
         let mut picks: Vec<Vec<usize>> = shape.iter().map(|&n| (0..n).collect()).collect();
         for a in &self.axes {
-            picks[a.axis] = slice_indices(shape[a.axis], a.start, a.end, a.step)?;
+            let end = self.end_value(a, shapes)?;
+            picks[a.axis] = slice_indices(shape[a.axis], a.start, end, a.step)?;
         }
         Ok(picks)
     }
@@ -157,25 +174,37 @@ impl OpDef for Slice {
     }
 
     fn infer(&self, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType>> {
-        arity(self, node, inputs.len(), 1, 1)?;
+        arity(self, node, inputs.len(), 1, usize::MAX)?;
         let x = inputs[0];
         let mut dims = x.shape.dims().to_vec();
         for a in &self.axes {
-            let d = dims.get_mut(a.axis).ok_or_else(|| {
-                fail(
-                    self,
-                    node,
-                    format!("axis {} out of range for {}", a.axis, x.shape),
-                )
-            })?;
-            *d = match d {
-                Dim::Known(n) => Dim::Known(
-                    slice_indices(*n, a.start, a.end, a.step)
+            check_axis(self, node, a.axis, &x.shape)?;
+            let end = match a.end_of {
+                None => Some(a.end),
+                Some((i, axis)) => match inputs.get(i).and_then(|t| t.shape.dims().get(axis)) {
+                    Some(Dim::Known(n)) => Some(*n as i64),
+                    Some(Dim::Sym(_)) => None,
+                    None => return Err(fail(self, node, format!("input {i} has no axis {axis}"))),
+                },
+            };
+            let d = &mut dims[a.axis];
+            *d = match (&*d, end) {
+                (Dim::Known(n), Some(end)) => Dim::Known(
+                    slice_indices(*n, a.start, end, a.step)
                         .map_err(|e| fail(self, node, e))?
                         .len(),
                 ),
-                Dim::Sym(_) if a.start == 0 && a.step == 1 && a.end >= MAX_DIM as i64 => d.clone(),
-                Dim::Sym(s) => Dim::sym(&format!("{s}[{}:{}:{}]", a.start, a.end, a.step)),
+                (Dim::Sym(_), Some(end))
+                    if a.start == 0 && a.step == 1 && end >= MAX_DIM as i64 =>
+                {
+                    d.clone()
+                }
+                // `x[0:n]` for a run-time `n`: assumed within the axis (checked at run time).
+                (_, None) if a.start == 0 && a.step == 1 => a
+                    .end_of
+                    .and_then(|(i, axis)| inputs.get(i)?.shape.dims().get(axis).cloned())
+                    .unwrap_or_else(|| d.clone()),
+                (d, _) => Dim::sym(&format!("{d}[{}:{:?}:{}]", a.start, end, a.step)),
             };
         }
         Ok(vec![ValueType::new(x.dtype, Shape(dims))])
@@ -184,14 +213,22 @@ impl OpDef for Slice {
     fn eval(&self, node: &str, inputs: &[&Tensor], outputs: &[ValueType]) -> Result<Vec<Tensor>> {
         let out = concrete(self, node, &outputs[0])?;
         let x = inputs[0];
-        let picks = self.picks(x.shape()).map_err(|e| fail(self, node, e))?;
+        let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+        let picks = self.picks(&shapes).map_err(|e| fail(self, node, e))?;
         Ok(vec![Tensor::new(
             out,
             take(x.data(), &select(x.shape(), picks)),
         )?])
     }
 
-    fn export(&self, _node: &str) -> Result<Exported> {
+    fn export(&self, node: &str) -> Result<Exported> {
+        if self.axes.iter().any(|a| a.end_of.is_some()) {
+            return Err(fail(
+                self,
+                node,
+                "a run-time end cannot be exported as a constant",
+            ));
+        }
         let list = |role: &'static str,
                     f: fn(&SliceAxis) -> i64|
          -> Result<Option<(&'static str, Tensor)>> {
@@ -220,10 +257,35 @@ fn import_slice(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
     } else {
         (
             cx.const_ints(1)?,
-            cx.const_ints(2)?,
+            Some(vec![]),
             cx.const_ints(3)?,
             cx.const_ints(4)?,
         )
+    };
+    // Ends: constants, or folded shape values whose run-time entries come from a graph input.
+    let mut inputs = vec![x];
+    let mut end_of = Vec::new();
+    let ends = if cx.opset() < 10 {
+        ends
+    } else {
+        let mut known = Vec::new();
+        for d in cx.dims_input(2)? {
+            match d {
+                TargetDim::Known(k) => {
+                    known.push(k);
+                    end_of.push(None);
+                }
+                TargetDim::Of(v, axis) => {
+                    known.push(i64::MAX);
+                    if !inputs.contains(&v) {
+                        inputs.push(v);
+                    }
+                    let input = inputs.iter().position(|&i| i == v).unwrap_or(0);
+                    end_of.push(Some((input, axis)));
+                }
+            }
+        }
+        Some(known)
     };
     let (Some(starts), Some(ends)) = (starts, ends) else {
         return Err(cx.err("starts and ends are required"));
@@ -251,9 +313,10 @@ fn import_slice(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
             start: starts[i],
             end: ends[i],
             step: steps[i],
+            end_of: end_of.get(i).copied().flatten(),
         });
     }
-    Ok((def(Slice { axes: out }), vec![x]))
+    Ok((def(Slice { axes: out }), inputs))
 }
 
 /// `Gather` along `axis` with run-time or constant integer indices (negative ones count

@@ -20,6 +20,7 @@
 //! constructor so that every op q8 reads is listed here.
 
 mod binary;
+mod cast;
 mod conv_transpose;
 mod expand;
 mod layout;
@@ -37,6 +38,8 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::ir::{DType, Op, Tensor, ValueId, ValueType};
 use crate::onnx::ImportCx;
+
+pub use self::cast::cast_tensor;
 
 /// Behaviour of one registered op: inference, evaluation, export and quantization rule.
 ///
@@ -192,6 +195,7 @@ pub(crate) fn specs() -> impl Iterator<Item = &'static OpSpec> {
         norm::SPECS,
         matmul::SPECS,
         expand::SPECS,
+        cast::SPECS,
     ]
     .into_iter()
     .flatten()

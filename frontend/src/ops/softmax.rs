@@ -51,17 +51,23 @@ impl OpDef for Softmax {
         let shape = concrete(self, node, &outputs[0])?;
         let (outer, n, inner) = self.blocks(&shape);
         let mut y = x.to_vec();
+        let mut row = vec![0.0f32; n];
         for o in 0..outer {
             for i in 0..inner {
                 let at = |k: usize| (o * n + k) * inner + i;
                 let max = (0..n).map(|k| x[at(k)]).fold(f32::NEG_INFINITY, f32::max);
-                let sum: f32 = (0..n).map(|k| (x[at(k)] - max).exp()).sum();
-                for k in 0..n {
+                // exp once per element; below -104 f32 exp is exactly 0 (skips libm's slow
+                // underflow path, which masked attention scores hit constantly).
+                for (k, e) in row.iter_mut().enumerate() {
                     let v = x[at(k)] - max;
+                    *e = if v < -104.0 { 0.0 } else { v.exp() };
+                }
+                let sum: f32 = row.iter().sum();
+                for (k, e) in row.iter().enumerate() {
                     y[at(k)] = if self.log {
-                        v - sum.ln()
+                        x[at(k)] - max - sum.ln()
                     } else {
-                        v.exp() / sum
+                        e / sum
                     };
                 }
             }

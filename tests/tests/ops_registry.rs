@@ -863,6 +863,28 @@ fn mutated_layout_and_reduction_nodes_name_the_node_and_op() {
             "inner dimensions",
         ),
         (
+            "Cast",
+            vec![int_attr("to", 9)],
+            vec![],
+            1,
+            "element type code 9",
+        ),
+        (
+            "Expand",
+            vec![],
+            vec![i64_input("shape", &[4, 5])],
+            1,
+            "broadcast",
+        ),
+        (
+            "Expand",
+            vec![],
+            vec![i64_input("shape", &[-3])],
+            1,
+            "out of range",
+        ),
+        ("Mod", vec![], vec![f32_tensor("d", &[1], &[2.0])], 1, "f32"),
+        (
             "LayerNormalization",
             vec![],
             vec![f32_tensor("s", &[2], &[1.0; 2])],

@@ -1005,3 +1005,35 @@ fn slice_to_a_run_time_length_and_cast() {
     let err = exec.run(&[long]).unwrap_err().to_string();
     assert!(err.contains("Sub node 'sub'"), "{err}");
 }
+
+#[test]
+fn pad_places_the_input_inside_the_fill_value() {
+    let x = Tensor::from_f32(vec![2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+    let consts = vec![
+        i64_input("pads", &[1, 0, 0, 2]),
+        f32_tensor("v", &[], &[-1.0]),
+    ];
+    let y = run(13, "Pad", vec![], std::slice::from_ref(&x), consts, 1)
+        .unwrap()
+        .remove(0);
+    assert_eq!(y.shape(), [3, 4]);
+    #[rustfmt::skip]
+    assert_eq!(f32s(&y), [
+        -1.0, -1.0, -1.0, -1.0,
+        1.0, 2.0, -1.0, -1.0,
+        3.0, 4.0, -1.0, -1.0,
+    ]);
+    for (pads, mode, needle) in [
+        (vec![1, 0, 0], "constant", "3 pads"),
+        (vec![-1, 0, 0, 0], "constant", "no cropping"),
+        (vec![0, 0, 0, 0], "reflect", "mode 'reflect'"),
+    ] {
+        let consts = vec![i64_input("pads", &pads)];
+        let attrs = vec![string_attr("mode", mode)];
+        let err = run(13, "Pad", attrs, std::slice::from_ref(&x), consts, 1).unwrap_err();
+        assert!(
+            err.contains("Pad node 'n'") && err.contains(needle),
+            "{err}"
+        );
+    }
+}

@@ -1,5 +1,5 @@
 //! torchvision architectures (MobileNetV3, ShuffleNetV2, ConvNeXt, DenseNet, EfficientNet,
-//! ViT) exported by `torch.onnx.export` (opset 17, dynamic batch,
+//! ViT, Swin) exported by `torch.onnx.export` (opset 17, dynamic batch,
 //! random weights, shrunk to keep the files small; `tests/data/torchvision/export.py`):
 //! the fp32 executor matches ONNX Runtime within 1e-4 relative at batch 2 and batch 1,
 //! and the X86 recipe quantizes each without error into a graph the int8 runtime runs
@@ -82,4 +82,9 @@ fn efficientnet_b0() {
 #[test]
 fn vision_transformer() {
     check("vit_shrunk");
+}
+
+#[test]
+fn swin_transformer() {
+    check("swin_shrunk");
 }

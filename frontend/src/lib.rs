@@ -29,6 +29,7 @@ pub mod lower;
 pub mod models;
 pub mod npy;
 pub mod onnx;
+pub mod ops;
 pub mod passes;
 pub mod quant;
 pub mod runtime;

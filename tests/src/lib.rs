@@ -19,6 +19,22 @@ pub fn sqnr_db(reference: &[f32], x: &[f32]) -> f64 {
     q8_frontend::quant::sqnr_db(reference, x)
 }
 
+/// Largest absolute difference over the largest absolute reference value (0 when both
+/// are all zeros), after asserting equal lengths.
+pub fn max_rel_err(reference: &[f32], x: &[f32]) -> f64 {
+    assert_eq!(reference.len(), x.len(), "outputs of different lengths");
+    let diff = reference
+        .iter()
+        .zip(x)
+        .map(|(a, b)| f64::from((a - b).abs()))
+        .fold(0.0, f64::max);
+    let scale = reference
+        .iter()
+        .map(|a| f64::from(a.abs()))
+        .fold(0.0, f64::max);
+    if diff == 0.0 { 0.0 } else { diff / scale }
+}
+
 /// Path of the fixture `name` in `tests/data/`.
 pub fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -216,3 +216,43 @@ fn validator_finds_cycles_and_dangling_edges() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_graph_without_outputs_is_rejected() {
+    let mut g = Graph::new("no_outputs");
+    let x = g.add_input("x", DType::F32, Shape::known(&[1, 2])).unwrap();
+    g.add_node("a", Op::Relu, &[x]).unwrap();
+    let msg = g.validate().unwrap_err().to_string();
+    assert!(msg.contains("declares no outputs"), "{msg}");
+    assert!(Executor::new(&g, ExecOptions { threads: 1 }).is_err());
+}
+
+#[test]
+fn batch_norms_after_single_input_producers_stay_batch_norms() {
+    // DenseNet: BN after a (one-input) Concat, after a pool, after Relu; none can fold,
+    // and folding must neither panic nor change the outputs.
+    let mut b = GraphBuilder::new("densenet_like");
+    let x = b
+        .input(
+            "x",
+            Shape(vec![Dim::sym("n"), 2.into(), 4.into(), 4.into()]),
+        )
+        .unwrap();
+    let cat = b.op("cat", Op::Concat { axis: 1 }, &[x]).unwrap();
+    let y = b.batch_norm("bn_cat", cat, bn(2, 0.1)).unwrap();
+    let r = b.op("relu", Op::Relu, &[y]).unwrap();
+    let z = b.batch_norm("bn_relu", r, bn(2, 0.3)).unwrap();
+    let g = b.finish(&[z]).unwrap();
+    let mut folded = g.clone();
+    let report = fold_batch_norm(&mut folded).unwrap();
+    assert!(report.folded.is_empty(), "{report:?}");
+    let kept: Vec<&str> = report.kept.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(kept, ["bn_cat", "bn_relu"]);
+    assert!(
+        report.kept[0].1.contains("Concat 'cat'"),
+        "{}",
+        report.kept[0].1
+    );
+    let x = input(&[2, 2, 4, 4]);
+    assert_close(&run(&g, &x), &run(&folded, &x));
+}

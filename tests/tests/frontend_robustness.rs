@@ -50,7 +50,8 @@ fn truncation_at_many_offsets_is_an_error() {
 
 #[test]
 fn absurd_input_dims_are_rejected() {
-    for bad in [0i64, -1, -7, 1 << 40, i64::MAX] {
+    // -1 is a dynamic dimension (Paddle's exporter writes it), not an error.
+    for bad in [0i64, -2, -7, 1 << 40, i64::MAX] {
         let mut m = model();
         let g = m.graph.as_mut().unwrap();
         let dims = &mut g.input[0]
@@ -155,8 +156,10 @@ fn bad_attributes_name_the_node() {
         .ints = vec![1 << 40, 3];
     assert!(import_err(&m).contains("MaxPool node '/pool/MaxPool'"));
     let mut m = model();
-    m.opset_import[0].version = 9;
-    assert!(import_err(&m).contains("opset 9"));
+    for opset in [6, 22] {
+        m.opset_import[0].version = opset;
+        assert!(import_err(&m).contains(&format!("opset {opset}")));
+    }
 }
 
 proptest! {

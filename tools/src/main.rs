@@ -28,6 +28,8 @@ enum Command {
     Demo(cmd::demo::Args),
     /// Graph summary, int8 coverage and the per-node lowering report of an ONNX model.
     Inspect(cmd::inspect::Args),
+    /// The ONNX op types q8 imports (from the op registry).
+    Ops(cmd::ops::Args),
 }
 
 fn main() {
@@ -40,6 +42,7 @@ fn main() {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Ops(args) => cmd::ops::run(args),
     };
     if let Err(message) = outcome {
         eprintln!("error: {message}");

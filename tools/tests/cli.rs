@@ -226,8 +226,48 @@ fn bad_input_gives_one_clear_error() {
     let ints = q8_frontend::npy::NpyArray::new(vec![1, 1, 32, 32], vec![0i32; 1024]).unwrap();
     let ints_path = dir.join("ints.npy");
     q8_frontend::npy::write(&ints_path, &ints).unwrap();
+    // Integer arrays are read (models may take ids); this model's f32 input rejects it.
     assert_error(
         &q8(&["run", &model, "--input", ints_path.to_str().unwrap()]),
-        &["ints.npy"],
+        &["'input' is i32", "expects f32"],
+    );
+}
+
+#[test]
+fn run_takes_named_inputs_of_several_element_types() {
+    let dir = scratch("named_inputs");
+    let out = dir.join("y.npy");
+    let (model, a, b) = (
+        data("two_inputs.onnx"),
+        data("two_inputs_a.npy"),
+        data("two_inputs_b.npy"),
+    );
+    let (ia, ib) = (format!("a={a}"), format!("b={b}"));
+    // Given in the other order than the graph's: matched by name.
+    stdout(&q8(&[
+        "run",
+        &model,
+        "--input",
+        &ib,
+        "--input",
+        &ia,
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    let y = q8_frontend::npy::read(&out).unwrap();
+    assert_eq!(y.shape(), [2, 3]);
+    assert_eq!(
+        y.values::<f32>().unwrap(),
+        [1.5, -0.5, 5.5, 13.5, 24.5, -24.5]
+    );
+    assert_error(&q8(&["run", &model, "--input", &a]), &["name=file.npy"]);
+    assert_error(&q8(&["run", &model, "--input", &ia]), &["'b' is not given"]);
+    assert_error(
+        &q8(&["run", &model, "--input", &ia, "--input", &format!("c={b}")]),
+        &["no input 'c'"],
+    );
+    assert_error(
+        &q8(&["run", &model, "--input", &ia, "--input", &ia]),
+        &["given twice"],
     );
 }

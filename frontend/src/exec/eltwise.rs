@@ -43,15 +43,16 @@ fn broadcast_strides(shape: &[usize], rank: usize) -> Vec<usize> {
     strides
 }
 
-/// `out = f(a, b)` with numpy broadcasting to `out_shape`.
-pub(crate) fn binary(
-    a: &[f32],
+/// `out = f(a, b)` with numpy broadcasting to `out_shape` (the shapes must broadcast to
+/// it and the slices hold their shapes' element counts).
+pub(crate) fn binary<A: Copy, B: Copy, O>(
+    a: &[A],
     a_shape: &[usize],
-    b: &[f32],
+    b: &[B],
     b_shape: &[usize],
     out_shape: &[usize],
-    out: &mut [f32],
-    f: fn(f32, f32) -> f32,
+    out: &mut [O],
+    f: impl Fn(A, B) -> O,
 ) {
     if a_shape == out_shape && b_shape == out_shape {
         out.iter_mut()

@@ -59,15 +59,18 @@ fn f32_of<'t>(t: &'t Tensor, op: &Op, node: &str) -> Result<&'t [f32]> {
     })
 }
 
-/// Computes `op` on `args`; `out` holds the output types already inferred from the
+/// Computes `op` on `args`; `outs` holds the output types already inferred from the
 /// argument shapes (all dims known).
 pub(crate) fn eval(
     op: &Op,
     node: &str,
     mut args: Vec<Arg<'_>>,
-    out: &ValueType,
+    outs: &[ValueType],
     ctx: &mut Ctx<'_>,
-) -> Result<Tensor> {
+) -> Result<Vec<Tensor>> {
+    let out = outs
+        .first()
+        .ok_or_else(|| Error::node(op.name(), node, "has no output type"))?;
     let out_shape = out
         .shape
         .to_known()
@@ -217,7 +220,7 @@ pub(crate) fn eval(
                         &mut y,
                         f,
                     );
-                    return Tensor::new(out_shape, TensorData::F32(y));
+                    return Ok(vec![Tensor::new(out_shape, TensorData::F32(y))?]);
                 }
             };
             let mut y = match dst.into_parts().1 {
@@ -295,8 +298,24 @@ pub(crate) fn eval(
             args[0].tensor().shape(),
             spec,
         )),
+        Op::Def(d) => {
+            let inputs: Vec<&Tensor> = args.iter().map(Arg::tensor).collect();
+            let got = d.eval(node, &inputs, outs)?;
+            let same = got.len() == outs.len()
+                && got.iter().zip(outs).all(|(t, ty)| {
+                    t.dtype() == ty.dtype && ty.shape.to_known().as_deref() == Some(t.shape())
+                });
+            if !same {
+                return Err(Error::node(
+                    op.name(),
+                    node,
+                    "computed outputs differ from the inferred types",
+                ));
+            }
+            return Ok(got);
+        }
     };
-    Tensor::new(out_shape, data)
+    Ok(vec![Tensor::new(out_shape, data)?])
 }
 
 fn copy_data(d: &TensorData, buffers: &mut Buffers) -> TensorData {

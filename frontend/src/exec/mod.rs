@@ -26,9 +26,9 @@
 
 mod buffers;
 mod conv;
-mod eltwise;
+pub(crate) mod eltwise;
 mod eval;
-mod matmul;
+pub(crate) mod matmul;
 mod pool;
 mod qdq;
 
@@ -235,7 +235,7 @@ impl Executor {
                     threads: self.threads,
                     buffers,
                 };
-                eval(&node.op, &node.name, args, &out_ty[0], &mut ctx)?
+                eval(&node.op, &node.name, args, &out_ty, &mut ctx)?
             };
             for v in &node.inputs {
                 remaining[v.0] -= 1;
@@ -247,9 +247,10 @@ impl Executor {
                     buffers.give(buf);
                 }
             }
-            let o = node.outputs[0];
-            observer(o, &g.value(o).name, &out);
-            slots[o.0] = Some(Cow::Owned(out));
+            for (&o, t) in node.outputs.iter().zip(out) {
+                observer(o, &g.value(o).name, &t);
+                slots[o.0] = Some(Cow::Owned(t));
+            }
         }
         g.outputs()
             .iter()
@@ -302,9 +303,11 @@ fn fold_constants(graph: &mut Graph, threads: usize, buffers: &mut Buffers) -> R
         let ty_refs: Vec<&ValueType> = tys.iter().collect();
         let out_ty = infer(&node.op, &node.name, &ty_refs)?;
         let mut ctx = Ctx { threads, buffers };
-        let t = eval(&node.op, &node.name, args, &out_ty[0], &mut ctx)?;
+        let outs = eval(&node.op, &node.name, args, &out_ty, &mut ctx)?;
         graph.remove_node(id);
-        graph.set_constant(node.outputs[0], Arc::new(t))?;
+        for (&o, t) in node.outputs.iter().zip(outs) {
+            graph.set_constant(o, Arc::new(t))?;
+        }
     }
     Ok(())
 }

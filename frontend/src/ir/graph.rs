@@ -444,11 +444,17 @@ impl Graph {
 
     /// Checks the whole graph: no dangling edges, no cycles, each value produced once, every
     /// node's stored output types equal to what its inputs imply, constants matching their
-    /// declared types, outputs defined.
+    /// declared types, at least one output, outputs defined.
     ///
     /// # Errors
     /// The first problem found, naming the node or value.
     pub fn validate(&self) -> Result<()> {
+        if self.outputs.is_empty() {
+            return Err(Error::Graph(format!(
+                "graph '{}' declares no outputs",
+                self.name
+            )));
+        }
         let order = self.topo_order()?;
         for (i, v) in self.values.iter().enumerate() {
             if let Some(c) = &v.constant

@@ -31,6 +31,9 @@ impl ValueType {
 /// # Errors
 /// [`Error::Node`] naming the op, the node and the mismatch (rank, dtype, channels, ...).
 pub fn infer(op: &Op, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType>> {
+    if let Op::Def(d) = op {
+        return d.infer(node, inputs);
+    }
     let fail = |msg: String| Error::node(op.name(), node, msg);
     let (lo, hi) = op.arity();
     if inputs.len() < lo || inputs.len() > hi {
@@ -292,6 +295,7 @@ pub fn infer(op: &Op, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType
             check_qspec(q, &x.shape).map_err(fail)?;
             same(x.shape.clone())
         }
+        Op::Def(d) => d.infer(node, inputs),
     }
 }
 
@@ -462,6 +466,12 @@ fn reshape(input: &Shape, target: &[ReshapeDim]) -> std::result::Result<Shape, S
     }
     let mismatch = || format!("cannot reshape {input} to {target:?}: element counts differ");
     if let Some(slot) = dims.iter().position(Option::is_none) {
+        if t_known != 0 && !in_syms.is_empty() && in_known % t_known != 0 {
+            // A product of run-time dims (e.g. `batch*2`) the symbols do not factor: the
+            // inferred size is known at run time, where the element counts are checked.
+            dims[slot] = Some(derived(&format!("{input}/{t_known}")));
+            return Ok(Shape(dims.into_iter().flatten().collect()));
+        }
         if t_known == 0 || in_known % t_known != 0 {
             return Err(mismatch());
         }

@@ -4,6 +4,7 @@
 
 use super::dtype::DType;
 use super::window::Window2d;
+use crate::ops::DynOp;
 
 /// 2-D convolution. Inputs: `x [N, C, H, W]`, `w [OC, C / groups, KH, KW]`, optional
 /// `bias [OC]`. Output `[N, OC, OH, OW]`.
@@ -154,6 +155,8 @@ pub enum Op {
     QuantizeLinear(QuantSpec),
     /// u8/i8/i32 -> f32: (q - zero_point) * scale.
     DequantizeLinear(QuantSpec),
+    /// An op of the registry ([`crate::ops`]), which owns its behaviour.
+    Def(DynOp),
 }
 
 impl Op {
@@ -180,6 +183,7 @@ impl Op {
             Op::Identity => "Identity",
             Op::QuantizeLinear(_) => "QuantizeLinear",
             Op::DequantizeLinear(_) => "DequantizeLinear",
+            Op::Def(d) => d.name(),
         }
     }
 
@@ -191,6 +195,8 @@ impl Op {
             Op::MatMul | Op::Mul | Op::Add => (2, 2),
             Op::BatchNorm { .. } => (5, 5),
             Op::Concat { .. } => (1, usize::MAX),
+            // A registered op checks its own inputs in `OpDef::infer`.
+            Op::Def(_) => (0, usize::MAX),
             _ => (1, 1),
         }
     }

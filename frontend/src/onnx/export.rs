@@ -15,6 +15,7 @@ use crate::ir::{
     Dim, Graph, Node, Op, Padding, QuantSpec, ReshapeDim, Tensor, TensorData, ValueId, ValueType,
     Window2d,
 };
+use crate::ops::AttrValue;
 
 /// The opset written.
 pub const EXPORT_OPSET: i64 = 17;
@@ -218,6 +219,16 @@ impl Exporter<'_> {
                 inputs.extend(names);
                 attrs
             }
+            Op::Def(d) => {
+                let e = d.export(&node.name)?;
+                for operand in e.operands {
+                    inputs.push(match operand {
+                        Some((role, t)) => self.operand(&node.name, role, t),
+                        None => String::new(),
+                    });
+                }
+                e.attrs.into_iter().map(|(k, v)| attr(k, v)).collect()
+            }
             Op::MatMul
             | Op::Relu
             | Op::HardSwish
@@ -264,6 +275,15 @@ const FLOAT: i32 = 1;
 const INT: i32 = 2;
 const STRING: i32 = 3;
 const INTS: i32 = 7;
+
+fn attr(name: &str, v: AttrValue) -> AttributeProto {
+    match v {
+        AttrValue::Int(i) => int(name, i),
+        AttrValue::Ints(v) => ints(name, v),
+        AttrValue::Float(f) => float(name, f),
+        AttrValue::Str(s) => string(name, &s),
+    }
+}
 
 fn int(name: &str, i: i64) -> AttributeProto {
     AttributeProto {

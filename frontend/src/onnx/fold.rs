@@ -113,75 +113,140 @@ pub(crate) fn slice(
     if data.scalar {
         return Err("cannot slice a scalar".into());
     }
+    let picked = slice_indices(data.values.len(), start, end, step)?;
+    Ok(SymTensor {
+        scalar: false,
+        values: picked.into_iter().map(|i| data.values[i].clone()).collect(),
+    })
+}
+
+/// The positions `Slice` picks on an axis of length `len`: ONNX's clamping of negative and
+/// out-of-range `start` / `end`, any non-zero `step` (a huge step stops, never overflows).
+pub(crate) fn slice_indices(
+    len: usize,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<Vec<usize>, String> {
     if step == 0 {
         return Err("slice step is 0".into());
     }
-    let len = data.values.len() as i64;
+    let len = i64::try_from(len).map_err(|_| "axis too long")?;
     let clamp = |v: i64, lo: i64, hi: i64| {
         let v = if v < 0 { v.saturating_add(len) } else { v };
         v.clamp(lo, hi)
     };
-    let mut out = Vec::new();
-    if step > 0 {
-        let (mut i, e) = (clamp(start, 0, len), clamp(end, 0, len));
-        while i < e {
-            out.push(data.values[i as usize].clone());
-            // A step from the file may be huge: stop instead of overflowing.
-            match i.checked_add(step) {
-                Some(next) => i = next,
-                None => break,
-            }
-        }
+    let (mut i, e) = if step > 0 {
+        (clamp(start, 0, len), clamp(end, 0, len))
     } else {
-        let (mut i, e) = (clamp(start, -1, len - 1), clamp(end, -1, len - 1));
-        while i > e {
-            out.push(data.values[i as usize].clone());
-            // A step from the file may be huge: stop instead of overflowing.
-            match i.checked_add(step) {
-                Some(next) => i = next,
-                None => break,
-            }
+        (clamp(start, -1, len - 1), clamp(end, -1, len - 1))
+    };
+    let mut out = Vec::new();
+    while (step > 0 && i < e) || (step < 0 && i > e) {
+        out.push(i as usize);
+        match i.checked_add(step) {
+            Some(next) => i = next,
+            None => break,
         }
     }
-    Ok(SymTensor {
-        scalar: false,
-        values: out,
-    })
+    Ok(out)
 }
 
-/// Element-wise integer arithmetic on known values (`Add`, `Sub`, `Mul`, `Div` truncating
-/// toward zero as ONNX does), with scalar broadcasting.
+/// Element-wise integer arithmetic (`Add`, `Sub`, `Mul`, `Div` truncating toward zero as
+/// ONNX does) with scalar broadcasting. An element involving a run-time dim becomes a new
+/// named dim (e.g. `batch*2`): a Reshape target may use one such entry where it would use
+/// -1.
 pub(crate) fn arith(op: &str, a: &SymTensor, b: &SymTensor) -> Result<SymTensor, String> {
-    let (x, y) = (
-        a.known().ok_or("operand is symbolic")?,
-        b.known().ok_or("operand is symbolic")?,
-    );
-    let n = x.len().max(y.len());
-    if !(x.len() == n || x.len() == 1) || !(y.len() == n || y.len() == 1) {
-        return Err(format!(
-            "lengths {} and {} do not broadcast",
-            x.len(),
-            y.len()
-        ));
-    }
+    let n = broadcast_len(a.values.len(), b.values.len())?;
     let mut values = Vec::with_capacity(n);
     for i in 0..n {
-        let (p, q) = (
-            x[if x.len() == 1 { 0 } else { i }],
-            y[if y.len() == 1 { 0 } else { i }],
-        );
-        let r = match op {
-            "Add" => p.checked_add(q),
-            "Sub" => p.checked_sub(q),
-            "Mul" => p.checked_mul(q),
-            _ => p.checked_div(q),
+        let v = match (at(a, i), at(b, i)) {
+            (SymInt::Known(p), SymInt::Known(q)) => {
+                let r = match op {
+                    "Add" => p.checked_add(*q),
+                    "Sub" => p.checked_sub(*q),
+                    "Mul" => p.checked_mul(*q),
+                    _ => p.checked_div(*q),
+                };
+                SymInt::Known(
+                    r.ok_or_else(|| format!("{op} of {p} and {q} overflows or divides by 0"))?,
+                )
+            }
+            (p, q) => {
+                let sign = match op {
+                    "Add" => "+",
+                    "Sub" => "-",
+                    "Mul" => "*",
+                    _ => "/",
+                };
+                SymInt::Sym(Arc::from(format!("({}{sign}{})", show(p), show(q))))
+            }
         };
-        values.push(SymInt::Known(r.ok_or_else(|| {
-            format!("{op} of {p} and {q} overflows or divides by 0")
-        })?));
+        values.push(v);
     }
     Ok(SymTensor {
         scalar: a.scalar && b.scalar,
+        values,
+    })
+}
+
+fn show(v: &SymInt) -> String {
+    match v {
+        SymInt::Known(k) => k.to_string(),
+        SymInt::Sym(s) => s.to_string(),
+    }
+}
+
+/// The broadcast length of two rank-<=1 operands of lengths `a` and `b`.
+fn broadcast_len(a: usize, b: usize) -> Result<usize, String> {
+    let n = a.max(b);
+    if (a == n || a == 1) && (b == n || b == 1) {
+        Ok(n)
+    } else {
+        Err(format!("lengths {a} and {b} do not broadcast"))
+    }
+}
+
+/// Element `i` of an operand broadcast along its (rank <= 1) axis.
+fn at(t: &SymTensor, i: usize) -> &SymInt {
+    &t.values[if t.values.len() == 1 { 0 } else { i }]
+}
+
+/// `Equal` of folded integer tensors, as 0 / 1. A run-time dim is at least 1, so it differs
+/// from any known value below 1 and equals itself; against a known value >= 1 the answer is
+/// only known at run time (an error).
+pub(crate) fn equal(a: &SymTensor, b: &SymTensor) -> Result<SymTensor, String> {
+    let n = broadcast_len(a.values.len(), b.values.len())?;
+    let values = (0..n)
+        .map(|i| match (at(a, i), at(b, i)) {
+            (SymInt::Known(p), SymInt::Known(q)) => Ok(SymInt::Known((p == q) as i64)),
+            (SymInt::Sym(p), SymInt::Sym(q)) if p == q => Ok(SymInt::Known(1)),
+            (SymInt::Sym(_), SymInt::Known(k)) | (SymInt::Known(k), SymInt::Sym(_)) if *k < 1 => {
+                Ok(SymInt::Known(0))
+            }
+            (p, q) => Err(format!(
+                "whether {p:?} equals {q:?} is only known at run time"
+            )),
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(SymTensor {
+        scalar: a.scalar && b.scalar,
+        values,
+    })
+}
+
+/// `Where(cond, x, y)` of folded integer tensors with a known condition.
+pub(crate) fn select(c: &SymTensor, x: &SymTensor, y: &SymTensor) -> Result<SymTensor, String> {
+    let cond = c.known().ok_or("the condition is only known at run time")?;
+    let n = broadcast_len(broadcast_len(cond.len(), x.values.len())?, y.values.len())?;
+    let values = (0..n)
+        .map(|i| {
+            let pick = cond[if cond.len() == 1 { 0 } else { i }] != 0;
+            if pick { at(x, i) } else { at(y, i) }.clone()
+        })
+        .collect();
+    Ok(SymTensor {
+        scalar: c.scalar && x.scalar && y.scalar,
         values,
     })
 }

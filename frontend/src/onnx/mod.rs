@@ -13,7 +13,8 @@
 //! }
 //! ```
 
-mod attrs;
+pub(crate) mod attrs;
+mod cx;
 mod export;
 mod fold;
 mod ops;
@@ -26,7 +27,10 @@ use std::sync::Arc;
 
 use prost::Message;
 
+pub(crate) use self::cx::{ImportCx, TargetDim};
 pub use self::export::{EXPORT_OPSET, save, to_model};
+pub(crate) use self::fold::{normalize_index, slice_indices};
+pub(crate) use self::ops::{TYPED_SPECS, typed as typed_import};
 
 use self::attrs::Attrs;
 use self::fold::SymTensor;
@@ -35,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::ir::{DType, Dim, Graph, MAX_DIM, Shape, Tensor, ValueId};
 
 /// Oldest default-domain opset q8 reads.
-pub const MIN_OPSET: i64 = 13;
+pub const MIN_OPSET: i64 = 7;
 /// Newest default-domain opset q8 reads.
 pub const MAX_OPSET: i64 = 21;
 
@@ -181,10 +185,13 @@ fn value_info_type(v: &ValueInfoProto) -> Result<(DType, Shape)> {
         .enumerate()
         .map(|(i, d)| match (&d.dim_value, &d.dim_param) {
             (Some(v), _) if *v >= 1 && *v <= MAX_DIM as i64 => Ok(Dim::Known(*v as usize)),
+            // Paddle's exporter writes -1 for a dynamic dimension.
+            (Some(-1), _) => Ok(Dim::sym(&format!("{}_dim{i}", v.name))),
             (Some(v), _) => Err(Error::Decode(format!(
                 "{what} has dimension {v} on axis {i} (must be in 1..={MAX_DIM})"
             ))),
-            (None, Some(p)) if !p.is_empty() => Ok(Dim::sym(p)),
+            // "?" (Paddle) is an anonymous dimension, not one shared name.
+            (None, Some(p)) if !p.is_empty() && p != "?" => Ok(Dim::sym(p)),
             (None, _) => Ok(Dim::sym(&format!("{}_dim{i}", v.name))),
         })
         .collect::<Result<Vec<_>>>()?;
@@ -234,15 +241,75 @@ impl Importer {
             self.define_folded(first_out, folded)?;
             return Ok(());
         }
-        let (op, inputs) = self.typed_op(n, &a)?;
-        if let Some(extra) = n.output.iter().skip(1).find(|o| !o.is_empty()) {
-            return Err(a.err(format!(
-                "output '{extra}' is not supported (q8 computes only the first output)"
-            )));
+        let spec =
+            crate::ops::lookup(&n.op_type, self.opset).ok_or_else(|| self.unsupported(n, &a))?;
+        let cx = ImportCx {
+            imp: self,
+            node: n,
+            attrs: &a,
+        };
+        let (op, inputs) = (spec.import)(&cx)?;
+        let names = self.output_names(&name, n, &op, &inputs, &a)?;
+        if let Some(values) = self.evaluate_constant(&name, &op, &inputs)? {
+            for (out, t) in names.iter().zip(values) {
+                self.graph.add_constant(out, t)?;
+            }
+            return Ok(());
         }
         self.graph
-            .add_node_with_outputs(&name, op, &inputs, std::slice::from_ref(first_out))?;
+            .add_node_with_outputs(&name, op, &inputs, &names)?;
         Ok(())
+    }
+
+    /// The outputs of a registered op whose inputs are all constants, computed now, so
+    /// that shape arithmetic through it (e.g. `Mod` of constants) folds like the rest.
+    fn evaluate_constant(
+        &self,
+        name: &str,
+        op: &crate::ir::Op,
+        inputs: &[ValueId],
+    ) -> Result<Option<Vec<Tensor>>> {
+        let crate::ir::Op::Def(d) = op else {
+            return Ok(None);
+        };
+        let consts: Option<Vec<Arc<Tensor>>> = inputs
+            .iter()
+            .map(|&v| self.graph.value(v).constant.clone())
+            .collect();
+        let Some(consts) = consts else {
+            return Ok(None);
+        };
+        let tys: Vec<&crate::ir::ValueType> =
+            inputs.iter().map(|&v| &self.graph.value(v).ty).collect();
+        let outs = d.infer(name, &tys)?;
+        let args: Vec<&Tensor> = consts.iter().map(|t| &**t).collect();
+        d.eval(name, &args, &outs).map(Some)
+    }
+
+    /// Names for the outputs `op` computes: the node's output names, generated names for
+    /// omitted optional ones. A named output the op does not compute is an error.
+    fn output_names(
+        &self,
+        name: &str,
+        n: &NodeProto,
+        op: &crate::ir::Op,
+        inputs: &[ValueId],
+        a: &Attrs,
+    ) -> Result<Vec<String>> {
+        let tys: Vec<&crate::ir::ValueType> =
+            inputs.iter().map(|&v| &self.graph.value(v).ty).collect();
+        let count = crate::ir::infer(op, name, &tys)?.len();
+        if let Some(extra) = n.output.iter().skip(count).find(|o| !o.is_empty()) {
+            return Err(a.err(format!(
+                "output '{extra}' is not supported (q8 computes {count} output(s) of this op)"
+            )));
+        }
+        Ok((0..count)
+            .map(|i| match n.output.get(i).filter(|o| !o.is_empty()) {
+                Some(o) => o.clone(),
+                None => format!("{name}_output_{i}"),
+            })
+            .collect())
     }
 
     fn node_name(&self, index: usize, n: &NodeProto) -> String {
@@ -333,6 +400,11 @@ impl Importer {
         }
         Err(a.err("has no value attribute q8 reads (value, value_float, value_int, value_ints)"))
     }
+}
+
+/// Input `i` of a node, `None` when absent or omitted (`""`).
+fn input(n: &NodeProto, i: usize) -> Option<&str> {
+    n.input.get(i).map(String::as_str).filter(|s| !s.is_empty())
 }
 
 /// The result of folding a node at import.

@@ -7,19 +7,78 @@ use std::sync::Arc;
 use super::attrs::Attrs;
 use super::fold::{self, SymInt, SymTensor, normalize_index};
 use super::proto::NodeProto;
-use super::{Folded, Importer};
+use super::{Folded, ImportCx, Importer, input};
 use crate::error::Result;
 use crate::ir::{
     Conv, DType, Dim, Gemm, Op, Padding, Pool, QuantSpec, ReshapeDim, Tensor, TensorData, ValueId,
     Window2d,
 };
 
-fn input(n: &NodeProto, i: usize) -> Option<&str> {
-    n.input.get(i).map(String::as_str).filter(|s| !s.is_empty())
+/// Registry entries of the ops built by [`Importer::typed_op`] (the typed [`Op`] variants
+/// the int8 pipeline pattern-matches) and of the ops q8 only folds at import
+/// ([`Importer::try_fold`]: shape arithmetic and constants).
+pub(crate) const TYPED_SPECS: &[crate::ops::OpSpec] = &{
+    const TYPED: [&str; 21] = [
+        "Conv",
+        "MaxPool",
+        "AveragePool",
+        "GlobalAveragePool",
+        "Gemm",
+        "BatchNormalization",
+        "Relu",
+        "Sigmoid",
+        "HardSwish",
+        "Identity",
+        "Dropout",
+        "Clip",
+        "Add",
+        "Mul",
+        "Flatten",
+        "Reshape",
+        "Unsqueeze",
+        "Squeeze",
+        "Concat",
+        "QuantizeLinear",
+        "DequantizeLinear",
+    ];
+    const FOLDED: [&str; 5] = ["Constant", "Shape", "ConstantOfShape", "Equal", "Where"];
+    let mut out = [crate::ops::OpSpec {
+        op_type: "",
+        since: 1,
+        import: typed,
+    }; TYPED.len() + FOLDED.len()];
+    let mut i = 0;
+    while i < TYPED.len() {
+        out[i].op_type = TYPED[i];
+        i += 1;
+    }
+    while i < TYPED.len() + FOLDED.len() {
+        out[i].op_type = FOLDED[i - TYPED.len()];
+        out[i].import = fold_only;
+        i += 1;
+    }
+    out
+};
+
+/// Imports a node as its typed [`Op`] variant.
+pub(crate) fn typed(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
+    cx.imp.typed_op(cx.node, cx.attrs)
+}
+
+fn fold_only(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
+    Err(cx.err(format!(
+        "q8 evaluates {} only on constants and shape values folded at import",
+        cx.node.op_type
+    )))
 }
 
 impl Importer {
-    fn required<'n>(&self, n: &'n NodeProto, a: &Attrs, i: usize) -> Result<&'n str> {
+    /// True when input `i` of `n` is a graph value (not a folded shape value).
+    fn is_graph_value(&self, n: &NodeProto, i: usize) -> bool {
+        input(n, i).is_some_and(|s| self.graph.value_by_name(s).is_some())
+    }
+
+    pub(super) fn required<'n>(&self, n: &'n NodeProto, a: &Attrs, i: usize) -> Result<&'n str> {
         input(n, i).ok_or_else(|| a.err(format!("input {i} is missing")))
     }
 
@@ -32,6 +91,86 @@ impl Importer {
                 .all(|s| !s.is_empty() && self.sym(s).is_some())
         };
         let folded = match n.op_type.as_str() {
+            "Shape" if sym_in(0).is_some() && !self.is_graph_value(n, 0) => {
+                // The shape of a folded shape value: its length.
+                let s = sym_in(0).unwrap_or(SymTensor {
+                    scalar: true,
+                    values: vec![],
+                });
+                let dims = if s.scalar {
+                    vec![]
+                } else {
+                    vec![SymInt::Known(s.values.len() as i64)]
+                };
+                Folded::Sym(SymTensor {
+                    scalar: false,
+                    values: dims,
+                })
+            }
+            "Reshape" if sym_in(0).is_some() && !self.is_graph_value(n, 0) => {
+                let s = sym_in(0).unwrap_or(SymTensor {
+                    scalar: true,
+                    values: vec![],
+                });
+                let target = sym_in(1)
+                    .and_then(|t| t.known())
+                    .ok_or_else(|| a.err("shape must be a constant"))?;
+                match target.as_slice() {
+                    [] if s.values.len() == 1 => Folded::Sym(SymTensor { scalar: true, ..s }),
+                    [k] if *k == -1 || *k == s.values.len() as i64 => {
+                        Folded::Sym(SymTensor { scalar: false, ..s })
+                    }
+                    _ => {
+                        return Err(a.err(format!(
+                            "cannot reshape a shape value of length {} to {target:?}",
+                            s.values.len()
+                        )));
+                    }
+                }
+            }
+            "ConstantOfShape" => {
+                let dims = sym_in(0).and_then(|s| s.known()).ok_or_else(|| {
+                    a.err("q8 needs a shape known at import (dynamic ConstantOfShape is not supported)")
+                })?;
+                let dims = dims
+                    .iter()
+                    .map(|&d| usize::try_from(d).ok().filter(|&d| d <= crate::ir::MAX_DIM))
+                    .collect::<Option<Vec<usize>>>()
+                    .ok_or_else(|| a.err(format!("shape {dims:?} has a dimension out of range")))?;
+                let count = crate::ir::checked_numel(&dims).map_err(|e| a.err(e.to_string()))?;
+                let fill = match a.tensor("value") {
+                    Some(t) => {
+                        super::tensor::tensor_from_proto(t).map_err(|e| a.err(e.to_string()))?
+                    }
+                    None => Tensor::from_f32(vec![1], vec![0.0])?,
+                };
+                if fill.len() != 1 {
+                    return Err(a.err("value must have one element"));
+                }
+                let data = match fill.data() {
+                    TensorData::F32(v) => TensorData::F32(vec![v[0]; count]),
+                    TensorData::I64(v) => TensorData::I64(vec![v[0]; count]),
+                    TensorData::I32(v) => TensorData::I32(vec![v[0]; count]),
+                    other => {
+                        return Err(
+                            a.err(format!("value of type {} is not supported", other.dtype()))
+                        );
+                    }
+                };
+                Folded::Tensor(Arc::new(Tensor::new(dims, data)?))
+            }
+            "Equal" if all_sym() && n.input.len() == 2 => {
+                let (Some(x), Some(y)) = (sym_in(0), sym_in(1)) else {
+                    return Ok(None);
+                };
+                Folded::Sym(fold::equal(&x, &y).map_err(|e| a.err(e))?)
+            }
+            "Where" if all_sym() && n.input.len() == 3 => {
+                let (Some(c), Some(x), Some(y)) = (sym_in(0), sym_in(1), sym_in(2)) else {
+                    return Ok(None);
+                };
+                Folded::Sym(fold::select(&c, &x, &y).map_err(|e| a.err(e))?)
+            }
             "Shape" => {
                 let x = self.value(self.required(n, a, 0)?, a)?;
                 let dims = SymTensor::from_dims(self.graph.value(x).ty.shape.dims());
@@ -104,25 +243,16 @@ impl Importer {
                     _ => return Ok(None),
                 }
             }
-            "Cast" => {
-                let src = self.required(n, a, 0)?;
-                let to = DType::from_onnx_code(a.int("to", 0) as i32).ok_or_else(|| {
-                    a.err(format!(
-                        "cast to element type code {} is not supported",
-                        a.int("to", 0)
-                    ))
-                })?;
-                if let (Some(s), true) = (self.syms.get(src), matches!(to, DType::I64 | DType::I32))
-                {
-                    Folded::Sym(s.clone())
-                } else if let Some(t) = self.constant(src) {
-                    Folded::Tensor(Arc::new(
-                        cast(&t, to)
-                            .ok_or_else(|| a.err(format!("cannot cast {} to {to}", t.dtype())))?,
-                    ))
-                } else {
-                    return Err(a.err("q8 casts only constants and shape values"));
-                }
+            // A shape value cast to an integer type stays a shape value; any other Cast is
+            // the registered op (evaluated at import when its input is constant).
+            "Cast"
+                if input(n, 0).is_some_and(|s| self.syms.contains_key(s))
+                    && matches!(a.int("to", 0), 6 | 7) =>
+            {
+                Folded::Sym(sym_in(0).unwrap_or(SymTensor {
+                    scalar: true,
+                    values: vec![],
+                }))
             }
             "Identity" | "Dropout" => match input(n, 0) {
                 Some(s) if self.syms.contains_key(s) => Folded::Sym(self.syms[s].clone()),
@@ -267,7 +397,14 @@ impl Importer {
                         },
                     }
                 };
-                let (min, max) = (bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?);
+                let (min, max) = if self.opset < 11 {
+                    (
+                        a.float("min", f32::NEG_INFINITY),
+                        a.float("max", f32::INFINITY),
+                    )
+                } else {
+                    (bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?)
+                };
                 if min.is_nan() || max.is_nan() {
                     return Err(a.err("bounds must not be NaN"));
                 }
@@ -299,6 +436,7 @@ impl Importer {
                 let allow_zero = a.flag("allowzero", false)?;
                 let shape = self.graph.value(x).ty.shape.clone();
                 let mut dims = Vec::with_capacity(target.values.len());
+                let mut inferred = target.values.contains(&SymInt::Known(-1));
                 for (i, t) in target.values.iter().enumerate() {
                     dims.push(match t {
                         SymInt::Known(-1) => ReshapeDim::Infer,
@@ -315,6 +453,12 @@ impl Importer {
                             .position(|d| matches!(d, Dim::Sym(s) if s == name))
                         {
                             Some(axis) => ReshapeDim::CopyInput(axis),
+                            // A dim computed from run-time dims: inferred from the element
+                            // count, when it is the only such entry.
+                            None if !inferred => {
+                                inferred = true;
+                                ReshapeDim::Infer
+                            }
                             None => return Err(a.err(format!(
                                 "target dimension '{name}' is not a dimension of the input {shape}"
                             ))),
@@ -325,19 +469,21 @@ impl Importer {
             }
             "Unsqueeze" | "Squeeze" => {
                 let shape = self.graph.value(x).ty.shape.clone();
-                let axes = match input(n, 1) {
-                    Some(s) => self
+                let attr_axes = a.ints("axes").filter(|_| self.opset < 13);
+                let axes = match (attr_axes, input(n, 1)) {
+                    (Some(axes), _) => axes.to_vec(),
+                    (None, Some(s)) => self
                         .sym(s)
                         .and_then(|t| t.known())
                         .ok_or_else(|| a.err("axes must be a constant"))?,
-                    None if n.op_type == "Squeeze" => shape
+                    (None, None) if n.op_type == "Squeeze" => shape
                         .dims()
                         .iter()
                         .enumerate()
                         .filter(|(_, d)| **d == Dim::Known(1))
                         .map(|(i, _)| i as i64)
                         .collect(),
-                    None => return Err(a.err("axes are required")),
+                    (None, None) => return Err(a.err("axes are required")),
                 };
                 let unsqueeze = n.op_type == "Unsqueeze";
                 let out_rank = if unsqueeze {
@@ -484,23 +630,4 @@ fn reshape_constant(t: &Tensor, op: &Op) -> std::result::Result<Tensor, String> 
     let out = infer(op, "constant", &[&ty]).map_err(|e| e.to_string())?;
     let dims = out[0].shape.to_known().ok_or("result shape is not known")?;
     Tensor::new(dims, t.data().clone()).map_err(|e| e.to_string())
-}
-
-/// Element-type conversion of a constant (integers and f32).
-fn cast(t: &Tensor, to: DType) -> Option<Tensor> {
-    let as_f64: Vec<f64> = match t.data() {
-        TensorData::F32(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::U8(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::I8(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::I32(v) => v.iter().map(|&x| x as f64).collect(),
-        TensorData::I64(v) => v.iter().map(|&x| x as f64).collect(),
-    };
-    let data = match to {
-        DType::F32 => TensorData::F32(as_f64.iter().map(|&x| x as f32).collect()),
-        DType::I64 => TensorData::I64(as_f64.iter().map(|&x| x as i64).collect()),
-        DType::I32 => TensorData::I32(as_f64.iter().map(|&x| x as i32).collect()),
-        DType::U8 => TensorData::U8(as_f64.iter().map(|&x| x as u8).collect()),
-        DType::I8 => TensorData::I8(as_f64.iter().map(|&x| x as i8).collect()),
-    };
-    Tensor::new(t.shape().to_vec(), data).ok()
 }

@@ -109,6 +109,18 @@ fn plan(graph: &Graph, bn: NodeId) -> std::result::Result<Fold, String> {
             producer.name
         ));
     }
+    let foldable = match &producer.op {
+        Op::Conv(_) => true,
+        Op::Gemm(g) => !g.trans_a,
+        _ => false,
+    };
+    if !foldable {
+        return Err(format!(
+            "its input comes from {} '{}', not a Conv or a Gemm without transA",
+            producer.op.name(),
+            producer.name
+        ));
+    }
     let params: Vec<Arc<Tensor>> = node.inputs[1..]
         .iter()
         .map(|v| constant_f32(graph, *v))
@@ -173,13 +185,8 @@ fn plan(graph: &Graph, bn: NodeId) -> std::result::Result<Fold, String> {
             ng.beta = 1.0;
             (data, bias, Op::Gemm(ng))
         }
-        other => {
-            return Err(format!(
-                "its input comes from {} '{}', not Conv or Gemm",
-                other.name(),
-                producer.name
-            ));
-        }
+        // Checked above.
+        _ => return Err("not foldable".into()),
     };
     if bias_in.len() != channels {
         return Err("bias length differs from the BN channel count".into());

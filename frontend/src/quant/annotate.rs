@@ -664,6 +664,11 @@ fn unclaimed_reason(op: &Op) -> Fp32Reason {
         Op::BatchNorm { .. } => {
             Fp32Reason::Unsupported("a BatchNorm that could not be folded into a conv".into())
         }
+        Op::Def(d) => match d.quant_rule() {
+            crate::ops::QuantRule::Fp32 { why } => {
+                Fp32Reason::Unsupported(format!("{why} for {}", d.name()))
+            }
+        },
         other => Fp32Reason::Unsupported(format!("no int8 recipe for {}", other.name())),
     }
 }

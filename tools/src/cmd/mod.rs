@@ -5,5 +5,6 @@ pub mod cpu;
 pub mod demo;
 pub mod eval;
 pub mod inspect;
+pub mod ops;
 pub mod quantize;
 pub mod run;

@@ -15,9 +15,10 @@ use q8_frontend::{onnx, passes};
 pub struct Args {
     /// ONNX model file.
     model: PathBuf,
-    /// Input batch: a `.npy` array (f32 or f64, NCHW for image models).
-    #[arg(long)]
-    input: PathBuf,
+    /// Input: a `.npy` array (f32 or f64, NCHW for image models; i64 / i32 for ids), or
+    /// `name=file.npy` for one named graph input (repeat for models with several inputs).
+    #[arg(long, required = true)]
+    input: Vec<String>,
     /// Write the first output to this `.npy` file instead of printing rows.
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -59,9 +60,15 @@ pub fn run(args: Args) -> Result<(), String> {
             println!("  kept '{bn}': {why}");
         }
     }
-    let input = read_input(&args.input)?;
+    let inputs = read_named_inputs(&args.input, &graph)?;
+    let input = &inputs[0];
     if !args.fp32 && super::eval::is_qdq(&graph) {
-        return run_int8(&args, &model, &graph, &input);
+        if inputs.len() > 1 {
+            return Err(format!(
+                "{model}: the int8 runtime takes one input; use --fp32"
+            ));
+        }
+        return run_int8(&args, &model, &graph, input);
     }
     let exec = Executor::new(
         &graph,
@@ -71,7 +78,12 @@ pub fn run(args: Args) -> Result<(), String> {
     )
     .map_err(|e| format!("{model}: {e}"))?;
     let start = Instant::now();
-    let outputs = run_batch(&exec, &input).map_err(|e| format!("{model}: {e}"))?;
+    let outputs = if inputs.len() == 1 {
+        run_batch(&exec, input)
+    } else {
+        exec.run(&inputs)
+    }
+    .map_err(|e| format!("{model}: {e}"))?;
     let elapsed = start.elapsed();
     println!(
         "{model}: {} nodes, input {:?}, {:.2} ms on {} thread(s)",
@@ -241,22 +253,85 @@ pub(crate) fn run_batch(
         .collect()
 }
 
-/// Reads an f32 or f64 `.npy` array as an f32 tensor.
-pub(crate) fn read_input(path: &PathBuf) -> Result<Tensor, String> {
+/// The graph inputs from `--input` values, in graph order: one unnamed path for a
+/// one-input graph, else `name=path` for every input.
+fn read_named_inputs(
+    specs: &[String],
+    graph: &q8_frontend::ir::Graph,
+) -> Result<Vec<Tensor>, String> {
+    let names: Vec<&str> = graph
+        .inputs()
+        .iter()
+        .map(|&i| graph.value(i).name.as_str())
+        .collect();
+    if let [only] = specs
+        && !only.contains('=')
+    {
+        if names.len() != 1 {
+            return Err(format!(
+                "the model has inputs {names:?}: give each as --input name=file.npy"
+            ));
+        }
+        return Ok(vec![read_tensor(&PathBuf::from(only))?]);
+    }
+    let mut given: Vec<(&str, &str)> = Vec::new();
+    for spec in specs {
+        let (name, path) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("--input {spec}: with several inputs write name=file.npy"))?;
+        if !names.contains(&name) {
+            return Err(format!(
+                "--input {spec}: the model has no input '{name}' (inputs: {names:?})"
+            ));
+        }
+        if given.iter().any(|(n, _)| *n == name) {
+            return Err(format!("--input {spec}: '{name}' is given twice"));
+        }
+        given.push((name, path));
+    }
+    names
+        .iter()
+        .map(|name| {
+            let (_, path) = given
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| format!("input '{name}' is not given (--input {name}=file.npy)"))?;
+            read_tensor(&PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// Reads a `.npy` array as a tensor: f32 (f64 converted), i64 or i32.
+fn read_tensor(path: &PathBuf) -> Result<Tensor, String> {
     let array = npy::read(path).map_err(|e| e.to_string())?;
     let shape = array.shape().to_vec();
-    let values: Vec<f32> = match array.data() {
-        NpyData::F32(v) => v.clone(),
-        NpyData::F64(v) => v.iter().map(|&x| x as f32).collect(),
+    let data = match array.data() {
+        NpyData::F32(v) => TensorData::F32(v.clone()),
+        NpyData::F64(v) => TensorData::F32(v.iter().map(|&x| x as f32).collect()),
+        NpyData::I64(v) => TensorData::I64(v.clone()),
+        NpyData::I32(v) => TensorData::I32(v.clone()),
         _ => {
             return Err(format!(
-                "{}: input must be f32 or f64, found {}",
+                "{}: input must be f32, f64, i64 or i32, found {}",
                 path.display(),
                 array.dtype().descr()
             ));
         }
     };
-    Tensor::from_f32(shape, values).map_err(|e| format!("{}: {e}", path.display()))
+    Tensor::new(shape, data).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Reads an f32 or f64 `.npy` array as an f32 tensor.
+pub(crate) fn read_input(path: &PathBuf) -> Result<Tensor, String> {
+    let t = read_tensor(path)?;
+    if t.as_f32().is_none() {
+        return Err(format!(
+            "{}: input must be f32 or f64, found {}",
+            path.display(),
+            t.dtype()
+        ));
+    }
+    Ok(t)
 }
 
 fn to_npy(t: &Tensor) -> Result<NpyArray, String> {

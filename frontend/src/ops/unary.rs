@@ -1,0 +1,295 @@
+//! Element-wise unary f32 ops: activations (HardSigmoid, LeakyRelu, Elu, Selu, Softplus,
+//! Tanh, Gelu) and math (Exp, Log, Sqrt, Neg, Abs, Reciprocal, Floor, Ceil, Erf).
+
+use super::{OpDef, OpSpec, concrete, def, f32_input, one_f32};
+use crate::error::Result;
+use crate::ir::{Op, Tensor, ValueId, ValueType};
+use crate::onnx::ImportCx;
+use crate::ops::{AttrValue, Exported};
+
+/// The function an [`Unary`] op applies, with its attributes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryKind {
+    /// `clamp(alpha * x + beta, 0, 1)`.
+    HardSigmoid {
+        /// Slope.
+        alpha: f32,
+        /// Offset.
+        beta: f32,
+    },
+    /// `x` for `x >= 0`, else `alpha * x`.
+    LeakyRelu {
+        /// Negative slope.
+        alpha: f32,
+    },
+    /// `x` for `x > 0`, else `alpha * (exp(x) - 1)`.
+    Elu {
+        /// Negative scale.
+        alpha: f32,
+    },
+    /// `gamma * (x` for `x > 0`, else `alpha * (exp(x) - 1))`.
+    Selu {
+        /// Negative scale.
+        alpha: f32,
+        /// Output scale.
+        gamma: f32,
+    },
+    /// `ln(1 + exp(x))`.
+    Softplus,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// `0.5 x (1 + erf(x / sqrt 2))`, or its tanh approximation.
+    Gelu {
+        /// `approximate = "tanh"`.
+        tanh: bool,
+    },
+    /// `e^x`.
+    Exp,
+    /// Natural logarithm.
+    Log,
+    /// Square root.
+    Sqrt,
+    /// `-x`.
+    Neg,
+    /// `|x|`.
+    Abs,
+    /// `1 / x`.
+    Reciprocal,
+    /// Round down.
+    Floor,
+    /// Round up.
+    Ceil,
+    /// The error function.
+    Erf,
+}
+
+impl UnaryKind {
+    /// Applies the function to one element.
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            UnaryKind::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
+            UnaryKind::LeakyRelu { alpha } => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    alpha * x
+                }
+            }
+            UnaryKind::Elu { alpha } => elu(x, alpha),
+            UnaryKind::Selu { alpha, gamma } => gamma * elu(x, alpha),
+            UnaryKind::Softplus => {
+                // ln(1 + e^x) without overflow for large x.
+                if x > 20.0 { x } else { x.exp().ln_1p() }
+            }
+            UnaryKind::Tanh => x.tanh(),
+            UnaryKind::Gelu { tanh: false } => 0.5 * x * (1.0 + erf(x / std::f32::consts::SQRT_2)),
+            UnaryKind::Gelu { tanh: true } => {
+                let c = (2.0 / std::f32::consts::PI).sqrt();
+                0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
+            }
+            UnaryKind::Exp => x.exp(),
+            UnaryKind::Log => x.ln(),
+            UnaryKind::Sqrt => x.sqrt(),
+            UnaryKind::Neg => -x,
+            UnaryKind::Abs => x.abs(),
+            UnaryKind::Reciprocal => 1.0 / x,
+            UnaryKind::Floor => x.floor(),
+            UnaryKind::Ceil => x.ceil(),
+            UnaryKind::Erf => erf(x),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            UnaryKind::HardSigmoid { .. } => "HardSigmoid",
+            UnaryKind::LeakyRelu { .. } => "LeakyRelu",
+            UnaryKind::Elu { .. } => "Elu",
+            UnaryKind::Selu { .. } => "Selu",
+            UnaryKind::Softplus => "Softplus",
+            UnaryKind::Tanh => "Tanh",
+            UnaryKind::Gelu { .. } => "Gelu",
+            UnaryKind::Exp => "Exp",
+            UnaryKind::Log => "Log",
+            UnaryKind::Sqrt => "Sqrt",
+            UnaryKind::Neg => "Neg",
+            UnaryKind::Abs => "Abs",
+            UnaryKind::Reciprocal => "Reciprocal",
+            UnaryKind::Floor => "Floor",
+            UnaryKind::Ceil => "Ceil",
+            UnaryKind::Erf => "Erf",
+        }
+    }
+
+    fn attrs(self) -> Vec<(&'static str, AttrValue)> {
+        use AttrValue::{Float, Str};
+        match self {
+            UnaryKind::HardSigmoid { alpha, beta } => {
+                vec![("alpha", Float(alpha)), ("beta", Float(beta))]
+            }
+            UnaryKind::LeakyRelu { alpha } | UnaryKind::Elu { alpha } => {
+                vec![("alpha", Float(alpha))]
+            }
+            UnaryKind::Selu { alpha, gamma } => {
+                vec![("alpha", Float(alpha)), ("gamma", Float(gamma))]
+            }
+            UnaryKind::Gelu { tanh } => {
+                vec![(
+                    "approximate",
+                    Str(if tanh { "tanh" } else { "none" }.into()),
+                )]
+            }
+            _ => vec![],
+        }
+    }
+}
+
+fn elu(x: f32, alpha: f32) -> f32 {
+    if x > 0.0 { x } else { alpha * x.exp_m1() }
+}
+
+/// The error function, computed in f64: its Maclaurin series for `|x| < 2`, the continued
+/// fraction of `erfc` (modified Lentz) beyond; accurate to f32 rounding on all of f32.
+pub fn erf(x: f32) -> f32 {
+    let x = f64::from(x);
+    let a = x.abs();
+    let y = if a < 2.0 {
+        // Maclaurin series: converges fast for |x| < 2 (40 terms < 1e-16).
+        let mut term = a;
+        let mut sum = a;
+        let x2 = a * a;
+        for n in 1..60 {
+            term *= -x2 / n as f64;
+            let add = term / (2 * n + 1) as f64;
+            sum += add;
+            if add.abs() < 1e-17 {
+                break;
+            }
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        // Continued fraction for erfc (Lentz), accurate for |x| >= 2.
+        let mut f = a;
+        let mut c = a;
+        let mut d = 0.0;
+        for n in 1..60 {
+            let an = n as f64 / 2.0;
+            d = a + an * d;
+            d = 1.0 / d;
+            c = a + an / c;
+            let delta = c * d;
+            f *= delta;
+            if (delta - 1.0).abs() < 1e-16 {
+                break;
+            }
+        }
+        1.0 - (-a * a).exp() / (f * std::f64::consts::PI.sqrt())
+    };
+    (if x < 0.0 { -y } else { y }) as f32
+}
+
+/// An element-wise unary f32 op.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Unary(pub UnaryKind);
+
+impl OpDef for Unary {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn infer(&self, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType>> {
+        Ok(vec![one_f32(self, node, inputs)?.clone()])
+    }
+
+    fn eval(&self, node: &str, inputs: &[&Tensor], outputs: &[ValueType]) -> Result<Vec<Tensor>> {
+        let x = f32_input(self, node, inputs, 0)?;
+        let shape = concrete(self, node, &outputs[0])?;
+        let kind = self.0;
+        Ok(vec![Tensor::from_f32(
+            shape,
+            x.iter().map(|&v| kind.apply(v)).collect(),
+        )?])
+    }
+
+    fn export(&self, _node: &str) -> Result<Exported> {
+        Ok(Exported {
+            attrs: self.0.attrs(),
+            operands: vec![],
+        })
+    }
+}
+
+fn import(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
+    let a = cx.attrs();
+    let finite = |key: &str, default: f32| -> Result<f32> {
+        let v = a.float(key, default);
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(cx.err(format!("attribute {key} = {v} must be finite")))
+        }
+    };
+    let kind = match cx.op_type() {
+        "HardSigmoid" => UnaryKind::HardSigmoid {
+            alpha: finite("alpha", 0.2)?,
+            beta: finite("beta", 0.5)?,
+        },
+        "LeakyRelu" => UnaryKind::LeakyRelu {
+            alpha: finite("alpha", 0.01)?,
+        },
+        "Elu" => UnaryKind::Elu {
+            alpha: finite("alpha", 1.0)?,
+        },
+        "Selu" => UnaryKind::Selu {
+            alpha: finite("alpha", 1.673_263_2)?,
+            gamma: finite("gamma", 1.050_701)?,
+        },
+        "Softplus" => UnaryKind::Softplus,
+        "Tanh" => UnaryKind::Tanh,
+        "Gelu" => match a.string("approximate", "none").as_str() {
+            "none" => UnaryKind::Gelu { tanh: false },
+            "tanh" => UnaryKind::Gelu { tanh: true },
+            other => {
+                return Err(cx.err(format!("approximate '{other}' is not one of none, tanh")));
+            }
+        },
+        "Exp" => UnaryKind::Exp,
+        "Log" => UnaryKind::Log,
+        "Sqrt" => UnaryKind::Sqrt,
+        "Neg" => UnaryKind::Neg,
+        "Abs" => UnaryKind::Abs,
+        "Reciprocal" => UnaryKind::Reciprocal,
+        "Floor" => UnaryKind::Floor,
+        "Ceil" => UnaryKind::Ceil,
+        "Erf" => UnaryKind::Erf,
+        other => return Err(cx.err(format!("{other} is not an element-wise unary op"))),
+    };
+    Ok((def(Unary(kind)), vec![cx.input(0)?]))
+}
+
+const fn spec(op_type: &'static str, since: i64) -> OpSpec {
+    OpSpec {
+        op_type,
+        since,
+        import,
+    }
+}
+
+/// The family's registry entries.
+pub(super) const SPECS: &[OpSpec] = &[
+    spec("HardSigmoid", 6),
+    spec("LeakyRelu", 6),
+    spec("Elu", 6),
+    spec("Selu", 6),
+    spec("Softplus", 1),
+    spec("Tanh", 6),
+    spec("Gelu", 20),
+    spec("Exp", 6),
+    spec("Log", 6),
+    spec("Sqrt", 6),
+    spec("Neg", 6),
+    spec("Abs", 6),
+    spec("Reciprocal", 6),
+    spec("Floor", 6),
+    spec("Ceil", 6),
+    spec("Erf", 9),
+];

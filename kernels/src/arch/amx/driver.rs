@@ -212,8 +212,8 @@ pub(crate) fn gemm_tiles_with<O: TileOps>(
 
     let mut session = TileSession::new(ops, &TileConfig::full_tiles());
     let prefetch_bytes = b.k_padded() / K_STEP * PREFETCH_BYTES_PER_STEP;
-    // The block computed last, waiting for its sink: (buffer, i0, rows, j0, cols, offset).
-    let mut pending: Option<(usize, usize, usize, usize, usize, usize)> = None;
+    // The block computed last, waiting for its sink.
+    let mut pending: Option<Pending> = None;
     let mut next = 0;
     for p in (first_panel..end_panel).step_by(2) {
         let nt = (end_panel - p).min(2);
@@ -246,7 +246,14 @@ pub(crate) fn gemm_tiles_with<O: TileOps>(
             if let Some(done) = pending {
                 emit(&mut sink, &blocks, done)?;
             }
-            pending = Some((next, i0, rows, j0, cols, skip));
+            pending = Some(Pending {
+                buf: next,
+                i0,
+                rows,
+                j0,
+                cols,
+                skip,
+            });
             next ^= 1;
         }
     }
@@ -256,18 +263,30 @@ pub(crate) fn gemm_tiles_with<O: TileOps>(
     Ok(())
 }
 
-/// Hands the finished block `(buffer, i0, rows, j0, cols, column offset)` to `sink`.
+/// A finished block waiting for its sink: which of the two buffers holds it, its output
+/// rows and columns (as in [`CBlock`]), and the columns of the buffer before `j0`.
+#[derive(Clone, Copy)]
+struct Pending {
+    buf: usize,
+    i0: usize,
+    rows: usize,
+    j0: usize,
+    cols: usize,
+    skip: usize,
+}
+
+/// Hands the finished block `done` to `sink`.
 fn emit(
     sink: &mut impl FnMut(&CBlock<'_>) -> Result<()>,
     blocks: &BlockPair,
-    (buf, i0, rows, j0, cols, skip): (usize, usize, usize, usize, usize, usize),
+    done: Pending,
 ) -> Result<()> {
     sink(&CBlock {
-        data: &blocks.0[buf][skip..],
-        i0,
-        rows,
-        j0,
-        cols,
+        data: &blocks.0[done.buf][done.skip..],
+        i0: done.i0,
+        rows: done.rows,
+        j0: done.j0,
+        cols: done.cols,
     })
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::arch::ops::Isa;
 use crate::arch::ops::depthwise::DepthwiseRows;
 use crate::arch::ops::epilogue::OutElem;
+use crate::conv::direct;
 use crate::conv::epilogue::{Prepared, check_len, prepare};
 use crate::conv::implicit::{AMX_ROW_ALIGN, Im2colRows, PointwiseRows, ROW_ALIGN};
 use crate::conv::{ConvEpilogue, ConvGeometry, ConvOutput, ConvWeights, Nhwc, Padding};
@@ -353,7 +354,12 @@ fn run_gemm(
                 ldc,
             },
         };
-        if pointwise {
+        if packed.tier == Tier::Amx && !pointwise && direct::eligible(geom) {
+            let zero_point = in_qp.zero_point as u8;
+            direct::with_grid(geom, o, input, zero_point, |grid| {
+                gemm::gemm_taps(grid, in_qp, weights, &gemm_epilogue, gemm_out, &options)
+            })?;
+        } else if pointwise {
             let rows = PointwiseRows {
                 input,
                 geom,

@@ -62,6 +62,25 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Stride-2 stems (7x7 or 8x8 on 1..=4 channels): the AMX tier's space-to-depth direct
+    /// convolution, with odd sizes, asymmetric padding and images smaller than the kernel.
+    #[test]
+    fn stem_geometries_match_reference(
+        n in 1usize..3, h in 1usize..40, w in 1usize..40, c_in in 1usize..=4,
+        c_out in proptest::sample::select(vec![1usize, 16, 17, 32, 64, 65]),
+        kernel in (7usize..=8, 7usize..=8), pads in (0usize..5, 0usize..5, 0usize..5, 0usize..5),
+        seed: u64,
+    ) {
+        let geom = ConvGeometry::new(Nhwc::new(n, h, w, c_in), c_out, [kernel.0, kernel.1])
+            .with_stride([2, 2])
+            .with_padding(Padding::new(pads.0, pads.1, pads.2, pads.3));
+        check_geometry(geom, seed, "stem conv");
+    }
+}
+
 /// ResNet-18 conv shapes (smaller images where the scalar reference would be slow).
 #[test]
 fn resnet18_layer_shapes() {

@@ -181,11 +181,7 @@ pub(crate) fn gemm_rows(
         epilogue,
         options,
     };
-    call.run(out, |epi, threads| {
-        // Small problems stay on the calling thread: waking a pool costs more than they take.
-        let small = m.saturating_mul(weights.n() * weights.k()) < driver::PARALLEL_MIN_MACS;
-        driver::run(weights, m, a, epi, if small { 1 } else { threads })
-    })
+    call.run(out, |epi, threads| driver::run(weights, m, a, epi, threads))
 }
 
 /// A direct convolution on AMX tiles: the rows of `grid` against `weights` (packed for the

@@ -22,8 +22,9 @@ use crate::gemm::source::ASource;
 
 /// Bytes of packed B one job should keep resident in L2.
 const L2_CHUNK_BYTES: usize = 256 * 1024;
-/// Below this many multiply-accumulates a call stays on the calling thread.
-pub(crate) const PARALLEL_MIN_MACS: usize = 1 << 22;
+/// Below this many multiply-accumulates a call stays on the calling thread (a few
+/// microseconds of work; publishing a call to the spinning pool costs about one).
+const PARALLEL_MIN_MACS: usize = 1 << 20;
 /// Rows per job when M is large.
 const MC_ROWS: usize = 48;
 
@@ -266,6 +267,8 @@ pub(crate) fn run_taps(
         )));
     };
     let rows = grid.rows_per_image();
+    let macs = (grid.images * rows).saturating_mul(w.n() * w.k());
+    let threads = if macs < PARALLEL_MIN_MACS { 1 } else { threads };
     let mut chunk =
         (TAP_JOB_BYTES / grid.lda.max(1) / AMX_ROWS * AMX_ROWS).clamp(AMX_ROWS, AMX_MC_ROWS);
     while threads > 1 && chunk > AMX_ROWS && grid.images * rows.div_ceil(chunk) < 2 * threads {

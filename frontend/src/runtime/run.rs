@@ -1,5 +1,7 @@
 //! Executing one lowered step on its buffers.
 
+use std::borrow::Cow;
+
 use q8_kernels::Tier;
 use q8_kernels::conv::{ConvEpilogue, ConvOutput, Nhwc, PackedConvWeights, Residual, conv2d};
 use q8_kernels::gemm::{self, Epilogue, GemmOptions, Output, Parallelism};
@@ -115,15 +117,27 @@ pub(crate) fn run_step(
             StepKind::Linear {
                 packed,
                 input,
+                residual,
                 activation,
                 output,
             },
             out,
         ) => {
-            let Data::U8(src) = x.data else {
-                return Err(mismatch());
+            let src = plain_u8(x).ok_or_else(mismatch)?;
+            let (k, n) = (packed.k(), packed.n());
+            let m = src.len() / k;
+            if m * k != src.len() || x.shape.last() != Some(&k) {
+                return Err(Error::node(
+                    step.kind.label(),
+                    &step.name,
+                    format!("input shape {:?} does not end in K = {k}", x.shape),
+                ));
+            }
+            let r = match (residual, inputs.get(1)) {
+                (Some(qparams), Some(r)) => Some((plain_u8(r).ok_or_else(mismatch)?, *qparams)),
+                (None, None) => None,
+                _ => return Err(mismatch()),
             };
-            let (m, k, n) = (x.shape[0], packed.k(), packed.n());
             let dst = match (out, output) {
                 (Out::U8(data), Some(qparams)) => Output::U8 {
                     data,
@@ -135,13 +149,17 @@ pub(crate) fn run_step(
             };
             let epilogue = Epilogue {
                 activation: *activation,
-                residual: None,
+                residual: r.as_ref().map(|(data, qparams)| gemm::Residual {
+                    data,
+                    ld: n,
+                    qparams: *qparams,
+                }),
             };
             let options = GemmOptions {
                 tier: Some(tier),
                 parallelism: Parallelism::Global,
             };
-            gemm::gemm(src, k, m, *input, packed, &epilogue, dst, &options).map_err(err)
+            gemm::gemm(&src, k, m, *input, packed, &epilogue, dst, &options).map_err(err)
         }
         (StepKind::MaxPool(pool), Out::U8(o)) => {
             let Data::U8(src) = x.data else {
@@ -240,6 +258,20 @@ pub(crate) fn run_step(
         }
         _ => Err(mismatch()),
     }
+}
+
+/// A u8 input in logical row-major order: borrowed as is, or (a rank-4 channels-last
+/// value) transposed into a copy. `None` for f32 data.
+fn plain_u8<'a>(i: &In<'a>) -> Option<Cow<'a, [u8]>> {
+    let Data::U8(v) = i.data else {
+        return None;
+    };
+    if i.layout == Layout::Plain {
+        return Some(Cow::Borrowed(v));
+    }
+    let mut o = vec![0u8; v.len()];
+    relayout(v, i.shape, i.layout, &mut o, i.shape, Layout::Plain);
+    Some(Cow::Owned(o))
 }
 
 /// The NHWC view of a rank-4 logical shape.

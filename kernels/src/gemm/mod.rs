@@ -41,14 +41,10 @@
 //! - AMX: the weights are packed as `tdpbusd` B tiles (the panel layout with K padded to 64);
 //!   jobs of 32 rows x up to 256 columns run the 2 x 2-tile kernel of `arch::amx` into an
 //!   L1-sized i32 block, then the AVX-512 epilogue. Shapes with M < 32, N < 32 or K < 64 run
-//!   the AVX-512 VNNI kernel on the same bytes (untuned: no AMX machine was available).
+//!   the AVX-512 VNNI kernel on the same bytes.
 
 pub mod pack;
 pub(crate) mod source;
-
-use std::sync::{Arc, Mutex};
-
-use rayon::ThreadPool;
 
 pub use pack::{PANEL, PackedWeights, pair_may_saturate};
 
@@ -112,10 +108,12 @@ pub struct Epilogue<'a> {
 pub enum Parallelism {
     /// The calling thread only.
     Sequential,
-    /// The current rayon pool (the global one unless called inside `ThreadPool::install`).
+    /// As many threads as the current rayon pool has (the global one unless called inside
+    /// `ThreadPool::install`); they run on the kernels' own spinning pool of that size.
     #[default]
     Global,
-    /// A dedicated pool of this many threads (created once per size and kept).
+    /// This many threads: the caller and the workers of the kernels' pool of that size
+    /// (created once per size and kept; idle workers spin about 2 ms, then sleep).
     Threads(usize),
 }
 
@@ -253,27 +251,7 @@ pub(crate) fn gemm_rows(
     if threads == 1 || m.saturating_mul(weights.n() * weights.k()) < driver::PARALLEL_MIN_MACS {
         return driver::run(weights, m, a, &epi, 1);
     }
-    match options.parallelism {
-        Parallelism::Threads(n) => pool(n)?.install(|| driver::run(weights, m, a, &epi, n)),
-        _ => driver::run(weights, m, a, &epi, threads),
-    }
-}
-
-/// A rayon pool of `threads` threads, built once per size.
-fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
-    static POOLS: Mutex<Vec<(usize, Arc<ThreadPool>)>> = Mutex::new(Vec::new());
-    debug_assert!(threads > 0);
-    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, p)) = pools.iter().find(|(t, _)| *t == threads) {
-        return Ok(p.clone());
-    }
-    let p = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map(Arc::new)
-        .map_err(|e| Error::Shape(format!("gemm: cannot build a {threads}-thread pool: {e}")))?;
-    pools.push((threads, p.clone()));
-    Ok(p)
+    driver::run(weights, m, a, &epi, threads)
 }
 
 /// The measured per-core peak of `tier`'s multiply-accumulate instruction in GOPS (2 ops per

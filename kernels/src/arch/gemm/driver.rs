@@ -1,4 +1,4 @@
-//! The GEMM driver: cache blocking, job partitioning over rayon, and per-tier dispatch.
+//! The GEMM driver: cache blocking, job partitioning over the kernels' thread pool, and per-tier dispatch.
 //!
 //! Work is cut into jobs of `mc` rows x `nc` panels. A job fetches its rows once from the
 //! [`ASource`] and runs the tier's block loop on them (row groups of MR in L1, the job's panel
@@ -8,13 +8,12 @@
 //! depend on the blocking or the thread count.
 
 use std::cell::RefCell;
-
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 use super::epilogue::{Epilogue, store_block};
 use super::kernel::{ARows, Panels};
 use super::{avx2, avx512, avxvnni, scalar};
-use crate::arch::amx;
+use crate::arch::{amx, spin_pool};
 use crate::cpu::Tier;
 use crate::error::Result;
 use crate::gemm::pack::{Body, GROUP, GROUP_BYTES, PANEL, PackedWeights, k_groups};
@@ -179,7 +178,7 @@ impl Default for Scratch {
 }
 
 /// Computes the M x N result of `w` on the rows of `a` into `ep`'s output, on `threads`
-/// threads of the current rayon pool (1 = this thread only).
+/// threads (1 = this thread only; more run on the kernels' spinning pool).
 ///
 /// The caller has checked that `w.tier()` is available and that `ep` is an `m x w.n()`
 /// epilogue.
@@ -220,11 +219,22 @@ pub(crate) fn run(
     };
     let jobs = plan.m_jobs * plan.n_jobs;
     let job_with_scratch = |idx: usize| SCRATCH.with(|s| job(&mut s.borrow_mut(), idx));
-    if parallel {
-        (0..jobs).into_par_iter().try_for_each(job_with_scratch)
-    } else {
-        (0..jobs).try_for_each(job_with_scratch)
+    if !parallel {
+        return (0..jobs).try_for_each(job_with_scratch);
     }
+    let first_error = Mutex::new(None);
+    spin_pool::run(threads, jobs, &|idx| {
+        if let Err(e) = job_with_scratch(idx) {
+            first_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+        }
+    });
+    first_error
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .map_or(Ok(()), Err)
 }
 
 thread_local! {

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{Tensor, TensorData};
 use q8_frontend::quant::{QuantConfig, prepare};
+use q8_frontend::runtime::{Model, RuntimeOptions};
 
 const SEQ: usize = 128;
 const HIDDEN: usize = 384;
@@ -113,4 +114,28 @@ fn static_int8_minilm_keeps_sentence_embeddings() {
         coverage.quantized()
     );
     assert!(mean >= 0.99, "mean cosine similarity {mean}");
+
+    // The same QDQ graph on the int8 runtime (linear layers on the packed GEMM).
+    let model = Model::from_graph(&quantized.graph, &RuntimeOptions::default()).unwrap();
+    let report = model.report();
+    let out = model.run(&[ids.clone(), mask.clone()]).unwrap();
+    let TensorData::I64(m) = mask.data() else {
+        unreachable!("the mask is built as i64")
+    };
+    let runtime = mean_pool(out[2].as_f32().unwrap(), m, 8);
+    let cos: Vec<f64> = want
+        .iter()
+        .zip(&runtime)
+        .map(|(a, b)| cosine(a, b))
+        .collect();
+    let mean_rt = cos.iter().sum::<f64>() / cos.len() as f64;
+    let (int8_nodes, compute) = report.int8_coverage();
+    println!(
+        "int8 runtime: {int8_nodes} of {compute} compute nodes int8, mean cosine {mean_rt:.5} (min {:.5})",
+        cos.iter().copied().fold(1.0, f64::min)
+    );
+    assert!(
+        mean_rt >= 0.99,
+        "int8 runtime mean cosine similarity {mean_rt}"
+    );
 }

@@ -25,12 +25,16 @@ pub(crate) struct In<'a> {
 pub(crate) enum Data<'a> {
     U8(&'a [u8]),
     F32(&'a [f32]),
+    /// A value of another element type (logical layout), only read by fallback steps.
+    Tensor(&'a Tensor),
 }
 
 /// The step's output buffer.
 pub(crate) enum Out<'a> {
     U8(&'a mut [u8]),
     F32(&'a mut [f32]),
+    /// The slot of a value of another element type (written by fallback steps).
+    Tensor(&'a mut Option<Tensor>),
 }
 
 /// Runs `step` (its convolution retargeted to this shape in `conv`).
@@ -234,6 +238,13 @@ pub(crate) fn run_step(
             relayout(src, x.shape, x.layout, o, out_shape, out_layout);
             Ok(())
         }
+        (StepKind::Reshape, Out::Tensor(o)) => {
+            let Data::Tensor(t) = x.data else {
+                return Err(mismatch());
+            };
+            *o = Some(Tensor::new(out_shape.to_vec(), t.data().clone())?);
+            Ok(())
+        }
         (StepKind::MeanF32, Out::F32(o)) => {
             let Data::F32(src) = x.data else {
                 return Err(mismatch());
@@ -252,6 +263,7 @@ pub(crate) fn run_step(
                 (TensorData::U8(v), Out::U8(o)) => {
                     relayout(v, t.shape(), Layout::Plain, o, out_shape, out_layout)
                 }
+                (_, Out::Tensor(o)) if t.shape() == out_shape => *o = Some(t),
                 _ => return Err(mismatch()),
             }
             Ok(())
@@ -352,6 +364,7 @@ pub(crate) fn to_tensor(i: &In<'_>) -> Result<Tensor> {
             relayout(v, i.shape, i.layout, &mut o, i.shape, Layout::Plain);
             TensorData::F32(o)
         }
+        Data::Tensor(t) => return Ok(t.clone()),
     };
     Tensor::new(shape, data)
 }

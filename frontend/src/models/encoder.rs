@@ -103,3 +103,27 @@ pub fn mean_min_cosine(a: &[Vec<f32>], b: &[Vec<f32>]) -> (f64, f64) {
     let mean = cos.iter().sum::<f64>() / cos.len().max(1) as f64;
     (mean, cos.iter().copied().fold(1.0, f64::min))
 }
+
+/// Static int8 quantization of a token encoder (inputs `input_ids`, `attention_mask`, i64)
+/// with `config`, calibrated on `batches` random [`token_batch`]es of 4 x `seq` tokens:
+/// prepare, observe, convert.
+///
+/// # Errors
+/// As [`crate::quant::prepare`], [`crate::quant::Prepared::observe`] (a graph whose inputs
+/// are not the two token tensors fails there) and [`crate::quant::Prepared::convert`].
+pub fn quantize_encoder(
+    graph: &crate::ir::Graph,
+    config: &crate::quant::QuantConfig,
+    options: crate::exec::ExecOptions,
+    vocab: usize,
+    seq: usize,
+    batches: usize,
+) -> crate::quant::Result<crate::quant::Quantized> {
+    let mut prepared = crate::quant::prepare(graph, config, options)?;
+    for seed in 0..batches as u64 {
+        let (ids, mask) = token_batch(4, seq, vocab, seed)
+            .map_err(|e| crate::quant::QuantError::Calibration(e.to_string()))?;
+        prepared.observe(&[ids, mask])?;
+    }
+    prepared.convert()
+}

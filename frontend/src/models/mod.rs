@@ -4,5 +4,5 @@
 mod encoder;
 mod resnet18;
 
-pub use encoder::{cosine_similarity, mean_min_cosine, mean_pool, token_batch};
+pub use encoder::{cosine_similarity, mean_min_cosine, mean_pool, quantize_encoder, token_batch};
 pub use resnet18::{ResNet18Config, resnet18};

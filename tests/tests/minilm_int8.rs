@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::Tensor;
-use q8_frontend::models::{mean_min_cosine, mean_pool, token_batch};
-use q8_frontend::quant::{QuantConfig, prepare};
+use q8_frontend::models::{mean_min_cosine, mean_pool, quantize_encoder, token_batch};
+use q8_frontend::quant::QuantConfig;
 use q8_frontend::runtime::{Model, RuntimeOptions};
 
 const SEQ: usize = 128;
@@ -37,12 +37,10 @@ fn embeddings(out: &[Tensor], mask: &Tensor) -> Vec<Vec<f32>> {
 fn static_int8_minilm_keeps_sentence_embeddings() {
     let graph = q8_frontend::onnx::load(model_path()).unwrap();
     let options = ExecOptions { threads: 0 };
-    let mut prepared = prepare(&graph, &QuantConfig::x86_default(), options).unwrap();
-    for seed in 0..4 {
-        let (ids, mask) = token_batch(4, SEQ, VOCAB, 1000 + seed).unwrap();
-        prepared.observe(&[ids, mask]).unwrap();
-    }
-    let quantized = prepared.convert().unwrap();
+    // Calibrated on 4 batches of 4 x 128 tokens (seeds 0..4), as benches/peers/encoder_e2e.py
+    // calibrates ONNX Runtime's quantize_static.
+    let config = QuantConfig::x86_default();
+    let quantized = quantize_encoder(&graph, &config, options, VOCAB, SEQ, 4).unwrap();
     let (ids, mask) = token_batch(8, SEQ, VOCAB, 7).unwrap();
     let inputs = [ids, mask.clone()];
     let fp32 = Executor::new(&graph, options).unwrap();

@@ -127,3 +127,24 @@ pub fn quantize_encoder(
     }
     prepared.convert()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tokens `benches/peers/encoder_e2e.py` (a port of this generator) draws for the
+    /// same arguments: ONNX Runtime and OpenVINO are measured on identical inputs.
+    #[test]
+    fn token_batch_matches_the_python_port() {
+        let (ids, mask) = token_batch(2, 8, 100, 7).unwrap();
+        let (TensorData::I64(ids), TensorData::I64(mask)) = (ids.data(), mask.data()) else {
+            panic!("token batches are i64");
+        };
+        assert_eq!(
+            ids,
+            &[84, 34, 22, 45, 98, 35, 0, 0, 62, 65, 4, 64, 29, 0, 0, 0]
+        );
+        assert_eq!(mask, &[1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0]);
+        assert!(token_batch(0, 8, 100, 7).is_err());
+    }
+}

@@ -61,4 +61,24 @@ fn static_int8_minilm_keeps_sentence_embeddings() {
         "int8 runtime: {int8_nodes} of {compute} MatMul nodes int8, mean cosine {mean:.5}, min {min:.5}"
     );
     assert!(mean >= 0.99, "int8 runtime mean cosine similarity {mean}");
+
+    // Where the time goes at batch 1 x 128 (the slowest steps, after one warm-up run).
+    let (ids, mask) = token_batch(1, SEQ, VOCAB, 7).unwrap();
+    let one = [ids, mask];
+    model.run(&one).unwrap();
+    let (_, mut steps) = model.run_profiled(&one).unwrap();
+    let total: f64 = steps.iter().map(|s| s.time.as_secs_f64() * 1e3).sum();
+    steps.sort_by_key(|s| std::cmp::Reverse(s.time));
+    println!(
+        "batch 1 x 128, {total:.1} ms in {} steps; slowest:",
+        steps.len()
+    );
+    for s in steps.iter().take(12) {
+        println!(
+            "  {:8.2} ms  {:24} {}",
+            s.time.as_secs_f64() * 1e3,
+            s.kernel,
+            s.name
+        );
+    }
 }

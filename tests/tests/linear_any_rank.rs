@@ -4,6 +4,9 @@
 //! output must equal, bit for bit, the kernels' scalar reference GEMM (`gemm_ref`) on the
 //! same quantized codes, on every tier and at 1 and 2 threads.
 
+mod ops_support;
+
+use ops_support::Rng;
 use proptest::prelude::*;
 use q8_frontend::ir::{DType, Dim, Graph, Op, QuantSpec, Shape, Tensor, TensorData, ValueId};
 use q8_frontend::ops::{Unary, UnaryKind, def};
@@ -29,22 +32,6 @@ struct Case {
     post: Post,
     u8_out: bool,
     seed: u64,
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn f32s(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n)
-            .map(|_| ((self.next() % 2001) as f32 / 1000.0 - 1.0) * scale)
-            .collect()
-    }
 }
 
 const X_QP: QParams = QParams {
@@ -75,14 +62,18 @@ impl Case {
     }
 
     fn data(&self) -> Data {
-        let mut rng = Rng(self.seed | 1);
+        let mut rng = Rng::new(self.seed);
         let (m, k, n) = (self.rows(), self.k, self.n);
+        let mut f32s = |len: usize, bound: f32| -> Vec<f32> {
+            (0..len).map(|_| rng.f32_in(-bound, bound)).collect()
+        };
+        let (x, r, bias) = (f32s(m * k, 2.5), f32s(m * n, 3.0), f32s(n, 1.0));
         Data {
-            x: rng.f32s(m * k, 2.5),
-            r: rng.f32s(m * n, 3.0),
-            w: (0..k * n).map(|_| (rng.next() % 255) as i8).collect(),
+            x,
+            r,
+            w: (0..k * n).map(|_| rng.next_u64() as i8).collect(),
             scales: (0..n).map(|j| 0.001 + 0.0003 * j as f32).collect(),
-            bias: rng.f32s(n, 1.0),
+            bias,
         }
     }
 

@@ -417,11 +417,7 @@ impl Matcher<'_> {
         if !matches!(node.op, Op::Add) {
             return None;
         }
-        let b = if node.inputs[0] == v {
-            node.inputs[1]
-        } else {
-            node.inputs[0]
-        };
+        let b = other_input(node, v);
         let t = self.g.value(b).constant.as_ref()?;
         let along_last =
             t.shape().last() == Some(&n) && t.shape().iter().rev().skip(1).all(|&d| d == 1);
@@ -459,11 +455,7 @@ impl Matcher<'_> {
         if !matches!(n.op, Op::Add) {
             return post;
         }
-        let other = if n.inputs[0] == v {
-            n.inputs[1]
-        } else {
-            n.inputs[0]
-        };
+        let other = other_input(n, v);
         if self.g.value(other).ty.shape != self.g.value(v).ty.shape {
             return post;
         }
@@ -867,6 +859,15 @@ fn ohwi(w: &[i8], shape: &[usize]) -> Vec<i8> {
         }
     }
     out
+}
+
+/// The input of a two-input node that is not `v`.
+fn other_input(node: &Node, v: ValueId) -> ValueId {
+    if node.inputs[0] == v {
+        node.inputs[1]
+    } else {
+        node.inputs[0]
+    }
 }
 
 /// What follows a fused linear: activation, residual (value, qparams) and the last value.

@@ -266,6 +266,7 @@ impl<'a> Epilogue<'a> {
                 Activation::Clamp { min, max } => {
                     _mm512_min_ps(_mm512_max_ps(y, _mm512_set1_ps(min)), _mm512_set1_ps(max))
                 }
+                act => scalar_activation_zmm(act, y),
             };
             match self.out {
                 OutPtr::F32(p) => _mm512_mask_storeu_ps(p.add(at), mask, y),
@@ -352,6 +353,7 @@ impl<'a> Epilogue<'a> {
                 Activation::Clamp { min, max } => {
                     _mm256_min_ps(_mm256_max_ps(y, _mm256_set1_ps(min)), _mm256_set1_ps(max))
                 }
+                act => scalar_activation_ymm(act, y),
             };
             match self.out {
                 OutPtr::F32(p) => {
@@ -388,6 +390,31 @@ impl<'a> Epilogue<'a> {
             }
         }
     }
+}
+
+/// The activations without a vector form ([`Activation::is_scalar_only`]): the 16 lanes of
+/// the pre-activation `y` go through the scalar [`Activation::apply`], lane by lane.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn scalar_activation_zmm(act: Activation, y: __m512) -> __m512 {
+    let mut t = [0f32; 16];
+    // SAFETY: `t` holds 16 f32, the width of one zmm load / store.
+    unsafe { _mm512_storeu_ps(t.as_mut_ptr(), y) };
+    t.iter_mut().for_each(|v| *v = act.apply(*v));
+    // SAFETY: as above.
+    unsafe { _mm512_loadu_ps(t.as_ptr()) }
+}
+
+/// [`scalar_activation_zmm`] on the 8 lanes of a ymm register.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn scalar_activation_ymm(act: Activation, y: __m256) -> __m256 {
+    let mut t = [0f32; 8];
+    // SAFETY: `t` holds 8 f32, the width of one ymm load / store.
+    unsafe { _mm256_storeu_ps(t.as_mut_ptr(), y) };
+    t.iter_mut().for_each(|v| *v = act.apply(*v));
+    // SAFETY: as above.
+    unsafe { _mm256_loadu_ps(t.as_ptr()) }
 }
 
 /// Applies the epilogue to an `rows x cols` block of raw accumulators (`acc[r * ldacc + c]`

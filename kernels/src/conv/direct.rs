@@ -95,24 +95,31 @@ pub(crate) fn with_grid<R>(
         padding: Default::default(),
         ..*geom
     };
-    with_padded_grid(
-        &unpadded,
-        out,
-        zero_point,
-        |image, dst| {
-            let src = &input[image * i.h * i.w * i.c..][..i.h * i.w * i.c];
-            for (y, row) in src.chunks_exact(i.w * i.c).enumerate() {
-                let at = ((y + p.top) * padded.w + p.left) * i.c;
-                dst[at..at + row.len()].copy_from_slice(row);
-            }
-        },
-        body,
-    )
+    let fill = |image: usize, dst: &mut [u8]| {
+        let src = &input[image * i.h * i.w * i.c..][..i.h * i.w * i.c];
+        let row_bytes = padded.w * i.c;
+        let (top, rest) = dst.split_at_mut(p.top * row_bytes);
+        top.fill(zero_point);
+        let (middle, bottom) = rest.split_at_mut(i.h * row_bytes);
+        bottom.fill(zero_point);
+        for (row, dst) in src
+            .chunks_exact(i.w * i.c)
+            .zip(middle.chunks_exact_mut(row_bytes))
+        {
+            let (left, rest) = dst.split_at_mut(p.left * i.c);
+            let (data, right) = rest.split_at_mut(row.len());
+            left.fill(zero_point);
+            data.copy_from_slice(row);
+            right.fill(zero_point);
+        }
+    };
+    with_padded_grid(&unpadded, out, fill, body)
 }
 
 /// Calls `body` with the grid of the unpadded convolution `geom` over a buffer of
-/// `geom.input` images that starts out as `fill_value` everywhere and that `fill(n, image)`
-/// completes, image by image (on several threads when the batch allows).
+/// `geom.input` images, each written whole by `fill(n, image)` (on several threads when the
+/// batch allows). The slack after the last image (read only for grid rows that are never
+/// stored) keeps whatever an earlier call left there.
 ///
 /// # Errors
 /// [`Error::Shape`] when `geom` is not [`eligible`] or has padding, or the sizes overflow;
@@ -120,7 +127,6 @@ pub(crate) fn with_grid<R>(
 pub(crate) fn with_padded_grid<R>(
     geom: &ConvGeometry,
     out: Nhwc,
-    fill_value: u8,
     fill: impl Fn(usize, &mut [u8]) + Sync,
     body: impl FnOnce(&TapGrid<'_>) -> Result<R>,
 ) -> Result<R> {
@@ -149,8 +155,10 @@ pub(crate) fn with_padded_grid<R>(
             .max(i.n * image_bytes);
     PADDED.with(|cell| {
         let mut padded = cell.borrow_mut();
-        padded.clear();
-        padded.resize(len, fill_value);
+        if padded.len() < len {
+            padded.resize(len, 0);
+        }
+        let padded = &mut padded[..len];
         let images = &mut padded[..i.n * image_bytes];
         par_rows(images, image_bytes, image_bytes, |first, chunk| {
             for (n, image) in chunk.chunks_exact_mut(image_bytes).enumerate() {
@@ -158,7 +166,7 @@ pub(crate) fn with_padded_grid<R>(
             }
         });
         body(&TapGrid {
-            data: &padded,
+            data: padded,
             image_bytes,
             images: i.n,
             lda: i.c,

@@ -313,10 +313,11 @@ pub fn conv2d(
             let (o, mut out) = (packed.output, out);
             let t = space_to_depth::transformed(geom, o);
             let (gemm_epilogue, gemm_out) = group_operands(epilogue, &mut out, 0, o.c);
+            let zero_point = in_qp.zero_point as u8;
             let fill = |n: usize, dst: &mut [u8]| {
-                space_to_depth::fill_image(geom, t.input.w, input, n, dst);
+                space_to_depth::fill_image(geom, t.input.w, input, zero_point, n, dst);
             };
-            direct::with_padded_grid(&t, o, in_qp.zero_point as u8, fill, |grid| {
+            direct::with_padded_grid(&t, o, fill, |grid| {
                 gemm::gemm_rows(
                     ARowsIn::Taps(grid),
                     in_qp,

@@ -57,8 +57,17 @@ pub(crate) fn weights(geom: &ConvGeometry, w: &[i8]) -> Vec<i8> {
 }
 
 /// Writes image `n` of `input` (u8 NHWC, `geom.input`) into `dst`, one space-to-depth image
-/// of [`transformed`] (rows of `s_w` pixels) that holds the zero point everywhere on entry.
-pub(crate) fn fill_image(geom: &ConvGeometry, s_w: usize, input: &[u8], n: usize, dst: &mut [u8]) {
+/// of [`transformed`] (rows of `s_w` pixels); every byte not taken from the input (padding,
+/// unused channels) is `zero_point`.
+pub(crate) fn fill_image(
+    geom: &ConvGeometry,
+    s_w: usize,
+    input: &[u8],
+    zero_point: u8,
+    n: usize,
+    dst: &mut [u8],
+) {
+    dst.fill(zero_point);
     let (i, pad) = (geom.input, geom.padding);
     let image = &input[n * i.h * i.w * i.c..][..i.h * i.w * i.c];
     for (u, s_line) in dst.chunks_exact_mut(s_w * S2D_CHANNELS).enumerate() {

@@ -212,27 +212,41 @@ fn at(t: &SymTensor, i: usize) -> &SymInt {
     &t.values[if t.values.len() == 1 { 0 } else { i }]
 }
 
-/// `Equal` of folded integer tensors, as 0 / 1. A run-time dim is at least 1, so it differs
-/// from any known value below 1 and equals itself; against a known value >= 1 the answer is
-/// only known at run time (an error).
-pub(crate) fn equal(a: &SymTensor, b: &SymTensor) -> Result<SymTensor, String> {
+/// `Equal` of folded integer tensors, as a bool tensor. A run-time dim is at least 1, so it
+/// differs from any known value below 1 and equals itself; against a known value >= 1 the
+/// answer is only known at run time (an error).
+pub(crate) fn equal(a: &SymTensor, b: &SymTensor) -> Result<Tensor, String> {
     let n = broadcast_len(a.values.len(), b.values.len())?;
     let values = (0..n)
         .map(|i| match (at(a, i), at(b, i)) {
-            (SymInt::Known(p), SymInt::Known(q)) => Ok(SymInt::Known((p == q) as i64)),
-            (SymInt::Sym(p), SymInt::Sym(q)) if p == q => Ok(SymInt::Known(1)),
+            (SymInt::Known(p), SymInt::Known(q)) => Ok(p == q),
+            (SymInt::Sym(p), SymInt::Sym(q)) if p == q => Ok(true),
             (SymInt::Sym(_), SymInt::Known(k)) | (SymInt::Known(k), SymInt::Sym(_)) if *k < 1 => {
-                Ok(SymInt::Known(0))
+                Ok(false)
             }
             (p, q) => Err(format!(
                 "whether {p:?} equals {q:?} is only known at run time"
             )),
         })
         .collect::<Result<Vec<_>, String>>()?;
-    Ok(SymTensor {
-        scalar: a.scalar && b.scalar,
-        values,
-    })
+    let shape = if a.scalar && b.scalar {
+        vec![]
+    } else {
+        vec![n]
+    };
+    Tensor::from_bool(shape, values).map_err(|e| e.to_string())
+}
+
+/// A constant `Where` condition of rank <= 1 (bool, or integers read as non-zero = true)
+/// as 0 / 1 values.
+pub(crate) fn condition(t: &Tensor) -> Option<SymTensor> {
+    match t.data() {
+        TensorData::Bool(v) if t.shape().len() <= 1 => Some(SymTensor {
+            scalar: t.shape().is_empty(),
+            values: v.iter().map(|&b| SymInt::Known(i64::from(b))).collect(),
+        }),
+        _ => SymTensor::from_tensor(t),
+    }
 }
 
 /// `Where(cond, x, y)` of folded integer tensors with a known condition.

@@ -171,7 +171,7 @@ fn value_info_type(v: &ValueInfoProto) -> Result<(DType, Shape)> {
         .ok_or_else(|| Error::Decode(format!("{what} is not a tensor")))?;
     let dtype = DType::from_onnx_code(t.elem_type).ok_or_else(|| {
         Error::Decode(format!(
-            "{what} has element type code {} (q8 reads f32, u8, i8, i32, i64)",
+            "{what} has element type code {} (q8 reads f32, u8, i8, i32, i64, bool)",
             t.elem_type
         ))
     })?;

@@ -23,9 +23,12 @@ mod binary;
 mod cast;
 mod conv_transpose;
 mod expand;
+mod index;
 mod layout;
+mod logic;
 mod matmul;
 mod norm;
+mod range;
 mod reduce;
 mod resize;
 mod softmax;
@@ -191,6 +194,9 @@ pub(crate) fn specs() -> impl Iterator<Item = &'static OpSpec> {
         resize::SPECS,
         conv_transpose::SPECS,
         layout::SPECS,
+        logic::SPECS,
+        index::SPECS,
+        range::SPECS,
         reduce::SPECS,
         norm::SPECS,
         matmul::SPECS,

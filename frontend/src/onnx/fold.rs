@@ -154,8 +154,8 @@ pub(crate) fn slice_indices(
 
 /// Element-wise integer arithmetic (`Add`, `Sub`, `Mul`, `Div` truncating toward zero as
 /// ONNX does) with scalar broadcasting. An element involving a run-time dim becomes a new
-/// named dim (e.g. `batch*2`): a Reshape target may use one such entry where it would use
-/// -1.
+/// named dim (e.g. `batch*2`), except for the identities (`batch * 1` is `batch`): a Reshape
+/// target may use one such entry where it would use -1.
 pub(crate) fn arith(op: &str, a: &SymTensor, b: &SymTensor) -> Result<SymTensor, String> {
     let n = broadcast_len(a.values.len(), b.values.len())?;
     let mut values = Vec::with_capacity(n);
@@ -172,6 +172,11 @@ pub(crate) fn arith(op: &str, a: &SymTensor, b: &SymTensor) -> Result<SymTensor,
                     r.ok_or_else(|| format!("{op} of {p} and {q} overflows or divides by 0"))?,
                 )
             }
+            // Identities keep the run-time dim itself (x * 1, x + 0, x - 0, x / 1).
+            (p, SymInt::Known(1)) if matches!(op, "Mul" | "Div") => p.clone(),
+            (SymInt::Known(1), q) if op == "Mul" => q.clone(),
+            (p, SymInt::Known(0)) if matches!(op, "Add" | "Sub") => p.clone(),
+            (SymInt::Known(0), q) if op == "Add" => q.clone(),
             (p, q) => {
                 let sign = match op {
                     "Add" => "+",

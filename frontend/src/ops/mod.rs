@@ -188,6 +188,7 @@ pub(crate) struct OpSpec {
 pub(crate) fn specs() -> impl Iterator<Item = &'static OpSpec> {
     [
         crate::onnx::TYPED_SPECS,
+        crate::onnx::QLINEAR_SPECS,
         unary::SPECS,
         binary::SPECS,
         softmax::SPECS,

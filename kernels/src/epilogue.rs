@@ -30,13 +30,25 @@ pub enum Activation {
         /// Upper bound (real units).
         max: f32,
     },
+    /// `y` for `y >= 0`, else `alpha * y` ([`crate::math::leaky_relu`]).
+    LeakyRelu {
+        /// Negative slope.
+        alpha: f32,
+    },
+    /// `tanh(y)` (`f32::tanh`).
+    Tanh,
+    /// GELU: [`crate::math::gelu_erf`], or [`crate::math::gelu_tanh`] when `tanh`.
+    Gelu {
+        /// The tanh approximation instead of the erf form.
+        tanh: bool,
+    },
 }
 
 impl Activation {
-    /// Checks that clamp bounds are ordered and not NaN.
+    /// Checks that clamp bounds are ordered and not NaN, and a leaky slope is finite.
     ///
     /// # Errors
-    /// [`Error::Shape`] naming the bad bounds.
+    /// [`Error::Shape`] naming the bad bounds or slope.
     pub fn validate(&self) -> Result<()> {
         match *self {
             Activation::Clamp { min, max } if min.partial_cmp(&max).is_none_or(|o| o.is_gt()) => {
@@ -44,8 +56,21 @@ impl Activation {
                     "activation clamp bounds [{min}, {max}] must be ordered and not NaN"
                 )))
             }
+            Activation::LeakyRelu { alpha } if !alpha.is_finite() => Err(Error::Shape(format!(
+                "activation leaky relu slope {alpha} must be finite"
+            ))),
             _ => Ok(()),
         }
+    }
+
+    /// True for the activations every tier applies with the scalar [`Activation::apply`] on
+    /// the f32 pre-activation (no vector form: that keeps the tiers bit-identical).
+    #[inline]
+    pub fn is_scalar_only(&self) -> bool {
+        matches!(
+            self,
+            Activation::LeakyRelu { .. } | Activation::Tanh | Activation::Gelu { .. }
+        )
     }
 
     /// Applies the activation to one value.
@@ -55,6 +80,10 @@ impl Activation {
             Activation::None => y,
             Activation::Relu => y.max(0.0),
             Activation::Clamp { min, max } => y.max(min).min(max),
+            Activation::LeakyRelu { alpha } => crate::math::leaky_relu(y, alpha),
+            Activation::Tanh => y.tanh(),
+            Activation::Gelu { tanh: false } => crate::math::gelu_erf(y),
+            Activation::Gelu { tanh: true } => crate::math::gelu_tanh(y),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod cpu;
 pub mod epilogue;
 pub mod error;
 pub mod gemm;
+pub mod math;
 pub mod ops;
 pub mod quant;
 pub mod reference;

@@ -41,6 +41,46 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Stride 1, one group, C_in a multiple of 64: the AMX tier's direct convolution (tiles
+    /// reading a padded copy of the input), with rows past the output's width, partial
+    /// 32-row groups, dilation and asymmetric padding; the other tiers run implicit GEMM.
+    #[test]
+    fn direct_conv_geometries_match_reference(
+        n in 1usize..3, h in 1usize..12, w in 1usize..20,
+        c_in in proptest::sample::select(vec![64usize, 128, 192]),
+        c_out in proptest::sample::select(vec![1usize, 16, 17, 31, 32, 33, 64, 65, 100]),
+        kernel in (1usize..5, 1usize..5), dilation in (1usize..3, 1usize..3),
+        pads in (0usize..3, 0usize..3, 0usize..3, 0usize..3), seed: u64,
+    ) {
+        let geom = ConvGeometry::new(Nhwc::new(n, h, w, c_in), c_out, [kernel.0, kernel.1])
+            .with_dilation([dilation.0, dilation.1])
+            .with_padding(Padding::new(pads.0, pads.1, pads.2, pads.3));
+        check_geometry(geom, seed, "direct conv");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Stride-2 stems (7x7 or 8x8 on 1..=4 channels): the AMX tier's space-to-depth direct
+    /// convolution, with odd sizes, asymmetric padding and images smaller than the kernel.
+    #[test]
+    fn stem_geometries_match_reference(
+        n in 1usize..3, h in 1usize..40, w in 1usize..40, c_in in 1usize..=4,
+        c_out in proptest::sample::select(vec![1usize, 16, 17, 32, 64, 65]),
+        kernel in (7usize..=8, 7usize..=8), pads in (0usize..5, 0usize..5, 0usize..5, 0usize..5),
+        seed: u64,
+    ) {
+        let geom = ConvGeometry::new(Nhwc::new(n, h, w, c_in), c_out, [kernel.0, kernel.1])
+            .with_stride([2, 2])
+            .with_padding(Padding::new(pads.0, pads.1, pads.2, pads.3));
+        check_geometry(geom, seed, "stem conv");
+    }
+}
+
 /// ResNet-18 conv shapes (smaller images where the scalar reference would be slow).
 #[test]
 fn resnet18_layer_shapes() {
@@ -81,4 +121,15 @@ fn conv_is_thread_count_invariant() {
         .with_stride([1, 2])
         .with_padding(Padding::new(1, 0, 2, 1));
     Case::new(geom, 77).check_thread_count_invariant("conv threads");
+    // The AMX direct convolution: row jobs of one image, and columns split across threads.
+    for (i, (input, c_out)) in [
+        (Nhwc::new(1, 30, 30, 64), 64),
+        (Nhwc::new(1, 3, 3, 128), 96),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let geom = ConvGeometry::new(input, c_out, [3, 3]).with_padding(Padding::uniform(1));
+        Case::new(geom, 78 + i as u64).check_thread_count_invariant("direct conv threads");
+    }
 }

@@ -239,6 +239,9 @@ fn activation() -> impl Strategy<Value = Activation> {
         Just(Activation::None),
         Just(Activation::Relu),
         (-3.0f32..0.0, 0.0f32..6.0).prop_map(|(min, max)| Activation::Clamp { min, max }),
+        (-1.0f32..1.0).prop_map(|alpha| Activation::LeakyRelu { alpha }),
+        Just(Activation::Tanh),
+        any::<bool>().prop_map(|tanh| Activation::Gelu { tanh }),
     ]
 }
 
@@ -603,6 +606,7 @@ fn bad_arguments_are_errors() {
             min: f32::NAN,
             max: 1.0,
         },
+        Activation::LeakyRelu { alpha: f32::NAN },
     ] {
         let ep = Epilogue {
             activation,

@@ -271,3 +271,39 @@ fn run_takes_named_inputs_of_several_element_types() {
         &["given twice"],
     );
 }
+
+/// `q8 bench encoder` quantizes the tiny encoder in memory and times both paths; a model
+/// without token inputs is one error line naming it.
+#[test]
+fn bench_encoder_times_int8_and_fp32() {
+    let model = data("tiny_bert/tiny_bert.onnx");
+    let args = [
+        "bench",
+        "encoder",
+        &model,
+        "--batch",
+        "2",
+        "--seq",
+        "16",
+        "--threads",
+        "1",
+        "--vocab",
+        "96",
+        "--reps",
+        "1",
+        "--json",
+    ];
+    let out = stdout(&q8(&args));
+    assert!(json_number(&out, "int8_median_ms") > 0.0, "{out}");
+    assert!(json_number(&out, "fp32_median_ms") > 0.0, "{out}");
+    let bad = q8(&[
+        "bench",
+        "encoder",
+        &data("digits_resnet.onnx"),
+        "--seq",
+        "8",
+    ]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("digits_resnet.onnx"), "{err}");
+}

@@ -13,6 +13,7 @@ use super::{Step, StepKind, kernel_error, kernel_padding, same_qparams};
 use crate::error::Result;
 use crate::exec::{ExecOptions, Executor};
 use crate::ir::{Dim, Graph, Node, NodeId, Op, Shape, ValueId};
+use crate::ops::{Unary, UnaryKind};
 
 /// Outcome of trying one pattern: matched, or why not (the node then runs in f32).
 type Attempt = std::result::Result<(), String>;
@@ -320,7 +321,8 @@ impl Matcher<'_> {
         Ok(Ok(()))
     }
 
-    /// `dq -> gemm/matmul -> [relu] -> [q]`.
+    /// `dq -> gemm/matmul -> [add(bias)] -> [act | add(dq(r)) [-> relu]] -> [q]` on an input
+    /// of any rank `[.., K]` (rows = product of the leading dims).
     fn linear(&mut self, id: NodeId) -> Result<Attempt> {
         let node = self.node(id).clone();
         let trans_b = match &node.op {
@@ -336,82 +338,144 @@ impl Matcher<'_> {
             Ok(found) => found,
             Err(why) => return Ok(Err(why)),
         };
-        if self.g.value(node.inputs[0]).ty.shape.rank() != 2 {
-            return Ok(Err("the input is not a matrix [M, K]".into()));
+        let in_shape = &self.g.value(node.inputs[0]).ty.shape;
+        let rank_ok = match &node.op {
+            Op::Gemm(_) => in_shape.rank() == 2,
+            _ => in_shape.rank() >= 2,
+        };
+        if !rank_ok {
+            return Ok(Err(format!("the input {in_shape} is not [.., K]")));
         }
         let Some(w) = quantized_weights(self.g, &node, node.inputs[1])? else {
             return Ok(Err("the weight is not a dequantized s8 constant".into()));
         };
-        if w.shape.len() != 2 {
-            return Ok(Err("the weight is not a matrix".into()));
+        let Some((data, scales, n, k)) = linear_weight(&w, trans_b) else {
+            return Ok(Err(
+                "the weight is not a matrix quantized per output channel".into(),
+            ));
+        };
+        if in_shape.dims().last().and_then(Dim::known) != Some(k) {
+            return Ok(Err(format!("the input {in_shape} does not end in K = {k}")));
         }
-        let (n_axis, n, k) = if trans_b {
-            (0, w.shape[0], w.shape[1])
-        } else {
-            (1, w.shape[1], w.shape[0])
-        };
-        let scales = if w.axis == n_axis {
-            w.scales.clone()
-        } else if w.scales.windows(2).all(|p| p[0] == p[1]) {
-            vec![w.scales[0]; n]
-        } else {
-            return Ok(Err("the weight is quantized along its input axis".into()));
-        };
-        let data: Vec<i8> = if trans_b {
-            w.data.clone()
-        } else {
-            (0..n * k).map(|i| w.data[(i % k) * n + i / k]).collect()
-        };
-        let bias = match node.inputs.get(2) {
-            None => None,
-            Some(&b) => match bias_values(self.g, b, n) {
-                Ok(v) => Some(v),
-                Err(why) => return Ok(Err(why)),
-            },
-        };
-        let packed = PackedWeights::new(self.tier, n, k, &data, &scales, bias.as_deref())
-            .map_err(kernel_error(node.op.name(), &node.name))?;
         let mut nodes = vec![dq, id];
         nodes.extend(self.g.value(node.inputs[1]).producer);
+        let mut bias = None;
         if let Some(&b) = node.inputs.get(2) {
             nodes.extend(self.g.value(b).producer);
+            match bias_values(self.g, b, n) {
+                Ok(v) => bias = Some(v),
+                Err(why) => return Ok(Err(why)),
+            }
         }
         let mut cur = node.outputs[0];
-        let mut activation = Activation::None;
         let mut parts = Vec::new();
-        if let Some(r) = self
-            .sole_consumer(cur)
-            .filter(|&r| matches!(self.node(r).op, Op::Relu))
+        if bias.is_none()
+            && let Some((add, b, out)) = self.bias_add(cur, n)
         {
-            activation = Activation::Relu;
-            parts.push("relu");
-            nodes.push(r);
-            cur = self.node(r).outputs[0];
+            bias = Some(b);
+            nodes.push(add);
+            parts.push("bias add".to_string());
+            cur = out;
         }
-        let (output, out_qp) = match self.q_output(cur) {
+        let post = self.linear_post_ops(cur, &mut nodes, &mut parts);
+        let packed = PackedWeights::new(self.tier, n, k, &data, &scales, bias.as_deref())
+            .map_err(kernel_error(node.op.name(), &node.name))?;
+        let (output, out_qp) = match self.q_output(post.output) {
             Some((q, y, qp)) => {
                 nodes.push(q);
-                parts.push("u8 out");
+                parts.push("u8 out".to_string());
                 (y, Some(qp))
             }
             None => {
-                parts.push("f32 out");
-                (cur, None)
+                parts.push("f32 out".to_string());
+                (post.output, None)
             }
         };
+        let mut inputs = vec![x];
+        inputs.extend(post.residual.map(|(r, _)| r));
         let step = Step {
             name: node.name.clone(),
             kind: StepKind::Linear {
                 packed,
                 input: in_qp,
-                activation,
+                residual: post.residual.map(|(_, q)| q),
+                activation: post.activation,
                 output: out_qp,
             },
-            inputs: vec![x],
+            inputs,
             output,
         };
         self.push(step, &nodes, format!("{k}->{n}: {}", parts.join(", ")));
         Ok(Ok(()))
+    }
+
+    /// `Add(v, b)` (either order) with a constant `b` of `n` values along the last axis only
+    /// and an output shaped like `v`: returns (add node, bias, add output).
+    fn bias_add(&self, v: ValueId, n: usize) -> Option<(NodeId, Vec<f32>, ValueId)> {
+        let add = self.sole_consumer(v)?;
+        let node = self.node(add);
+        if !matches!(node.op, Op::Add) {
+            return None;
+        }
+        let b = other_input(node, v);
+        let t = self.g.value(b).constant.as_ref()?;
+        let along_last =
+            t.shape().last() == Some(&n) && t.shape().iter().rev().skip(1).all(|&d| d == 1);
+        let same_shape = self.g.value(node.outputs[0]).ty.shape == self.g.value(v).ty.shape;
+        if !along_last || !same_shape {
+            return None;
+        }
+        let values = bias_values(self.g, b, n).ok()?;
+        Some((add, values, node.outputs[0]))
+    }
+
+    /// The activation, or the residual sum (+ relu), after a linear's (biased) output `v`.
+    fn linear_post_ops(
+        &self,
+        v: ValueId,
+        nodes: &mut Vec<NodeId>,
+        parts: &mut Vec<String>,
+    ) -> PostOps {
+        let mut post = PostOps {
+            activation: Activation::None,
+            residual: None,
+            output: v,
+        };
+        let Some(next) = self.sole_consumer(v) else {
+            return post;
+        };
+        let n = self.node(next);
+        if let Some(a) = fused_activation(&n.op) {
+            parts.push(activation_label(a));
+            nodes.push(next);
+            post.activation = a;
+            post.output = n.outputs[0];
+            return post;
+        }
+        if !matches!(n.op, Op::Add) {
+            return post;
+        }
+        let other = other_input(n, v);
+        if self.g.value(other).ty.shape != self.g.value(v).ty.shape {
+            return post;
+        }
+        let Ok((rdq, r, rqp)) = self.dq_input(other) else {
+            return post;
+        };
+        nodes.extend([rdq, next]);
+        parts.push("residual sum".to_string());
+        post.residual = Some((r, rqp));
+        post.output = n.outputs[0];
+        if let Some(relu) = self
+            .sole_consumer(post.output)
+            .filter(|&r| matches!(self.node(r).op, Op::Relu))
+        {
+            parts.push("relu".to_string());
+            nodes.push(relu);
+            post.activation = Activation::Relu;
+            post.output = self.node(relu).outputs[0];
+        }
+        post
     }
 
     /// `q(op(dq(x)...))` for pools, reshape, concat and add.
@@ -795,4 +859,83 @@ fn ohwi(w: &[i8], shape: &[usize]) -> Vec<i8> {
         }
     }
     out
+}
+
+/// The input of a two-input node that is not `v`.
+fn other_input(node: &Node, v: ValueId) -> ValueId {
+    if node.inputs[0] == v {
+        node.inputs[1]
+    } else {
+        node.inputs[0]
+    }
+}
+
+/// What follows a fused linear: activation, residual (value, qparams) and the last value.
+struct PostOps {
+    activation: Activation,
+    residual: Option<(ValueId, QParams)>,
+    output: ValueId,
+}
+
+/// The kernel activation an fp32 post-op node computes, if the linear epilogue has it.
+fn fused_activation(op: &Op) -> Option<Activation> {
+    match op {
+        Op::Relu => Some(Activation::Relu),
+        Op::Clip { min, max } if min <= max => Some(Activation::Clamp {
+            min: *min,
+            max: *max,
+        }),
+        Op::Def(d) => match d.downcast::<Unary>()?.0 {
+            UnaryKind::LeakyRelu { alpha } if alpha.is_finite() => {
+                Some(Activation::LeakyRelu { alpha })
+            }
+            UnaryKind::Tanh => Some(Activation::Tanh),
+            UnaryKind::Gelu { tanh } => Some(Activation::Gelu { tanh }),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A short report name of a fused activation ("relu", "gelu (erf)", ...).
+fn activation_label(a: Activation) -> String {
+    match a {
+        Activation::None => "none".into(),
+        Activation::Relu => "relu".into(),
+        Activation::Clamp { min, max } => format!("clamp [{min}, {max}]"),
+        Activation::LeakyRelu { alpha } => format!("leaky relu {alpha}"),
+        Activation::Tanh => "tanh".into(),
+        Activation::Gelu { tanh: false } => "gelu (erf)".into(),
+        Activation::Gelu { tanh: true } => "gelu (tanh)".into(),
+    }
+}
+
+/// A linear weight as packed `[N, K]` s8 rows with N scales: `(data, scales, n, k)`, or
+/// `None` when it is not a matrix quantized per output channel (or per tensor).
+#[allow(clippy::type_complexity)]
+fn linear_weight(
+    w: &super::weights::QuantWeights,
+    trans_b: bool,
+) -> Option<(Vec<i8>, Vec<f32>, usize, usize)> {
+    if w.shape.len() != 2 {
+        return None;
+    }
+    let (n_axis, n, k) = if trans_b {
+        (0, w.shape[0], w.shape[1])
+    } else {
+        (1, w.shape[1], w.shape[0])
+    };
+    let scales = if w.axis == n_axis && w.scales.len() == n {
+        w.scales.clone()
+    } else if w.scales.windows(2).all(|p| p[0] == p[1]) {
+        vec![w.scales[0]; n]
+    } else {
+        return None;
+    };
+    let data: Vec<i8> = if trans_b {
+        w.data.clone()
+    } else {
+        (0..n * k).map(|i| w.data[(i % k) * n + i / k]).collect()
+    };
+    Some((data, scales, n, k))
 }

@@ -9,7 +9,8 @@
 //!    [`PackedWeights`]).
 //! 3. Fusion: `dq -> conv -> [relu | clip | add(dq(r)) | add(dq(r)) -> relu] -> [q]` becomes
 //!    one int8 convolution with the matching epilogue and u8 (with `q`) or f32 output;
-//!    `dq -> gemm/matmul -> [relu] -> [q]` an int8 linear; `q(maxpool(dq))`, average pools,
+//!    `dq -> gemm/matmul -> [add(bias)] -> [relu | clip | leaky relu | tanh | gelu |
+//!    add(dq(r)) [-> relu]] -> [q]` an int8 linear on any input rank; `q(maxpool(dq))`, average pools,
 //!    global average pool (also `ReduceMean` over H, W), flatten / reshape and channel
 //!    concat u8 ops; `q(add(dq(a), dq(b)) [-> relu])` the u8 add.
 //! 4. Everything else runs in f32 between explicit quantize / dequantize steps, and the
@@ -76,12 +77,15 @@ pub enum StepKind {
         /// `Some` = u8 output with these qparams; `None` = f32 output.
         output: Option<QParams>,
     },
-    /// Fused int8 linear (a GEMM): input `[x]` of shape `[M, K]`.
+    /// Fused int8 linear (a GEMM): inputs `[x]` or `[x, residual]`, `x` of shape `[.., K]`
+    /// read as `rows = product of the leading dims` rows of K (no copy), the output `[.., N]`.
     Linear {
         /// Packed `[N, K]` weights with scales and bias.
         packed: PackedWeights,
         /// Input quantization.
         input: QParams,
+        /// Residual ("sum") input quantization, when fused.
+        residual: Option<QParams>,
         /// Fused activation.
         activation: Activation,
         /// `Some` = u8 output; `None` = f32 output.

@@ -43,6 +43,7 @@ use crate::ir::{DType, Op, Tensor, ValueId, ValueType};
 use crate::onnx::ImportCx;
 
 pub use self::cast::cast_tensor;
+pub use self::unary::{Unary, UnaryKind};
 
 /// Behaviour of one registered op: inference, evaluation, export and quantization rule.
 ///

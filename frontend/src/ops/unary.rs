@@ -1,6 +1,8 @@
 //! Element-wise unary f32 ops: activations (HardSigmoid, LeakyRelu, Elu, Selu, Softplus,
 //! Tanh, Gelu) and math (Exp, Log, Sqrt, Neg, Abs, Reciprocal, Floor, Ceil, Erf).
 
+use q8_kernels::math;
+
 use super::{OpDef, OpSpec, concrete, def, f32_input, one_f32};
 use crate::error::Result;
 use crate::ir::{Op, Tensor, ValueId, ValueType};
@@ -68,13 +70,7 @@ impl UnaryKind {
     pub fn apply(self, x: f32) -> f32 {
         match self {
             UnaryKind::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
-            UnaryKind::LeakyRelu { alpha } => {
-                if x >= 0.0 {
-                    x
-                } else {
-                    alpha * x
-                }
-            }
+            UnaryKind::LeakyRelu { alpha } => math::leaky_relu(x, alpha),
             UnaryKind::Elu { alpha } => elu(x, alpha),
             UnaryKind::Selu { alpha, gamma } => gamma * elu(x, alpha),
             UnaryKind::Softplus => {
@@ -82,11 +78,8 @@ impl UnaryKind {
                 if x > 20.0 { x } else { x.exp().ln_1p() }
             }
             UnaryKind::Tanh => x.tanh(),
-            UnaryKind::Gelu { tanh: false } => 0.5 * x * (1.0 + erf(x / std::f32::consts::SQRT_2)),
-            UnaryKind::Gelu { tanh: true } => {
-                let c = (2.0 / std::f32::consts::PI).sqrt();
-                0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
-            }
+            UnaryKind::Gelu { tanh: false } => math::gelu_erf(x),
+            UnaryKind::Gelu { tanh: true } => math::gelu_tanh(x),
             UnaryKind::Exp => x.exp(),
             UnaryKind::Log => x.ln(),
             UnaryKind::Sqrt => x.sqrt(),
@@ -95,7 +88,7 @@ impl UnaryKind {
             UnaryKind::Reciprocal => 1.0 / x,
             UnaryKind::Floor => x.floor(),
             UnaryKind::Ceil => x.ceil(),
-            UnaryKind::Erf => erf(x),
+            UnaryKind::Erf => math::erf(x),
         }
     }
 
@@ -145,46 +138,6 @@ impl UnaryKind {
 
 fn elu(x: f32, alpha: f32) -> f32 {
     if x > 0.0 { x } else { alpha * x.exp_m1() }
-}
-
-/// The error function, computed in f64: its Maclaurin series for `|x| < 2`, the continued
-/// fraction of `erfc` (modified Lentz) beyond; accurate to f32 rounding on all of f32.
-pub fn erf(x: f32) -> f32 {
-    let x = f64::from(x);
-    let a = x.abs();
-    let y = if a < 2.0 {
-        // Maclaurin series: converges fast for |x| < 2 (40 terms < 1e-16).
-        let mut term = a;
-        let mut sum = a;
-        let x2 = a * a;
-        for n in 1..60 {
-            term *= -x2 / n as f64;
-            let add = term / (2 * n + 1) as f64;
-            sum += add;
-            if add.abs() < 1e-17 {
-                break;
-            }
-        }
-        sum * 2.0 / std::f64::consts::PI.sqrt()
-    } else {
-        // Continued fraction for erfc (Lentz), accurate for |x| >= 2.
-        let mut f = a;
-        let mut c = a;
-        let mut d = 0.0;
-        for n in 1..60 {
-            let an = n as f64 / 2.0;
-            d = a + an * d;
-            d = 1.0 / d;
-            c = a + an / c;
-            let delta = c * d;
-            f *= delta;
-            if (delta - 1.0).abs() < 1e-16 {
-                break;
-            }
-        }
-        1.0 - (-a * a).exp() / (f * std::f64::consts::PI.sqrt())
-    };
-    (if x < 0.0 { -y } else { y }) as f32
 }
 
 /// An element-wise unary f32 op.

@@ -4,7 +4,7 @@
 //!
 //! 1. conv patterns, larger first: conv+add+relu, conv+add, conv+{relu, clip (relu6 /
 //!    hardtanh), hardswish, silu}, conv alone; then linear (Gemm with a constant `[N, K]`
-//!    weight): linear+add(+relu), linear+relu, linear alone; then `Mul` of two same-shaped
+//!    weight, or MatMul with a constant `[K, N]` weight): linear+add(+relu), linear+relu, linear alone; then `Mul` of two same-shaped
 //!    tensors. Convs are visited in graph order, so when both inputs of an `Add` are convs the
 //!    earlier one is fused and the other becomes the quantized extra input (as PyTorch's
 //!    partition search does).
@@ -366,11 +366,14 @@ impl Annotator<'_> {
         })
     }
 
-    /// A Gemm computing `x [M, K] * W^T + b` with a constant `W [N, K]`.
+    /// A linear layer: a Gemm computing `x [M, K] * W^T + b` with a constant `W [N, K]`, or
+    /// a MatMul `x [.., K] x W [K, N]` with a constant 2-D `W` (any rank of `x`).
     fn linear(&self, id: NodeId) -> Option<Candidate> {
         let ins = self.inputs(id);
         let plain = |g: &Gemm| g.alpha == 1.0 && g.beta == 1.0 && !g.trans_a && g.trans_b;
-        let ok = matches!(self.op(id), Op::Gemm(g) if plain(g))
+        let matmul_2d_weight =
+            || matches!(self.op(id), Op::MatMul) && self.graph.value(ins[1]).ty.shape.rank() == 2;
+        let ok = (matches!(self.op(id), Op::Gemm(g) if plain(g)) || matmul_2d_weight())
             && !self.is_const(ins[0])
             && self.is_const(ins[1])
             && ins.get(2).is_none_or(|b| self.is_const(*b));
@@ -660,7 +663,7 @@ fn unclaimed_reason(op: &Op) -> Fp32Reason {
             not("not the post-op of a quantized conv / linear pattern")
         }
         Op::ReduceMean { .. } => not("only a mean over H, W of an NCHW tensor is int8"),
-        Op::MatMul => Fp32Reason::Unsupported("MatMul quantization is not implemented".into()),
+        Op::MatMul => not("not a linear layer (needs a constant 2-D weight as its second input)"),
         Op::BatchNorm { .. } => {
             Fp32Reason::Unsupported("a BatchNorm that could not be folded into a conv".into())
         }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::annotate::{Annotation, QuantPoint};
+use super::config::{WeightGranularity, WeightSpec};
 use super::error::{QuantError, Result};
 use super::prepare::Prepared;
 use super::qparams::ChannelQParams;
@@ -84,7 +85,8 @@ impl Prepared {
             let data = t
                 .as_f32()
                 .ok_or_else(|| QuantError::Model(format!("weight of node '{name}' is not f32")))?;
-            let qp = p.spec.weight.qparams(data, t.shape())?;
+            let qp = weight_spec(&p.spec.weight, &g.node(anchor).expect("live node").op)
+                .qparams(data, t.shape())?;
             let q = quantize_weight(data, t.shape(), &qp);
             let qv = g.add_constant(
                 &format!("{name}.weight_quantized"),
@@ -242,4 +244,16 @@ fn quantize_weight(w: &[f32], shape: &[usize], qp: &ChannelQParams) -> Vec<i8> {
             q.clamp(-128.0, 127.0) as i8
         })
         .collect()
+}
+
+/// The weight spec of a pattern anchored on `op`: a MatMul's weight is `[K, N]`, so its
+/// output channels are axis 1 (a conv's and a Gemm's are axis 0).
+fn weight_spec(spec: &WeightSpec, op: &Op) -> WeightSpec {
+    match (op, spec.granularity) {
+        (Op::MatMul, WeightGranularity::PerChannel { axis: 0 }) => WeightSpec {
+            granularity: WeightGranularity::PerChannel { axis: 1 },
+            ..*spec
+        },
+        _ => *spec,
+    }
 }

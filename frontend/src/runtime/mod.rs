@@ -98,7 +98,7 @@ impl Model {
     /// Lowers `graph` (packing its weights once) and builds the model.
     ///
     /// # Errors
-    /// As [`lower`]; a graph input that is not f32; a thread pool that cannot start.
+    /// As [`lower`]; a u8 graph input; a thread pool that cannot start.
     pub fn from_graph(graph: &Graph, options: &RuntimeOptions) -> Result<Model> {
         let threads = match options.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -113,10 +113,11 @@ impl Model {
         )?;
         for &i in lowered.graph.inputs() {
             let v = lowered.graph.value(i);
-            if v.ty.dtype != DType::F32 {
+            if v.ty.dtype == DType::U8 {
                 return Err(Error::Input(format!(
-                    "graph input '{}' is {}: q8 models take f32 inputs",
-                    v.name, v.ty.dtype
+                    "graph input '{}' is u8: q8 models take f32 (or integer / bool) inputs and \
+                     quantize them",
+                    v.name
                 )));
             }
         }
@@ -165,8 +166,8 @@ impl Model {
         Ok(self.plan(input_shapes)?.arena_bytes())
     }
 
-    /// Runs the model on f32 NCHW inputs (in the order of the graph's inputs); returns the
-    /// graph outputs (f32 or u8, NCHW).
+    /// Runs the model on NCHW inputs of the graph's element types (f32 images, i64 token ids,
+    /// ...; in the order of the graph's inputs); returns the graph outputs (NCHW).
     ///
     /// # Errors
     /// [`Error::Input`] for a wrong input count, dtype or shape, or a NaN (naming the
@@ -234,16 +235,17 @@ impl Model {
                         }
                         Dim::Sym(_) => n > 0,
                     });
-            let Some(values) = t.as_f32().filter(|_| fits) else {
+            if !fits || t.dtype() != v.ty.dtype {
                 return Err(Error::Input(format!(
-                    "input '{}' is {} {:?}, the model expects f32 {}",
+                    "input '{}' is {} {:?}, the model expects {} {}",
                     v.name,
                     t.dtype(),
                     t.shape(),
+                    v.ty.dtype,
                     v.ty.shape
                 )));
-            };
-            if let Some(i) = first_nan(values) {
+            }
+            if let Some(i) = t.as_f32().and_then(first_nan) {
                 return Err(Error::Input(format!(
                     "input '{}' holds NaN (first at flat index {i})",
                     v.name
@@ -321,6 +323,7 @@ impl Model {
             let mut out_buf = match slot {
                 Some(Slot::U8(b)) => Buf::U8(std::mem::take(&mut arena.u8[b])),
                 Some(Slot::F32(b)) => Buf::F32(std::mem::take(&mut arena.f32[b])),
+                Some(Slot::Tensor(b)) => Buf::Tensor(arena.tensors[b].take()),
                 _ => unreachable!("every step output has an arena buffer"),
             };
             let outcome = {
@@ -332,6 +335,7 @@ impl Model {
                 let out = match &mut out_buf {
                     Buf::U8(b) => Out::U8(&mut b[..len]),
                     Buf::F32(b) => Out::F32(&mut b[..len]),
+                    Buf::Tensor(t) => Out::Tensor(t),
                 };
                 let layout = self.layouts[step.output.0];
                 run_step(
@@ -347,6 +351,7 @@ impl Model {
             match (slot, out_buf) {
                 (Some(Slot::U8(b)), Buf::U8(v)) => arena.u8[b] = v,
                 (Some(Slot::F32(b)), Buf::F32(v)) => arena.f32[b] = v,
+                (Some(Slot::Tensor(b)), Buf::Tensor(t)) => arena.tensors[b] = t,
                 _ => unreachable!("buffer returns to its slot"),
             }
             outcome?;
@@ -378,9 +383,16 @@ impl Model {
         let shape = &plan.shapes[v.0];
         let len: usize = shape.iter().product();
         let data = match plan.slots[v.0] {
-            Some(Slot::Input(k)) => Data::F32(inputs[k].as_f32().unwrap_or(&[])),
+            Some(Slot::Input(k)) => match inputs[k].as_f32() {
+                Some(x) => Data::F32(x),
+                None => Data::Tensor(&inputs[k]),
+            },
             Some(Slot::U8(b)) => Data::U8(&arena.u8[b][..len]),
             Some(Slot::F32(b)) => Data::F32(&arena.f32[b][..len]),
+            Some(Slot::Tensor(b)) => match &arena.tensors[b] {
+                Some(t) => Data::Tensor(t),
+                None => Data::F32(&[]),
+            },
             None => Data::F32(&[]),
         };
         In {
@@ -411,4 +423,5 @@ fn first_nan(values: &[f32]) -> Option<usize> {
 enum Buf {
     U8(Vec<u8>),
     F32(Vec<f32>),
+    Tensor(Option<Tensor>),
 }

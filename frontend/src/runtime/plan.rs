@@ -17,6 +17,9 @@ pub(crate) enum Slot {
     U8(usize),
     /// f32 buffer of the arena.
     F32(usize),
+    /// A whole tensor of another element type (i64, i32, bool, i8, ...) written by an f32
+    /// fallback step: shape sub-graphs, masks, token ids. One slot per value.
+    Tensor(usize),
 }
 
 /// Everything that depends on the input shapes, computed once per shape.
@@ -31,12 +34,15 @@ pub(crate) struct Plan {
     pub u8_sizes: Vec<usize>,
     /// Sizes of the arena's f32 buffers.
     pub f32_sizes: Vec<usize>,
+    /// Number of the arena's tensor slots.
+    pub tensors: usize,
 }
 
 /// Scratch buffers of one run (one arena per concurrent run, reused across runs).
 pub(crate) struct Arena {
     pub u8: Vec<Vec<u8>>,
     pub f32: Vec<Vec<f32>>,
+    pub tensors: Vec<Option<crate::ir::Tensor>>,
 }
 
 impl Plan {
@@ -77,9 +83,16 @@ impl Plan {
         }
         let (mut u8_sizes, mut f32_sizes) = (Vec::new(), Vec::new());
         let (mut free_u8, mut free_f32): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
+        let mut tensors = 0;
         for (i, s) in steps.iter().enumerate() {
             let len: usize = shapes[s.output.0].iter().product();
-            let is_u8 = graph.value(s.output).ty.dtype == DType::U8;
+            let dtype = graph.value(s.output).ty.dtype;
+            if !matches!(dtype, DType::U8 | DType::F32) {
+                slots[s.output.0] = Some(Slot::Tensor(tensors));
+                tensors += 1;
+                continue;
+            }
+            let is_u8 = dtype == DType::U8;
             let (sizes, free) = if is_u8 {
                 (&mut u8_sizes, &mut free_u8)
             } else {
@@ -103,6 +116,7 @@ impl Plan {
             slots,
             u8_sizes,
             f32_sizes,
+            tensors,
         })
     }
 
@@ -111,6 +125,7 @@ impl Plan {
         Arena {
             u8: self.u8_sizes.iter().map(|&n| vec![0u8; n]).collect(),
             f32: self.f32_sizes.iter().map(|&n| vec![0f32; n]).collect(),
+            tensors: vec![None; self.tensors],
         }
     }
 

@@ -1,5 +1,7 @@
 //! Executing one lowered step on its buffers.
 
+use std::borrow::Cow;
+
 use q8_kernels::Tier;
 use q8_kernels::conv::{ConvEpilogue, ConvOutput, Nhwc, PackedConvWeights, Residual, conv2d};
 use q8_kernels::gemm::{self, Epilogue, GemmOptions, Output, Parallelism};
@@ -23,12 +25,16 @@ pub(crate) struct In<'a> {
 pub(crate) enum Data<'a> {
     U8(&'a [u8]),
     F32(&'a [f32]),
+    /// A value of another element type (logical layout), only read by fallback steps.
+    Tensor(&'a Tensor),
 }
 
 /// The step's output buffer.
 pub(crate) enum Out<'a> {
     U8(&'a mut [u8]),
     F32(&'a mut [f32]),
+    /// The slot of a value of another element type (written by fallback steps).
+    Tensor(&'a mut Option<Tensor>),
 }
 
 /// Runs `step` (its convolution retargeted to this shape in `conv`).
@@ -115,15 +121,27 @@ pub(crate) fn run_step(
             StepKind::Linear {
                 packed,
                 input,
+                residual,
                 activation,
                 output,
             },
             out,
         ) => {
-            let Data::U8(src) = x.data else {
-                return Err(mismatch());
+            let src = plain_u8(x).ok_or_else(mismatch)?;
+            let (k, n) = (packed.k(), packed.n());
+            let m = src.len() / k;
+            if m * k != src.len() || x.shape.last() != Some(&k) {
+                return Err(Error::node(
+                    step.kind.label(),
+                    &step.name,
+                    format!("input shape {:?} does not end in K = {k}", x.shape),
+                ));
+            }
+            let r = match (residual, inputs.get(1)) {
+                (Some(qparams), Some(r)) => Some((plain_u8(r).ok_or_else(mismatch)?, *qparams)),
+                (None, None) => None,
+                _ => return Err(mismatch()),
             };
-            let (m, k, n) = (x.shape[0], packed.k(), packed.n());
             let dst = match (out, output) {
                 (Out::U8(data), Some(qparams)) => Output::U8 {
                     data,
@@ -135,13 +153,17 @@ pub(crate) fn run_step(
             };
             let epilogue = Epilogue {
                 activation: *activation,
-                residual: None,
+                residual: r.as_ref().map(|(data, qparams)| gemm::Residual {
+                    data,
+                    ld: n,
+                    qparams: *qparams,
+                }),
             };
             let options = GemmOptions {
                 tier: Some(tier),
                 parallelism: Parallelism::Global,
             };
-            gemm::gemm(src, k, m, *input, packed, &epilogue, dst, &options).map_err(err)
+            gemm::gemm(&src, k, m, *input, packed, &epilogue, dst, &options).map_err(err)
         }
         (StepKind::MaxPool(pool), Out::U8(o)) => {
             let Data::U8(src) = x.data else {
@@ -216,6 +238,13 @@ pub(crate) fn run_step(
             relayout(src, x.shape, x.layout, o, out_shape, out_layout);
             Ok(())
         }
+        (StepKind::Reshape, Out::Tensor(o)) => {
+            let Data::Tensor(t) = x.data else {
+                return Err(mismatch());
+            };
+            *o = Some(Tensor::new(out_shape.to_vec(), t.data().clone())?);
+            Ok(())
+        }
         (StepKind::MeanF32, Out::F32(o)) => {
             let Data::F32(src) = x.data else {
                 return Err(mismatch());
@@ -234,12 +263,27 @@ pub(crate) fn run_step(
                 (TensorData::U8(v), Out::U8(o)) => {
                     relayout(v, t.shape(), Layout::Plain, o, out_shape, out_layout)
                 }
+                (_, Out::Tensor(o)) if t.shape() == out_shape => *o = Some(t),
                 _ => return Err(mismatch()),
             }
             Ok(())
         }
         _ => Err(mismatch()),
     }
+}
+
+/// A u8 input in logical row-major order: borrowed as is, or (a rank-4 channels-last
+/// value) transposed into a copy. `None` for f32 data.
+fn plain_u8<'a>(i: &In<'a>) -> Option<Cow<'a, [u8]>> {
+    let Data::U8(v) = i.data else {
+        return None;
+    };
+    if i.layout == Layout::Plain {
+        return Some(Cow::Borrowed(v));
+    }
+    let mut o = vec![0u8; v.len()];
+    relayout(v, i.shape, i.layout, &mut o, i.shape, Layout::Plain);
+    Some(Cow::Owned(o))
 }
 
 /// The NHWC view of a rank-4 logical shape.
@@ -320,6 +364,7 @@ pub(crate) fn to_tensor(i: &In<'_>) -> Result<Tensor> {
             relayout(v, i.shape, i.layout, &mut o, i.shape, Layout::Plain);
             TensorData::F32(o)
         }
+        Data::Tensor(t) => return Ok(t.clone()),
     };
     Tensor::new(shape, data)
 }

@@ -4,3 +4,4 @@
 pub(crate) mod amx;
 pub(crate) mod gemm;
 pub(crate) mod ops;
+pub(crate) mod spin_pool;

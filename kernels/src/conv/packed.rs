@@ -8,6 +8,7 @@ use crate::arch::ops::epilogue::OutElem;
 use crate::conv::epilogue::{Prepared, check_len, prepare};
 use crate::conv::implicit::{AMX_ROW_ALIGN, Im2colRows, PointwiseRows, ROW_ALIGN};
 use crate::conv::{ConvEpilogue, ConvGeometry, ConvOutput, ConvWeights, Nhwc, Padding};
+use crate::conv::{direct, space_to_depth};
 use crate::cpu::Tier;
 use crate::error::{Error, Result};
 use crate::gemm::{self, GemmOptions, PackedWeights, Parallelism};
@@ -38,6 +39,9 @@ enum Plan {
         groups: Vec<PackedWeights>,
         pointwise: bool,
     },
+    /// The AMX stem: a direct 4x4 convolution on the space-to-depth image
+    /// ([`space_to_depth`]), with the transformed weights.
+    SpaceToDepth(PackedWeights),
 }
 
 /// A convolution layer's weights, scales and bias, validated and laid out once for `tier`.
@@ -107,6 +111,18 @@ impl PackedConvWeights {
             }
         } else if geom.is_depthwise() && geom.out_channels == geom.input.c {
             pack_depthwise(geom, weights.data)
+        } else if tier == Tier::Amx && space_to_depth::eligible(geom) {
+            let t = space_to_depth::transformed(geom, output);
+            let w = space_to_depth::weights(geom, weights.data);
+            let (scales, bias) = (weights.scales, weights.bias);
+            Plan::SpaceToDepth(PackedWeights::new(
+                tier,
+                geom.out_channels,
+                t.reduction_len(),
+                &w,
+                scales,
+                bias,
+            )?)
         } else {
             pack_gemm(tier, geom, weights)?
         };
@@ -183,6 +199,7 @@ impl std::fmt::Debug for PackedConvWeights {
             Plan::Gemm {
                 pointwise: false, ..
             } => "implicit gemm",
+            Plan::SpaceToDepth(_) => "space-to-depth direct",
         };
         f.debug_struct("PackedConvWeights")
             .field("tier", &self.tier)
@@ -292,6 +309,24 @@ pub fn conv2d(
         Plan::Gemm { groups, pointwise } => {
             run_gemm(packed, groups, *pointwise, input, in_qp, epilogue, out)
         }
+        Plan::SpaceToDepth(weights) => {
+            let (o, mut out) = (packed.output, out);
+            let t = space_to_depth::transformed(geom, o);
+            let (gemm_epilogue, gemm_out) = group_operands(epilogue, &mut out, 0, o.c);
+            let fill = |n: usize, dst: &mut [u8]| {
+                space_to_depth::fill_image(geom, t.input.w, input, n, dst);
+            };
+            direct::with_padded_grid(&t, o, in_qp.zero_point as u8, fill, |grid| {
+                gemm::gemm_taps(
+                    grid,
+                    in_qp,
+                    weights,
+                    &gemm_epilogue,
+                    gemm_out,
+                    &gemm_options(packed),
+                )
+            })
+        }
         Plan::Depthwise(depthwise) => {
             // Depthwise plans are only packed for vector tiers.
             let isa = Isa::for_tier(tier)?.ok_or(Error::TierMismatch {
@@ -315,6 +350,44 @@ pub fn conv2d(
     }
 }
 
+/// The GEMM options of a layer's calls: its tier, the current pool's threads.
+fn gemm_options(packed: &PackedConvWeights) -> GemmOptions {
+    GemmOptions {
+        tier: Some(packed.tier),
+        parallelism: Parallelism::Global,
+    }
+}
+
+/// The GEMM epilogue and output of the group whose channels start at `first` (output and
+/// residual rows `ldc` apart).
+fn group_operands<'o>(
+    epilogue: &ConvEpilogue<'o>,
+    out: &'o mut ConvOutput<'_>,
+    first: usize,
+    ldc: usize,
+) -> (gemm::Epilogue<'o>, gemm::Output<'o>) {
+    let gemm_epilogue = gemm::Epilogue {
+        activation: epilogue.activation,
+        residual: epilogue.residual.map(|r| gemm::Residual {
+            data: &r.data[first..],
+            ld: ldc,
+            qparams: r.qparams,
+        }),
+    };
+    let gemm_out = match out {
+        ConvOutput::U8 { data, qparams } => gemm::Output::U8 {
+            data: &mut data[first..],
+            ldc,
+            qparams: *qparams,
+        },
+        ConvOutput::F32(data) => gemm::Output::F32 {
+            data: &mut data[first..],
+            ldc,
+        },
+    };
+    (gemm_epilogue, gemm_out)
+}
+
 /// Runs each group's GEMM on its rows, writing the group's channel slice of every output
 /// pixel (leading dimension `C_out`).
 fn run_gemm(
@@ -328,32 +401,15 @@ fn run_gemm(
 ) -> Result<()> {
     let (geom, o) = (&packed.geom, packed.output);
     let (ocpg, ldc, m) = (geom.out_channels_per_group(), o.c, o.pixels());
-    let options = GemmOptions {
-        tier: Some(packed.tier),
-        parallelism: Parallelism::Global,
-    };
+    let options = gemm_options(packed);
     for (g, weights) in groups.iter().enumerate() {
-        let first = g * ocpg;
-        let gemm_epilogue = gemm::Epilogue {
-            activation: epilogue.activation,
-            residual: epilogue.residual.map(|r| gemm::Residual {
-                data: &r.data[first..],
-                ld: ldc,
-                qparams: r.qparams,
-            }),
-        };
-        let gemm_out = match &mut out {
-            ConvOutput::U8 { data, qparams } => gemm::Output::U8 {
-                data: &mut data[first..],
-                ldc,
-                qparams: *qparams,
-            },
-            ConvOutput::F32(data) => gemm::Output::F32 {
-                data: &mut data[first..],
-                ldc,
-            },
-        };
-        if pointwise {
+        let (gemm_epilogue, gemm_out) = group_operands(epilogue, &mut out, g * ocpg, ldc);
+        if packed.tier == Tier::Amx && !pointwise && direct::eligible(geom) {
+            let zero_point = in_qp.zero_point as u8;
+            direct::with_grid(geom, o, input, zero_point, |grid| {
+                gemm::gemm_taps(grid, in_qp, weights, &gemm_epilogue, gemm_out, &options)
+            })?;
+        } else if pointwise {
             let rows = PointwiseRows {
                 input,
                 geom,

@@ -41,18 +41,15 @@
 //! - AMX: the weights are packed as `tdpbusd` B tiles (the panel layout with K padded to 64);
 //!   jobs of 32 rows x up to 256 columns run the 2 x 2-tile kernel of `arch::amx` into an
 //!   L1-sized i32 block, then the AVX-512 epilogue. Shapes with M < 32, N < 32 or K < 64 run
-//!   the AVX-512 VNNI kernel on the same bytes (untuned: no AMX machine was available).
+//!   the AVX-512 VNNI kernel on the same bytes.
 
 pub mod pack;
 pub(crate) mod source;
 
-use std::sync::{Arc, Mutex};
-
-use rayon::ThreadPool;
-
 pub use pack::{PANEL, PackedWeights, pair_may_saturate};
 
 use crate::arch::gemm::{driver, epilogue as ep, probe};
+use crate::conv::direct::TapGrid;
 use crate::cpu::{self, Tier};
 use crate::epilogue::Activation;
 use crate::error::{Error, Result};
@@ -112,10 +109,12 @@ pub struct Epilogue<'a> {
 pub enum Parallelism {
     /// The calling thread only.
     Sequential,
-    /// The current rayon pool (the global one unless called inside `ThreadPool::install`).
+    /// As many threads as the current rayon pool has (the global one unless called inside
+    /// `ThreadPool::install`); they run on the kernels' own spinning pool of that size.
     #[default]
     Global,
-    /// A dedicated pool of this many threads (created once per size and kept).
+    /// This many threads: the caller and the workers of the kernels' pool of that size
+    /// (created once per size and kept; idle workers spin about 2 ms, then sleep).
     Threads(usize),
 }
 
@@ -175,66 +174,132 @@ pub(crate) fn gemm_rows(
     out: Output<'_>,
     options: &GemmOptions,
 ) -> Result<()> {
-    let tier = weights.tier();
-    if let Some(requested) = options.tier
-        && requested != tier
-    {
-        return Err(Error::TierMismatch {
-            packed: tier,
-            requested,
-        });
-    }
-    cpu::require(tier)?;
-    if m == 0 {
-        return Err(Error::Shape("gemm: M must be >= 1".into()));
-    }
-    a_qparams.validate()?;
-    epilogue.activation.validate()?;
-    let scale: Vec<f32> = weights
-        .weight_scales
-        .iter()
-        .map(|&s| a_qparams.scale * s)
-        .collect();
-    let zp_corr: Vec<i32> = weights
-        .colsum
-        .iter()
-        .map(|&c| -a_qparams.zero_point * c)
-        .collect();
-    let residual = match epilogue.residual {
-        Some(r) => {
-            r.qparams.validate()?;
-            Some(ep::ResidualView {
-                data: r.data,
-                ld: r.ld,
-                zero_point: r.qparams.zero_point,
-                scale: r.qparams.scale,
-            })
-        }
-        None => None,
-    };
-    let (view, ldc) = match out {
-        Output::U8 { data, ldc, qparams } => {
-            qparams.validate()?;
-            (
-                ep::OutputView::U8(data, qparams.inv_scale(), qparams.zero_point),
-                ldc,
-            )
-        }
-        Output::F32 { data, ldc } => (ep::OutputView::F32(data), ldc),
-        Output::I32 { data, ldc } => (ep::OutputView::I32(data), ldc),
-    };
-    let epi = ep::Epilogue::new(
+    let call = Call {
         m,
-        weights.n(),
-        view,
-        ldc,
-        &zp_corr,
-        &scale,
-        weights.bias.as_deref(),
-        residual,
-        epilogue.activation,
-    )?;
-    let threads = match options.parallelism {
+        a_qparams,
+        weights,
+        epilogue,
+        options,
+    };
+    call.run(out, |epi, threads| driver::run(weights, m, a, epi, threads))
+}
+
+/// A direct convolution on AMX tiles: the rows of `grid` against `weights` (packed for the
+/// AMX tier, K = the grid's step count x 64), output rows as the grid maps them
+/// (crate-internal entry for convolution).
+///
+/// # Errors
+/// As [`gemm`]; also weights not packed for AMX or a grid that does not match them.
+pub(crate) fn gemm_taps(
+    grid: &TapGrid<'_>,
+    a_qparams: QParams,
+    weights: &PackedWeights,
+    epilogue: &Epilogue<'_>,
+    out: Output<'_>,
+    options: &GemmOptions,
+) -> Result<()> {
+    let call = Call {
+        m: grid.out_rows(),
+        a_qparams,
+        weights,
+        epilogue,
+        options,
+    };
+    call.run(out, |epi, threads| {
+        driver::run_taps(weights, grid, epi, threads)
+    })
+}
+
+/// The operands of one GEMM call besides A and the output.
+struct Call<'c> {
+    m: usize,
+    a_qparams: QParams,
+    weights: &'c PackedWeights,
+    epilogue: &'c Epilogue<'c>,
+    options: &'c GemmOptions,
+}
+
+impl Call<'_> {
+    /// Validates the call, builds the fused epilogue over `out` and hands it to `body` with
+    /// the number of threads to use.
+    fn run(
+        &self,
+        out: Output<'_>,
+        body: impl FnOnce(&ep::Epilogue<'_>, usize) -> Result<()>,
+    ) -> Result<()> {
+        let Call {
+            m,
+            a_qparams,
+            weights,
+            epilogue,
+            options,
+        } = *self;
+        let tier = weights.tier();
+        if let Some(requested) = options.tier
+            && requested != tier
+        {
+            return Err(Error::TierMismatch {
+                packed: tier,
+                requested,
+            });
+        }
+        cpu::require(tier)?;
+        if m == 0 {
+            return Err(Error::Shape("gemm: M must be >= 1".into()));
+        }
+        a_qparams.validate()?;
+        epilogue.activation.validate()?;
+        let scale: Vec<f32> = weights
+            .weight_scales
+            .iter()
+            .map(|&s| a_qparams.scale * s)
+            .collect();
+        let zp_corr: Vec<i32> = weights
+            .colsum
+            .iter()
+            .map(|&c| -a_qparams.zero_point * c)
+            .collect();
+        let residual = match epilogue.residual {
+            Some(r) => {
+                r.qparams.validate()?;
+                Some(ep::ResidualView {
+                    data: r.data,
+                    ld: r.ld,
+                    zero_point: r.qparams.zero_point,
+                    scale: r.qparams.scale,
+                })
+            }
+            None => None,
+        };
+        let (view, ldc) = match out {
+            Output::U8 { data, ldc, qparams } => {
+                qparams.validate()?;
+                (
+                    ep::OutputView::U8(data, qparams.inv_scale(), qparams.zero_point),
+                    ldc,
+                )
+            }
+            Output::F32 { data, ldc } => (ep::OutputView::F32(data), ldc),
+            Output::I32 { data, ldc } => (ep::OutputView::I32(data), ldc),
+        };
+        let epi = ep::Epilogue::new(
+            m,
+            weights.n(),
+            view,
+            ldc,
+            &zp_corr,
+            &scale,
+            weights.bias.as_deref(),
+            residual,
+            epilogue.activation,
+        )?;
+        body(&epi, thread_count(options.parallelism)?)
+    }
+}
+
+/// The threads a call with `parallelism` uses.
+fn thread_count(parallelism: Parallelism) -> Result<usize> {
+    Ok(match parallelism {
         Parallelism::Sequential => 1,
         Parallelism::Global => rayon::current_num_threads(),
         Parallelism::Threads(0) => {
@@ -248,32 +313,7 @@ pub(crate) fn gemm_rows(
             )));
         }
         Parallelism::Threads(n) => n,
-    };
-    // Small problems stay on the calling thread: waking a pool costs more than they take.
-    if threads == 1 || m.saturating_mul(weights.n() * weights.k()) < driver::PARALLEL_MIN_MACS {
-        return driver::run(weights, m, a, &epi, 1);
-    }
-    match options.parallelism {
-        Parallelism::Threads(n) => pool(n)?.install(|| driver::run(weights, m, a, &epi, n)),
-        _ => driver::run(weights, m, a, &epi, threads),
-    }
-}
-
-/// A rayon pool of `threads` threads, built once per size.
-fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
-    static POOLS: Mutex<Vec<(usize, Arc<ThreadPool>)>> = Mutex::new(Vec::new());
-    debug_assert!(threads > 0);
-    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, p)) = pools.iter().find(|(t, _)| *t == threads) {
-        return Ok(p.clone());
-    }
-    let p = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map(Arc::new)
-        .map_err(|e| Error::Shape(format!("gemm: cannot build a {threads}-thread pool: {e}")))?;
-    pools.push((threads, p.clone()));
-    Ok(p)
+    })
 }
 
 /// The measured per-core peak of `tier`'s multiply-accumulate instruction in GOPS (2 ops per

@@ -3,7 +3,8 @@
 //! Every op takes an explicit [`Tier`](crate::Tier): `Scalar` runs the reference loops of
 //! [`crate::reference::ops`], `Avx2`/`AvxVnni` the AVX2 code, `Avx512Vnni`/`Amx` the AVX-512
 //! code; all give the same bits (`int8-math.md`). Large calls are split over rayon threads
-//! by output rows; the result never depends on the thread count.
+//! by output rows (as many threads as the current rayon pool has, run by the kernels' spinning
+//! pool); the result never depends on the thread count.
 
 mod add;
 mod concat;
@@ -16,14 +17,15 @@ pub(crate) use pool::PoolPlan;
 pub use pool::{MAX_POOL_WINDOW, Pool2d, avg_pool, global_avg_pool, max_pool};
 pub use quantize::{dequantize, quantize, quantize_nchw, requantize};
 
+use crate::arch::spin_pool;
 pub(crate) use crate::conv::epilogue::check_len;
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 /// Amount of work (elements touched) below which an op stays on the calling thread.
 const PAR_THRESHOLD: usize = 1 << 17;
 
 /// Calls `f(first_row, rows)` over `dst` split into whole rows of `row_len` elements, on
-/// several rayon threads when `rows * work_per_row` is large. Each element is computed
+/// several threads when `rows * work_per_row` is large. Each element is computed
 /// independently, so the split never changes results.
 pub(crate) fn par_rows<T: Send>(
     dst: &mut [T],
@@ -43,7 +45,13 @@ pub(crate) fn par_rows<T: Send>(
     }
     let chunks = (total / PAR_THRESHOLD).clamp(1, threads * 4).min(rows);
     let rows_per_chunk = rows.div_ceil(chunks);
-    dst.par_chunks_mut(rows_per_chunk * row_len)
-        .enumerate()
-        .for_each(|(i, chunk)| f(i * rows_per_chunk, chunk));
+    // Each job takes its own chunk out of its own cell, so the lock is never contended.
+    let parts: Vec<Mutex<&mut [T]>> = dst
+        .chunks_mut(rows_per_chunk * row_len)
+        .map(Mutex::new)
+        .collect();
+    spin_pool::run(threads, parts.len(), &|i| {
+        let mut chunk = parts[i].lock().unwrap_or_else(|p| p.into_inner());
+        f(i * rows_per_chunk, &mut chunk);
+    });
 }

@@ -121,9 +121,14 @@ impl Case {
         let mut rng = Rng::new(seed);
         let out = geom.output().unwrap();
         let oc = geom.out_channels;
-        let activation = match rng.below(3) {
+        let activation = match rng.below(6) {
             0 => Activation::None,
             1 => Activation::Relu,
+            2 => Activation::LeakyRelu { alpha: 0.1 },
+            3 => Activation::Tanh,
+            4 => Activation::Gelu {
+                tanh: rng.below(2) == 0,
+            },
             _ => Activation::Clamp {
                 min: -1.0,
                 max: 6.0,

@@ -2,11 +2,14 @@
 //! carries (X86 recipe, its 128 calibration images), prints fp32 vs int8 accuracy and the
 //! SQNR of the int8 logits; then builds torchvision's ResNet-18 (random weights with BN
 //! statistics), quantizes and lowers it and prints int8 vs fp32 latency at batch 1 and 16.
+//! Between the two, a transformer part: the embedded tiny BERT-like encoder
+//! (`tests/data/tiny_bert`) quantized statically, its sentence embeddings against fp32.
 
 use std::time::Instant;
 
 use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{Graph, Tensor};
+use q8_frontend::models::{mean_min_cosine, mean_pool, quantize_encoder, token_batch};
 use q8_frontend::npy::{self, NpyData};
 use q8_frontend::onnx;
 use q8_frontend::quant::{QuantConfig, batches, prepare, sqnr_db};
@@ -19,6 +22,10 @@ const DIGITS_ONNX: &[u8] = include_bytes!("../../../tests/data/digits_resnet.onn
 const DIGITS_CALIB: &[u8] = include_bytes!("../../../tests/data/digits_calib.npy");
 const DIGITS_TEST_X: &[u8] = include_bytes!("../../../tests/data/digits_test_x.npy");
 const DIGITS_TEST_Y: &[u8] = include_bytes!("../../../tests/data/digits_test_y.npy");
+const TINY_BERT_ONNX: &[u8] = include_bytes!("../../../tests/data/tiny_bert/tiny_bert.onnx");
+/// The tiny encoder's vocabulary and hidden width (`tests/data/tiny_bert/export.py`).
+const TINY_BERT_VOCAB: usize = 96;
+const TINY_BERT_HIDDEN: usize = 32;
 
 /// Arguments of `q8 demo`.
 #[derive(clap::Args)]
@@ -29,6 +36,9 @@ pub struct Args {
     /// Skip the ResNet-18 latency part.
     #[arg(long)]
     no_resnet: bool,
+    /// Skip the transformer (tiny BERT-like encoder) part.
+    #[arg(long)]
+    no_transformer: bool,
     /// Print one JSON object at the end instead of text.
     #[arg(long)]
     json: bool,
@@ -120,6 +130,11 @@ pub fn run(args: Args) -> Result<(), String> {
     say(format!(
         "  fp32 top-1 {top_fp32}/{n}, int8 top-1 {top_int8}/{n}, int8 vs fp32 logits SQNR {db:.1} dB"
     ));
+    let transformer = if args.no_transformer {
+        "null".to_string()
+    } else {
+        transformer(args.threads, &say)?
+    };
     let mut latencies = Vec::new();
     if !args.no_resnet {
         let (fp32_graph, qdq) = quantized_resnet18(!args.json)?;
@@ -172,10 +187,52 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     if args.json {
         println!(
-            "{{\"tier\":\"{}\",\"digits\":{{\"images\":{n},\"fp32_top1\":{top_fp32},\"int8_top1\":{top_int8},\"sqnr_db\":{db:.3}}},\"resnet18\":[{}]}}",
+            "{{\"tier\":\"{}\",\"digits\":{{\"images\":{n},\"fp32_top1\":{top_fp32},\"int8_top1\":{top_int8},\"sqnr_db\":{db:.3}}},\"transformer\":{transformer},\"resnet18\":[{}]}}",
             model.tier(),
             latencies.join(",")
         );
     }
     Ok(())
+}
+
+/// The transformer part: the embedded tiny BERT-like encoder quantized statically (linear
+/// layers int8) on random token batches; prints the sentence-embedding cosine similarity to
+/// fp32 and both latencies at batch 8 x sequence 128. Returns the JSON object.
+fn transformer(threads: usize, say: &dyn Fn(String)) -> Result<String, String> {
+    let e = |e: &dyn std::fmt::Display| format!("tiny_bert.onnx: {e}");
+    let graph = onnx::load_bytes(TINY_BERT_ONNX).map_err(|x| e(&x))?;
+    let options = ExecOptions { threads };
+    let config = QuantConfig::x86_default();
+    let quantized =
+        quantize_encoder(&graph, &config, options, TINY_BERT_VOCAB, 64, 4).map_err(|x| e(&x))?;
+    let model = Model::from_graph(
+        &quantized.graph,
+        &RuntimeOptions {
+            tier: None,
+            threads,
+        },
+    )
+    .map_err(|x| e(&x))?;
+    let exec = Executor::new(&graph, options).map_err(|x| e(&x))?;
+    let (ids, mask) = token_batch(8, 128, TINY_BERT_VOCAB, 99).map_err(|x| e(&x))?;
+    let inputs = [ids, mask];
+    let embed = |out: Vec<Tensor>| -> Result<Vec<Vec<f32>>, String> {
+        mean_pool(first_f32(&out)?, &inputs[1], TINY_BERT_HIDDEN).map_err(|x| e(&x))
+    };
+    let want = embed(exec.run(&inputs).map_err(|x| e(&x))?)?;
+    let got = embed(model.run(&inputs).map_err(|x| e(&x))?)?;
+    let (mean, min) = mean_min_cosine(&want, &got);
+    let (t8, _) = median_time(5, || model.run(&inputs).map(drop).map_err(|x| e(&x)))?;
+    let (t32, _) = median_time(5, || exec.run(&inputs).map(drop).map_err(|x| e(&x)))?;
+    let (ms8, ms32) = (t8.as_secs_f64() * 1e3, t32.as_secs_f64() * 1e3);
+    let (lowered, total) = model.report().int8_coverage();
+    say(format!(
+        "tiny BERT-like encoder (embedded, 2 layers, hidden 32): static int8, {lowered}/{total} MatMuls on int8 kernels (the attention ones stay fp32)"
+    ));
+    say(format!(
+        "  sentence embeddings vs fp32 (8 x 128 random tokens): mean cosine {mean:.4}, min {min:.4}; int8 {ms8:.2} ms, fp32 {ms32:.2} ms"
+    ));
+    Ok(format!(
+        "{{\"int8_matmuls\":{lowered},\"matmuls\":{total},\"mean_cosine\":{mean:.5},\"min_cosine\":{min:.5},\"int8_median_ms\":{ms8:.3},\"fp32_median_ms\":{ms32:.3}}}"
+    ))
 }

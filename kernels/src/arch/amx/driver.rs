@@ -39,11 +39,16 @@ pub(crate) fn a_tiles() -> ATiles {
 /// multiple of 32) read where they are, the rest packed into tiles.
 pub(crate) struct AOperand<'x> {
     m: usize,
-    /// `(data, lda)`: row `i < in_place_rows` is `data[i·lda..][..K]`, K a multiple of 64.
+    /// `(data, lda)`: K step `s` of row `i < in_place_rows` is
+    /// `data[i·lda + in_place_steps[s]..][..64]`.
     in_place: (&'x [u8], usize),
     in_place_rows: usize,
+    /// Byte offset of each K step of an in-place row.
+    in_place_steps: Vec<usize>,
     /// Rows `in_place_rows..m`, 32 per group in the layout of [`pack_a_group`].
-    packed: &'x ATiles,
+    packed: &'x [u8],
+    /// Byte offset of each K step of a packed group.
+    packed_steps: Vec<usize>,
 }
 
 impl<'x> AOperand<'x> {
@@ -77,12 +82,53 @@ impl<'x> AOperand<'x> {
                 pack_a_group(|r| row(first + r), count, k, out);
             }
         }
+        let steps = b.k_padded() / K_STEP;
         AOperand {
             m,
             in_place,
             in_place_rows,
+            in_place_steps: (0..steps).map(|s| s * K_STEP).collect(),
             packed: a_tiles,
+            packed_steps: (0..steps).map(|s| s * A_STEP_BYTES).collect(),
         }
+    }
+
+    /// The rows of a direct convolution, all read in place: K step `s` of row `i` is
+    /// `data[i·lda + steps[s]..][..64]`, also for the rows of the last 32-row group past
+    /// `m` (their sums are computed and never handed to the sink).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when `steps` does not have one entry per 64-byte K step of `b`, or
+    /// `data` is too short for the rows of every whole group.
+    pub(crate) fn taps(
+        b: &AmxPackedB,
+        m: usize,
+        data: &'x [u8],
+        lda: usize,
+        steps: Vec<usize>,
+    ) -> Result<AOperand<'x>> {
+        let rows = m.next_multiple_of(A_GROUP_ROWS);
+        let reach = steps.iter().max().map_or(0, |&s| s + K_STEP);
+        let need = (rows.max(1) - 1) * lda + reach;
+        if steps.len() != b.k_padded() / K_STEP || b.k() != b.k_padded() || data.len() < need {
+            return Err(Error::Shape(format!(
+                "amx direct conv: {} step offsets for K = {} (padded {}), {} rows of stride \
+                 {lda} need {need} bytes, have {}",
+                steps.len(),
+                b.k(),
+                b.k_padded(),
+                rows,
+                data.len()
+            )));
+        }
+        Ok(AOperand {
+            m,
+            in_place: (data, lda),
+            in_place_rows: rows,
+            in_place_steps: steps,
+            packed: &[],
+            packed_steps: Vec::new(),
+        })
     }
 
     /// Rows.
@@ -90,20 +136,20 @@ impl<'x> AOperand<'x> {
         self.m
     }
 
-    /// `(tile pointers, lda, step)` of the 32-row group starting at row `32·g` (see
-    /// [`BlockArgs`]).
-    fn group(&self, g: usize, group_bytes: usize) -> ([*const u8; 2], usize, usize) {
+    /// `(tile pointers, lda, step offsets)` of the 32-row group starting at row `32·g`
+    /// (see [`BlockArgs`]).
+    fn group(&self, g: usize, group_bytes: usize) -> ([*const u8; 2], usize, &[usize]) {
         let i0 = g * A_GROUP_ROWS;
         if i0 < self.in_place_rows {
             let (data, lda) = self.in_place;
             let a0 = data[i0 * lda..].as_ptr();
             let a1 = data[(i0 + TILE_DIM) * lda..].as_ptr();
-            ([a0, a1], lda, K_STEP)
+            ([a0, a1], lda, &self.in_place_steps)
         } else {
             let at = (i0 - self.in_place_rows) / A_GROUP_ROWS * group_bytes;
             let a0 = self.packed[at..].as_ptr();
             let a1 = self.packed[at + A_STEP_BYTES / 2..].as_ptr();
-            ([a0, a1], B_ROW_BYTES, A_STEP_BYTES)
+            ([a0, a1], B_ROW_BYTES, &self.packed_steps)
         }
     }
 }
@@ -171,11 +217,12 @@ pub(crate) fn gemm_tiles_with<O: TileOps>(
     }
     let group_bytes = a_group_bytes(b.k_padded());
     let m = a.m();
-    if a.packed.len() != (m - a.in_place_rows).div_ceil(A_GROUP_ROWS) * group_bytes {
+    let packed_rows = m.saturating_sub(a.in_place_rows);
+    if a.packed.len() != packed_rows.div_ceil(A_GROUP_ROWS) * group_bytes {
         return Err(Error::Shape(format!(
             "amx gemm: {} packed A bytes do not hold {} rows of K = {}",
             a.packed.len(),
-            m - a.in_place_rows,
+            packed_rows,
             b.k()
         )));
     }
@@ -224,20 +271,22 @@ pub(crate) fn gemm_tiles_with<O: TileOps>(
         let next_b = b_tiles[0].wrapping_add(2 * TILE_DIM * b.k_padded());
         for g in 0..m.div_ceil(A_GROUP_ROWS) {
             let (i0, rows, j0, cols, skip) = block_of(p, g);
-            let (a_tiles, lda, a_step) = a.group(g, group_bytes);
+            let (a_tiles, lda, a_steps) = a.group(g, group_bytes);
             let args = BlockArgs {
                 a: a_tiles,
                 lda,
-                a_step,
+                a_steps: a_steps.as_ptr(),
                 b: b_tiles,
                 k_steps: b.k_padded() / K_STEP,
                 c: blocks.0[next].as_mut_ptr(),
                 ldc_bytes: BLOCK_DIM * 4,
                 prefetch: next_b.wrapping_add(g % 2 * prefetch_bytes),
             };
-            // SAFETY: the session loaded the full-tiles config; k_padded >= 64 since k >= 1.
-            // A: in place, rows i0..i0+32 < in_place_rows each hold K = K_pad bytes (checked
-            // by `AOperand::new`); packed, the group holds K_pad / 64 steps of two 1 KB tiles
+            // SAFETY: the session loaded the full-tiles config; k_padded >= 64 since k >= 1;
+            // both step tables of `a` hold K_pad / 64 offsets (built so by `AOperand::new`,
+            // checked by `AOperand::taps`).
+            // A: in place, rows i0..i0+32 < in_place_rows hold every step's 64 bytes (checked
+            // by `AOperand::new` / `AOperand::taps`); packed, the group holds K_pad / 64 steps of two 1 KB tiles
             // (`group_bytes`, length checked above). B:
             // panels p and p+nt-1 < panels() each hold K_pad/64 tiles. C: the 32 x 32 block
             // `next` with 128-byte rows, which no live reference covers (the pending block

@@ -152,7 +152,9 @@ impl TileOps for EmulatedTiles {
             args.k_steps >= 1,
             "k_steps = 0 would loop 2^64 times in the asm"
         );
-        let (mut a0, mut a1, mut b0, mut b1) = (args.a[0], args.a[1], args.b[0], args.b[1]);
+        let (mut b0, mut b1) = (args.b[0], args.b[1]);
+        // SAFETY: the step table holds `k_steps` offsets (this function's contract).
+        let steps = unsafe { std::slice::from_raw_parts(args.a_steps, args.k_steps) };
         self.tilezero(0);
         if NT == 2 {
             self.tilezero(1);
@@ -163,7 +165,8 @@ impl TileOps for EmulatedTiles {
                 self.tilezero(3);
             }
         }
-        for _ in 0..args.k_steps {
+        for &step in steps {
+            let (a0, a1) = (args.a[0].wrapping_add(step), args.a[1].wrapping_add(step));
             // SAFETY: the A/B tile rows of every step are readable (this function's contract).
             unsafe {
                 self.tileloadd(4, a0, args.lda);
@@ -183,8 +186,6 @@ impl TileOps for EmulatedTiles {
                     self.tdpbusd(3, 5, 7);
                 }
             }
-            a0 = a0.wrapping_add(args.a_step);
-            a1 = a1.wrapping_add(args.a_step);
             b0 = b0.wrapping_add(B_TILE_BYTES);
             b1 = b1.wrapping_add(B_TILE_BYTES);
         }

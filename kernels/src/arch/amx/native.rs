@@ -88,19 +88,22 @@ impl TileOps for NativeTiles {
         // The assembler drops the `.if` parts for the absent tiles, so each (MT, NT) is its own
         // straight-line loop. Per K step: one A and one B load per `tdpbusd` pair, loads
         // interleaved with the multiplies so the next tile is in flight; pointers advance by
-        // one A step and one 1 KB packed tile of B. Each step also asks for
+        // one entry of the A step table and one 1 KB packed tile of B. Each step also asks for
         // sixteen lines of `prefetch` in L2 (prefetch never faults, whatever the address).
         // SAFETY: `self` proves AMX is usable; the caller guarantees the full-tiles config is
         // loaded, `k_steps >= 1` and that every A/B tile row read and C row written lies in
         // valid, unaliased memory (this function's contract). All tile registers and every
-        // pointer/counter register changed are declared as outputs.
+        // pointer/counter register changed are declared as outputs. The step table holds
+        // `k_steps` entries (contract).
         unsafe {
             asm!(
                 "tilezero tmm0",
                 ".if {nt} == 2", "tilezero tmm1", ".endif",
                 ".if {mt} == 2", "tilezero tmm2", ".if {nt} == 2", "tilezero tmm3", ".endif", ".endif",
                 "2:",
-                "tileloadd tmm4, [{a0} + {lda}*1]",
+                "mov {t}, [{offs}]",
+                "add {t}, {a0}",
+                "tileloadd tmm4, [{t} + {lda}*1]",
                 "tileloadd tmm6, [{b0} + {ld}*1]",
                 "tdpbusd tmm0, tmm4, tmm6",
                 ".if {nt} == 2",
@@ -108,7 +111,9 @@ impl TileOps for NativeTiles {
                 "tdpbusd tmm1, tmm4, tmm7",
                 ".endif",
                 ".if {mt} == 2",
-                "tileloadd tmm5, [{a1} + {lda}*1]",
+                "mov {t}, [{offs}]",
+                "add {t}, {a1}",
+                "tileloadd tmm5, [{t} + {lda}*1]",
                 "tdpbusd tmm2, tmm5, tmm6",
                 ".if {nt} == 2", "tdpbusd tmm3, tmm5, tmm7", ".endif",
                 ".endif",
@@ -129,8 +134,7 @@ impl TileOps for NativeTiles {
                 "prefetcht1 [{pf} + 896]",
                 "prefetcht1 [{pf} + 960]",
                 "add {pf}, {pfstep}",
-                "add {a0}, {astep}",
-                "add {a1}, {astep}",
+                "add {offs}, 8",
                 "add {b0}, {btile}",
                 "add {b1}, {btile}",
                 "dec {steps}",
@@ -148,9 +152,10 @@ impl TileOps for NativeTiles {
                 nt = const NT,
                 btile = const B_TILE_BYTES,
                 a0 = inout(reg) args.a[0] => _,
-                a1 = inout(reg) args.a[1] => _,
+                a1 = in(reg) args.a[1],
                 lda = in(reg) args.lda,
-                astep = in(reg) args.a_step,
+                offs = inout(reg) args.a_steps => _,
+                t = out(reg) _,
                 b0 = inout(reg) args.b[0] => _,
                 b1 = inout(reg) args.b[1] => _,
                 ld = in(reg) B_ROW_BYTES,

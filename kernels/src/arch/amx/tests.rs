@@ -335,3 +335,63 @@ proptest! {
         check(&Problem::new(m, n, k, n0, nb, lda_extra, ldacc_extra, offsets, stream(seed | 1)));
     }
 }
+
+/// The direct-convolution operand: every K step of row `i` read at `i·lda + steps[s]`
+/// (steps out of order and overlapping, rows past `m` in the last group never handed to
+/// the sink), on the emulator and on the real tiles.
+#[test]
+fn tap_offsets_match_naive() {
+    report_native_skip();
+    let mut next = stream(0x7a95);
+    for (m, n, lda, steps) in [
+        (1usize, 16usize, 64usize, vec![0usize]),
+        (33, 48, 64, vec![640, 0, 64, 128, 704]),
+        (70, 32, 192, vec![128, 0, 192, 64, 1000, 3]),
+    ] {
+        let k = steps.len() * 64;
+        let reach = steps.iter().max().unwrap() + 64;
+        let data: Vec<u8> = (0..(m.next_multiple_of(32) - 1) * lda + reach)
+            .map(|_| next() as u8)
+            .collect();
+        let w: Vec<i8> = (0..n * k).map(|_| next() as i8).collect();
+        let b = AmxPackedB::new(&w, n, k);
+        let naive: Vec<i32> = (0..m * n)
+            .map(|at| {
+                let (i, j) = (at / n, at % n);
+                (0..k)
+                    .map(|kk| {
+                        let x = data[i * lda + steps[kk / 64] + kk % 64];
+                        i32::from(x) * i32::from(w[j * k + kk])
+                    })
+                    .sum()
+            })
+            .collect();
+        let run =
+            |ops: &mut dyn FnMut(&AOperand<'_>, &mut Vec<i32>) -> crate::error::Result<()>| {
+                let a = AOperand::taps(&b, m, &data, lda, steps.clone()).unwrap();
+                let mut out = vec![i32::MIN; m * n];
+                ops(&a, &mut out).unwrap();
+                out
+            };
+        let sink = |out: &mut Vec<i32>, blk: &CBlock<'_>| {
+            for r in 0..blk.rows {
+                let at = (blk.i0 + r) * n + blk.j0;
+                out[at..at + blk.cols].copy_from_slice(&blk.data[r * BLOCK_DIM..][..blk.cols]);
+            }
+            Ok(())
+        };
+        let emulated = run(&mut |a, out| {
+            driver::gemm_tiles_with(&mut EmulatedTiles::new(), &b, a, 0, n, |blk| sink(out, blk))
+        });
+        assert_eq!(emulated, naive, "emulated taps m={m} n={n} steps={steps:?}");
+        if cpu::is_available(Tier::Amx) {
+            let native = run(&mut |a, out| gemm_tiles(&b, a, 0, n, |blk| sink(out, blk)));
+            assert_eq!(native, naive, "AMX taps m={m} n={n} steps={steps:?}");
+        }
+        let short = AOperand::taps(&b, m, &data[..data.len() - 1], lda, steps.clone());
+        assert!(
+            matches!(short, Err(Error::Shape(_))),
+            "short data is refused"
+        );
+    }
+}

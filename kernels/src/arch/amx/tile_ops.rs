@@ -25,18 +25,19 @@ pub(crate) const A_STEP_BYTES: usize = 2 * TILE_DIM * K_STEP;
 
 /// One output block of `MT x NT` 16x16 i32 tiles (`MT`, `NT` in 1..=2):
 /// `C[16·i + r][16·j + c] = sum over s < k_steps, q < 64 of
-///   A_i[r][s·a_step + q] · B_j[s][q / 4][4·c + q % 4]` (u8 x s8, wrapping i32 sums),
+///   A_i[r][a_steps[s] + q] · B_j[s][q / 4][4·c + q % 4]` (u8 x s8, wrapping i32 sums),
 /// where row `r` of A tile `i` starts at `a[i] + r·lda`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BlockArgs {
-    /// Row 0 of A tile 0 (`a[0]`) and tile 1 (`a[1]`, read only when `MT == 2`) at K step
-    /// 0: in place (rows `lda` apart, steps 64 bytes apart) or packed by
-    /// [`super::pack::pack_a_group`] (`lda` 64, steps [`A_STEP_BYTES`] apart).
+    /// Row 0 of A tile 0 (`a[0]`) and tile 1 (`a[1]`, read only when `MT == 2`), before
+    /// the step offsets: in place (rows `lda` apart, steps 64 bytes apart), packed by
+    /// [`super::pack::pack_a_group`] (`lda` 64, steps [`A_STEP_BYTES`] apart), or the taps
+    /// of a direct convolution (steps wherever the kernel's taps are).
     pub a: [*const u8; 2],
     /// Bytes between consecutive rows of an A tile.
     pub lda: usize,
-    /// Bytes between consecutive K steps of an A tile.
-    pub a_step: usize,
+    /// `k_steps` byte offsets: K step `s` of A tile `i` starts at `a[i] + a_steps[s]`.
+    pub a_steps: *const usize,
     /// First packed tile of the 16-column B panel for C tile column 0 (`b[0]`) and 1
     /// (`b[1]`, read only when `NT == 2`); rows are [`B_ROW_BYTES`] apart and each K step
     /// advances [`B_TILE_BYTES`].
@@ -69,8 +70,8 @@ pub(crate) trait TileOps {
     /// (tile (i, j) in tmm(2i + j)), tmm4..5 as A and tmm6..7 as B, and stores it.
     ///
     /// # Safety
-    /// The configuration from [`TileConfig::full_tiles`] is loaded; `k_steps >= 1`; for
-    /// every used tile and step, the 16 rows x 64 bytes read through `args.a` / `args.b`
+    /// The configuration from [`TileConfig::full_tiles`] is loaded; `k_steps >= 1`;
+    /// `a_steps` points to `k_steps` readable offsets; for every used tile and step, the 16 rows x 64 bytes read through `args.a` / `args.b`
     /// are readable and the 16 rows x 64 bytes written through `args.c` are writable and
     /// not aliased by any live reference.
     unsafe fn block<const MT: usize, const NT: usize>(&mut self, args: &BlockArgs);

@@ -1,4 +1,4 @@
-//! The GEMM driver: cache blocking, job partitioning over rayon, and per-tier dispatch.
+//! The GEMM driver: cache blocking, job partitioning over the kernels' thread pool, and per-tier dispatch.
 //!
 //! Work is cut into jobs of `mc` rows x `nc` panels. A job fetches its rows once from the
 //! [`ASource`] and runs the tier's block loop on them (row groups of MR in L1, the job's panel
@@ -8,22 +8,23 @@
 //! depend on the blocking or the thread count.
 
 use std::cell::RefCell;
-
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 use super::epilogue::{Epilogue, store_block};
 use super::kernel::{ARows, Panels};
 use super::{avx2, avx512, avxvnni, scalar};
-use crate::arch::amx;
+use crate::arch::{amx, spin_pool};
+use crate::conv::direct::TapGrid;
 use crate::cpu::Tier;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gemm::pack::{Body, GROUP, GROUP_BYTES, PANEL, PackedWeights, k_groups};
 use crate::gemm::source::ASource;
 
 /// Bytes of packed B one job should keep resident in L2.
 const L2_CHUNK_BYTES: usize = 256 * 1024;
-/// Below this many multiply-accumulates a call stays on the calling thread.
-pub(crate) const PARALLEL_MIN_MACS: usize = 1 << 22;
+/// Below this many multiply-accumulates a call stays on the calling thread (a few
+/// microseconds of work; publishing a call to the spinning pool costs about one).
+const PARALLEL_MIN_MACS: usize = 1 << 20;
 /// Rows per job when M is large.
 const MC_ROWS: usize = 48;
 
@@ -179,7 +180,7 @@ impl Default for Scratch {
 }
 
 /// Computes the M x N result of `w` on the rows of `a` into `ep`'s output, on `threads`
-/// threads of the current rayon pool (1 = this thread only).
+/// threads (1 = this thread only; more run on the kernels' spinning pool).
 ///
 /// The caller has checked that `w.tier()` is available and that `ep` is an `m x w.n()`
 /// epilogue.
@@ -219,12 +220,115 @@ pub(crate) fn run(
         }
     };
     let jobs = plan.m_jobs * plan.n_jobs;
-    let job_with_scratch = |idx: usize| SCRATCH.with(|s| job(&mut s.borrow_mut(), idx));
-    if parallel {
-        (0..jobs).into_par_iter().try_for_each(job_with_scratch)
-    } else {
-        (0..jobs).try_for_each(job_with_scratch)
+    run_jobs(if parallel { threads } else { 1 }, jobs, &|idx| {
+        SCRATCH.with(|s| job(&mut s.borrow_mut(), idx))
+    })
+}
+
+/// Runs `job(0) .. job(jobs - 1)` on `threads` threads; the first error wins.
+fn run_jobs(threads: usize, jobs: usize, job: &(dyn Fn(usize) -> Result<()> + Sync)) -> Result<()> {
+    if threads <= 1 {
+        return (0..jobs).try_for_each(job);
     }
+    let first_error = Mutex::new(None);
+    spin_pool::run(threads, jobs, &|idx| {
+        if let Err(e) = job(idx) {
+            first_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+        }
+    });
+    first_error
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .map_or(Ok(()), Err)
+}
+
+/// Bytes of grid rows (`C_in` each) one direct-convolution job covers.
+const TAP_JOB_BYTES: usize = 128 * 1024;
+
+/// The direct convolution of `grid` with `w` (packed for AMX) into `ep`'s output, on
+/// `threads` threads. Jobs are (image, run of grid rows, column part): rows in multiples of
+/// 32 up to [`TAP_JOB_BYTES`] of them, columns split only when rows leave a thread idle.
+///
+/// The caller has checked that the AMX tier is available and that `ep` is an
+/// `grid.out_rows() x w.n()` epilogue.
+pub(crate) fn run_taps(
+    w: &PackedWeights,
+    grid: &TapGrid<'_>,
+    ep: &Epilogue<'_>,
+    threads: usize,
+) -> Result<()> {
+    let Body::Amx(b) = &w.body else {
+        return Err(Error::Shape(format!(
+            "direct conv: weights packed for {:?}, not AMX",
+            w.tier()
+        )));
+    };
+    let rows = grid.rows_per_image();
+    let macs = (grid.images * rows).saturating_mul(w.n() * w.k());
+    let threads = if macs < PARALLEL_MIN_MACS { 1 } else { threads };
+    let mut chunk =
+        (TAP_JOB_BYTES / grid.lda.max(1) / AMX_ROWS * AMX_ROWS).clamp(AMX_ROWS, AMX_MC_ROWS);
+    while threads > 1 && chunk > AMX_ROWS && grid.images * rows.div_ceil(chunk) < 2 * threads {
+        chunk = (chunk / 2).next_multiple_of(AMX_ROWS);
+    }
+    let per_image = rows.div_ceil(chunk);
+    let row_jobs = grid.images * per_image;
+    let parts = if row_jobs < threads {
+        threads.div_ceil(row_jobs)
+    } else {
+        1
+    };
+    let part_cols = w.n().div_ceil(parts).next_multiple_of(amx::BLOCK_DIM);
+    let parts = w.n().div_ceil(part_cols);
+    run_jobs(threads, row_jobs * parts, &|idx| {
+        let (row_job, part) = (idx / parts, idx % parts);
+        let (n, r0) = (row_job / per_image, row_job % per_image * chunk);
+        let data = &grid.data[n * grid.image_bytes + r0 * grid.lda..];
+        let a = amx::AOperand::taps(b, chunk.min(rows - r0), data, grid.lda, grid.steps.clone())?;
+        let j0 = part * part_cols;
+        amx::gemm_tiles(b, &a, j0, part_cols.min(w.n() - j0), |blk| {
+            tap_epilogue(ep, grid, n, r0, blk)
+        })
+    })
+}
+
+/// The epilogue of one finished block of grid rows `r0 + blk.i0 ..` of image `n`: each run
+/// of rows inside the output's width goes to its output rows.
+fn tap_epilogue(
+    ep: &Epilogue<'_>,
+    grid: &TapGrid<'_>,
+    n: usize,
+    r0: usize,
+    blk: &amx::CBlock<'_>,
+) -> Result<()> {
+    let mut r = 0;
+    while r < blk.rows {
+        let (out_row, valid) = grid.out_run(n, r0 + blk.i0 + r);
+        let len = valid.min(blk.rows - r);
+        if len > 0 {
+            // SAFETY: the AMX tier implies AVX-512 F/BW/VL (checked by the caller); grid
+            // rows of disjoint jobs map to disjoint output rows, and columns split into
+            // disjoint parts.
+            unsafe {
+                store_block(
+                    ep,
+                    &blk.data[r * amx::BLOCK_DIM..],
+                    amx::BLOCK_DIM,
+                    out_row,
+                    len,
+                    blk.j0,
+                    blk.cols,
+                )?;
+            }
+        }
+        // Skip to the next grid row's start when past the output's width.
+        let to_row_end = grid.grid_w - (r0 + blk.i0 + r) % grid.grid_w;
+        r += if len > 0 { len } else { to_row_end };
+    }
+    Ok(())
 }
 
 thread_local! {

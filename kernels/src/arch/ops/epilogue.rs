@@ -60,6 +60,8 @@ impl<'a, S: Simd> EpilogueVec<'a, S> {
             Activation::None => (None, None),
             Activation::Relu => (Some(s.splat_f(0.0)), None),
             Activation::Clamp { min, max } => (Some(s.splat_f(min)), Some(s.splat_f(max))),
+            // Applied lane by lane with the scalar function in `store`.
+            _ => (None, None),
         };
         let out_qp = out_qp.unwrap_or(QParams {
             scale: 1.0,
@@ -92,6 +94,20 @@ impl<'a, S: Simd> EpilogueVec<'a, S> {
         if let Some(hi) = self.hi {
             y = s.min_f(y, hi);
         }
+        if self.fused.activation.is_scalar_only() {
+            y = scalar_activation(s, self.fused.activation, y);
+        }
         T::store(s, &self.q, dst, y);
     }
+}
+
+/// The activations without a vector form, lane by lane with the scalar
+/// [`Activation::apply`] (bit-identical to the scalar tier).
+#[inline(always)]
+fn scalar_activation<S: Simd>(s: S, act: Activation, y: S::F) -> S::F {
+    let mut t = [0f32; 16];
+    let lanes = &mut t[..S::LANES];
+    s.store_f(lanes, y);
+    lanes.iter_mut().for_each(|v| *v = act.apply(*v));
+    s.load_f(lanes)
 }

@@ -18,12 +18,23 @@ use super::common::{Rng, median, parse_list, positive, tiers};
 pub const DEFAULT_SHAPES: &str = "1x512x4608,49x512x4608,196x256x2304,784x128x1152,\
 3136x64x576,12544x64x147,1024x1024x1024,2048x2048x2048,128x768x768,128x3072x768";
 
+/// `--transformer`: encoder linear layers, M = batch x sequence rows (1 token to 4 x 128)
+/// against the BERT-base / MiniLM widths (N x K of 384..4096: QKV / output 768 x 768,
+/// FFN 3072 x 768 and 768 x 3072, MiniLM 384 x 384 and 1536 x 384, a 4096 square).
+pub const TRANSFORMER_SHAPES: &str = "1x768x768,16x768x768,64x768x768,128x768x768,512x768x768,\
+1x3072x768,16x3072x768,128x3072x768,512x3072x768,1x768x3072,128x768x3072,512x768x3072,\
+1x384x384,128x384x384,1024x384x384,128x1536x384,128x384x1536,1x4096x4096,64x4096x4096";
+
 /// Arguments of `q8 bench gemm`.
 #[derive(clap::Args)]
 pub struct Args {
     /// Comma-separated MxNxK shapes.
     #[arg(long, default_value = DEFAULT_SHAPES)]
     shapes: String,
+    /// Benchmark the transformer shapes (`TRANSFORMER_SHAPES`: M = 1..1024 rows against
+    /// N, K in 384..4096) instead of `--shapes`.
+    #[arg(long, conflicts_with = "shapes")]
+    transformer: bool,
     /// Comma-separated thread counts.
     #[arg(long, default_value = "1,2")]
     threads: String,
@@ -62,7 +73,12 @@ struct Measurement {
 
 /// Runs the benchmark table.
 pub fn run(args: Args) -> Result<(), String> {
-    let shapes = parse_list(&args.shapes, "shape (want MxNxK)", parse_shape)?;
+    let list = if args.transformer {
+        TRANSFORMER_SHAPES
+    } else {
+        &args.shapes
+    };
+    let shapes = parse_list(list, "shape (want MxNxK)", parse_shape)?;
     let threads = parse_list(&args.threads, "thread count", positive)?;
     if args.reps == Some(0) {
         return Err("--reps must be >= 1".into());

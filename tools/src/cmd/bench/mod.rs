@@ -2,6 +2,7 @@
 
 mod common;
 pub mod conv;
+pub mod encoder;
 pub mod gemm;
 pub mod model;
 pub mod ops;
@@ -24,6 +25,8 @@ enum What {
     Ops(ops::Args),
     /// A whole ONNX model end to end: median latency, images/s, int8 vs fp32 speedup.
     Model(model::ModelArgs),
+    /// A BERT-style token encoder quantized statically in memory: int8 vs fp32 latency.
+    Encoder(encoder::Args),
     /// The built-in ResNet-18 (random weights, quantized with the X86 recipe) end to end.
     Resnet18(model::ResNetArgs),
     /// `q8 bench file.onnx [options]`: shorthand for `q8 bench model file.onnx [options]`.
@@ -39,6 +42,7 @@ pub fn run(args: Args) -> Result<(), String> {
         What::Ops(a) => ops::run(a),
         What::Model(a) => model::run_model(a),
         What::Resnet18(a) => model::run_resnet(a),
+        What::Encoder(a) => encoder::run(a),
         What::File(args) => model::run_file(&args),
     }
 }

@@ -65,6 +65,9 @@ fn i64_values(n: usize) -> impl Strategy<Value = Vec<i64>> {
     prop::collection::vec(v, n)
 }
 
+/// A binary bool function.
+type BoolFn = fn(bool, bool) -> bool;
+
 const COMPARISONS: [&str; 5] = ["Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual"];
 
 fn compare<T: PartialOrd>(op: &str, a: T, b: T) -> bool {
@@ -132,13 +135,13 @@ proptest! {
         let b: Vec<bool> = bits[32..32 + nb].to_vec();
         let ta = Tensor::from_bool(sa.clone(), a.clone()).unwrap();
         let tb = Tensor::from_bool(sb.clone(), b.clone()).unwrap();
-        let logic: [(&str, fn(bool, bool) -> bool); 3] =
+        let logic: [(&str, BoolFn); 3] =
             [("And", |p, q| p && q), ("Or", |p, q| p || q), ("Xor", |p, q| p != q)];
         let (name, f) = logic[op];
         let y = run_node(13, name, vec![], &[ta.clone(), tb.clone()], vec![], 1).unwrap();
         prop_assert_eq!(bools(&y[0]), &reference(&out, (&a, &sa), (&b, &sb), f)[..]);
 
-        let not = run_node(13, "Not", vec![], &[ta.clone()], vec![], 1).unwrap();
+        let not = run_node(13, "Not", vec![], std::slice::from_ref(&ta), vec![], 1).unwrap();
         let flipped: Vec<bool> = a.iter().map(|&v| !v).collect();
         prop_assert_eq!(bools(&not[0]), &flipped[..]);
 

@@ -21,21 +21,9 @@ use crate::ops::OpSpec;
 /// Registry entries (the rewrite runs before the registry lookup, see
 /// [`Importer::try_rewrite`]).
 pub(crate) const SPECS: &[OpSpec] = &[
-    OpSpec {
-        op_type: "QLinearConv",
-        since: 10,
-        import: rewritten,
-    },
-    OpSpec {
-        op_type: "QLinearMatMul",
-        since: 10,
-        import: rewritten,
-    },
-    OpSpec {
-        op_type: "ConvInteger",
-        since: 10,
-        import: rewritten,
-    },
+    OpSpec::new("QLinearConv", 10, rewritten),
+    OpSpec::new("QLinearMatMul", 10, rewritten),
+    OpSpec::new("ConvInteger", 10, rewritten),
 ];
 
 fn rewritten(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
@@ -107,6 +95,18 @@ impl<'n> Rewrite<'n> {
         );
         self.nodes.push(node);
         y
+    }
+
+    /// `QuantizeLinear(y, y_scale, y_zp)` (inputs 6 and 7) into the original node's output.
+    fn quantize_output(&mut self, y: &str) {
+        let node = proto(
+            "QuantizeLinear",
+            format!("{}/q_y", self.name),
+            &[y, self.arg(6), self.arg(7)],
+            self.out,
+            vec![],
+        );
+        self.nodes.push(node);
     }
 
     /// A constant named `<output>/<role>`; returns its name.
@@ -191,14 +191,7 @@ impl Importer {
             rw.node.attribute.clone(),
         );
         rw.nodes.push(conv);
-        let q = proto(
-            "QuantizeLinear",
-            format!("{}/q_y", rw.name),
-            &[&y, rw.arg(6), rw.arg(7)],
-            rw.out,
-            vec![],
-        );
-        rw.nodes.push(q);
+        rw.quantize_output(&y);
         Ok(())
     }
 
@@ -218,14 +211,7 @@ impl Importer {
         let y = rw.value("y_f32");
         rw.nodes
             .push(proto("MatMul", rw.name.to_string(), &[&x, &w], &y, vec![]));
-        let q = proto(
-            "QuantizeLinear",
-            format!("{}/q_y", rw.name),
-            &[&y, rw.arg(6), rw.arg(7)],
-            rw.out,
-            vec![],
-        );
-        rw.nodes.push(q);
+        rw.quantize_output(&y);
         Ok(())
     }
 

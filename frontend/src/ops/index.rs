@@ -200,14 +200,6 @@ fn import_tile(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
 
 /// The family's registry entries.
 pub(super) const SPECS: &[OpSpec] = &[
-    OpSpec {
-        op_type: "GatherElements",
-        since: 11,
-        import: import_gather_elements,
-    },
-    OpSpec {
-        op_type: "Tile",
-        since: 6,
-        import: import_tile,
-    },
+    OpSpec::new("GatherElements", 11, import_gather_elements),
+    OpSpec::new("Tile", 6, import_tile),
 ];

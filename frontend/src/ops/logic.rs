@@ -3,10 +3,10 @@
 //! unequal), And, Or, Xor, Not (bool), and Where (a bool condition choosing between two
 //! values of any one element type).
 
-use super::{OpDef, OpSpec, arity, concrete, def, fail};
+use super::{OpDef, OpSpec, arity, broadcast_all, concrete, def, fail};
 use crate::error::Result;
 use crate::exec::eltwise;
-use crate::ir::{DType, Op, Shape, Tensor, TensorData, ValueId, ValueType, broadcast};
+use crate::ir::{DType, Op, Tensor, TensorData, ValueId, ValueType, broadcast};
 use crate::onnx::ImportCx;
 
 /// Which comparison or logical function.
@@ -63,22 +63,6 @@ impl LogicKind {
 /// A broadcasting comparison or logical op with two inputs and a bool output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Logic(pub LogicKind);
-
-/// The broadcast type of two or more inputs that must share `dtype`.
-fn broadcast_all(op: &dyn OpDef, node: &str, inputs: &[&ValueType], dtype: DType) -> Result<Shape> {
-    let mut shape = Shape(vec![]);
-    for (i, t) in inputs.iter().enumerate() {
-        if t.dtype != dtype {
-            return Err(fail(
-                op,
-                node,
-                format!("input {i} is {}, expected {dtype}", t.dtype),
-            ));
-        }
-        shape = broadcast(&shape, &t.shape).map_err(|e| fail(op, node, e))?;
-    }
-    Ok(shape)
-}
 
 impl OpDef for Logic {
     fn name(&self) -> &'static str {
@@ -245,24 +229,16 @@ fn import(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
     Ok((def(Logic(kind)), vec![cx.input(0)?, cx.input(1)?]))
 }
 
-const fn spec(op_type: &'static str, since: i64) -> OpSpec {
-    OpSpec {
-        op_type,
-        since,
-        import,
-    }
-}
-
 /// The family's registry entries.
 pub(super) const SPECS: &[OpSpec] = &[
-    spec("Equal", 7),
-    spec("Greater", 7),
-    spec("Less", 7),
-    spec("GreaterOrEqual", 12),
-    spec("LessOrEqual", 12),
-    spec("And", 7),
-    spec("Or", 7),
-    spec("Xor", 7),
-    spec("Not", 1),
-    spec("Where", 9),
+    OpSpec::new("Equal", 7, import),
+    OpSpec::new("Greater", 7, import),
+    OpSpec::new("Less", 7, import),
+    OpSpec::new("GreaterOrEqual", 12, import),
+    OpSpec::new("LessOrEqual", 12, import),
+    OpSpec::new("And", 7, import),
+    OpSpec::new("Or", 7, import),
+    OpSpec::new("Xor", 7, import),
+    OpSpec::new("Not", 1, import),
+    OpSpec::new("Where", 9, import),
 ];

@@ -185,6 +185,17 @@ pub(crate) struct OpSpec {
     pub import: ImportFn,
 }
 
+impl OpSpec {
+    /// The entry reading `op_type` from opset `since` on through `import`.
+    pub(crate) const fn new(op_type: &'static str, since: i64, import: ImportFn) -> OpSpec {
+        OpSpec {
+            op_type,
+            since,
+            import,
+        }
+    }
+}
+
 /// Every registry entry, family by family.
 pub(crate) fn specs() -> impl Iterator<Item = &'static OpSpec> {
     [
@@ -265,6 +276,27 @@ fn all_f32(op: &dyn OpDef, node: &str, inputs: &[&ValueType]) -> Result<()> {
         )),
         None => Ok(()),
     }
+}
+
+/// The numpy broadcast of the shapes of `inputs`, which must all be of type `dtype`.
+pub(super) fn broadcast_all(
+    op: &dyn OpDef,
+    node: &str,
+    inputs: &[&ValueType],
+    dtype: DType,
+) -> Result<crate::ir::Shape> {
+    let mut shape = crate::ir::Shape(vec![]);
+    for (i, t) in inputs.iter().enumerate() {
+        if t.dtype != dtype {
+            return Err(fail(
+                op,
+                node,
+                format!("input {i} is {}, expected {dtype}", t.dtype),
+            ));
+        }
+        shape = crate::ir::broadcast(&shape, &t.shape).map_err(|e| fail(op, node, e))?;
+    }
+    Ok(shape)
 }
 
 /// Checks `axis` is an axis of `shape`.

@@ -200,8 +200,4 @@ fn import(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
 }
 
 /// The registry entry.
-pub(super) const SPECS: &[OpSpec] = &[OpSpec {
-    op_type: "Range",
-    since: 11,
-    import,
-}];
+pub(super) const SPECS: &[OpSpec] = &[OpSpec::new("Range", 11, import)];

@@ -142,6 +142,21 @@ impl Executor {
         result
     }
 
+    /// As [`Executor::run`], on the caller's rayon pool instead of the executor's own: for
+    /// callers already running inside a pool of the same size (the int8 runtime's fp32
+    /// steps), which would otherwise hand every call to another pool's sleeping threads.
+    ///
+    /// # Errors
+    /// As [`Executor::run`].
+    pub fn run_here(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.check_inputs(inputs)?;
+        let mut buffers =
+            std::mem::take(&mut *self.buffers.lock().unwrap_or_else(|e| e.into_inner()));
+        let result = self.execute(inputs, &mut |_, _, _| {}, &mut buffers);
+        *self.buffers.lock().unwrap_or_else(|e| e.into_inner()) = buffers;
+        result
+    }
+
     fn check_inputs(&self, inputs: &[Tensor]) -> Result<()> {
         let g = &self.graph;
         if inputs.len() != g.inputs().len() {

@@ -7,6 +7,7 @@ use super::{
 use crate::error::Result;
 use crate::ir::{Op, Tensor, ValueId, ValueType};
 use crate::onnx::ImportCx;
+use q8_kernels::math::exp;
 
 /// `exp(x - max) / sum(exp(x - max))` over a block of the input (or its logarithm).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +36,26 @@ impl Softmax {
     }
 }
 
+impl Softmax {
+    /// One contiguous row: `exp(x - max) / sum` (or `x - max - ln sum`), with the kernels'
+    /// branch-free `exp` so the loops vectorize.
+    fn normalize(&self, x: &[f32], y: &mut [f32]) {
+        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        for (e, &v) in y.iter_mut().zip(x) {
+            *e = exp(v - max);
+        }
+        let sum: f32 = y.iter().sum();
+        if self.log {
+            let log_sum = sum.ln();
+            for (e, &v) in y.iter_mut().zip(x) {
+                *e = v - max - log_sum;
+            }
+        } else {
+            y.iter_mut().for_each(|e| *e /= sum);
+        }
+    }
+}
+
 impl OpDef for Softmax {
     fn name(&self) -> &'static str {
         if self.log { "LogSoftmax" } else { "Softmax" }
@@ -50,25 +71,19 @@ impl OpDef for Softmax {
         let x = f32_input(self, node, inputs, 0)?;
         let shape = concrete(self, node, &outputs[0])?;
         let (outer, n, inner) = self.blocks(&shape);
-        let mut y = x.to_vec();
-        let mut row = vec![0.0f32; n];
-        for o in 0..outer {
-            for i in 0..inner {
-                let at = |k: usize| (o * n + k) * inner + i;
-                let max = (0..n).map(|k| x[at(k)]).fold(f32::NEG_INFINITY, f32::max);
-                // exp once per element; below -104 f32 exp is exactly 0 (skips libm's slow
-                // underflow path, which masked attention scores hit constantly).
-                for (k, e) in row.iter_mut().enumerate() {
-                    let v = x[at(k)] - max;
-                    *e = if v < -104.0 { 0.0 } else { v.exp() };
-                }
-                let sum: f32 = row.iter().sum();
-                for (k, e) in row.iter().enumerate() {
-                    y[at(k)] = if self.log {
-                        x[at(k)] - max - sum.ln()
-                    } else {
-                        e / sum
-                    };
+        let mut y = vec![0.0f32; x.len()];
+        if inner == 1 {
+            for (src, dst) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
+                self.normalize(src, dst);
+            }
+        } else {
+            let (mut src, mut dst) = (vec![0.0f32; n], vec![0.0f32; n]);
+            for o in 0..outer {
+                for i in 0..inner {
+                    let at = |k: usize| (o * n + k) * inner + i;
+                    src.iter_mut().enumerate().for_each(|(k, v)| *v = x[at(k)]);
+                    self.normalize(&src, &mut dst);
+                    dst.iter().enumerate().for_each(|(k, &v)| y[at(k)] = v);
                 }
             }
         }

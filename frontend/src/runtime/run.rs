@@ -254,7 +254,7 @@ pub(crate) fn run_step(
         }
         (StepKind::Fallback(exec), out) => {
             let tensors: Vec<Tensor> = inputs.iter().map(to_tensor).collect::<Result<_>>()?;
-            let result = exec.run(&tensors)?;
+            let result = exec.run_here(&tensors)?;
             let t = result.into_iter().next().ok_or_else(mismatch)?;
             match (t.data(), out) {
                 (TensorData::F32(v), Out::F32(o)) => {

@@ -11,7 +11,7 @@ use crate::conv::{ConvEpilogue, ConvGeometry, ConvOutput, ConvWeights, Nhwc, Pad
 use crate::conv::{direct, space_to_depth};
 use crate::cpu::Tier;
 use crate::error::{Error, Result};
-use crate::gemm::{self, GemmOptions, PackedWeights, Parallelism};
+use crate::gemm::{self, ARowsIn, GemmOptions, PackedWeights, Parallelism};
 use crate::ops::par_rows;
 use crate::quant::QParams;
 use crate::reference;
@@ -317,8 +317,8 @@ pub fn conv2d(
                 space_to_depth::fill_image(geom, t.input.w, input, n, dst);
             };
             direct::with_padded_grid(&t, o, in_qp.zero_point as u8, fill, |grid| {
-                gemm::gemm_taps(
-                    grid,
+                gemm::gemm_rows(
+                    ARowsIn::Taps(grid),
                     in_qp,
                     weights,
                     &gemm_epilogue,
@@ -404,11 +404,12 @@ fn run_gemm(
     let options = gemm_options(packed);
     for (g, weights) in groups.iter().enumerate() {
         let (gemm_epilogue, gemm_out) = group_operands(epilogue, &mut out, g * ocpg, ldc);
+        let zero_point = in_qp.zero_point as u8;
+        let run = |rows: ARowsIn<'_>| {
+            gemm::gemm_rows(rows, in_qp, weights, &gemm_epilogue, gemm_out, &options)
+        };
         if packed.tier == Tier::Amx && !pointwise && direct::eligible(geom) {
-            let zero_point = in_qp.zero_point as u8;
-            direct::with_grid(geom, o, input, zero_point, |grid| {
-                gemm::gemm_taps(grid, in_qp, weights, &gemm_epilogue, gemm_out, &options)
-            })?;
+            direct::with_grid(geom, o, input, zero_point, |grid| run(ARowsIn::Taps(grid)))?;
         } else if pointwise {
             let rows = PointwiseRows {
                 input,
@@ -416,11 +417,10 @@ fn run_gemm(
                 out: o,
                 group: g,
             };
-            gemm::gemm_rows(&rows, m, in_qp, weights, &gemm_epilogue, gemm_out, &options)?;
+            run(ARowsIn::Source(&rows, m))?;
         } else {
-            let zero_point = in_qp.zero_point as u8;
             let rows = Im2colRows::new(input, geom, o, g, zero_point, weights.k());
-            gemm::gemm_rows(&rows, m, in_qp, weights, &gemm_epilogue, gemm_out, &options)?;
+            run(ARowsIn::Source(&rows, m))?;
         }
     }
     Ok(())

@@ -32,16 +32,17 @@
 //! - Micro-kernels (`arch::gemm`): AVX-512 VNNI 6 rows x 64 columns, AVX-VNNI 6 x 16,
 //!   exact AVX2 4 x 16, all accumulating the whole K in registers and applying the epilogue
 //!   before storing. Small M (GEMV) runs the same kernels with `R = M` rows.
-//! - Driver: jobs of up to 48 rows x an L2-sized chunk of panels, rayon above
-//!   ~4M multiply-accumulates (below, the calling thread runs it: waking a pool costs more),
+//! - Driver: jobs of up to 48 rows x an L2-sized chunk of panels on the kernels' spinning
+//!   thread pool above ~1M multiply-accumulates (below, the calling thread runs it),
 //!   shrinking jobs so every thread gets several.
-//! - Crate-internal reuse (convolution, AMX): `gemm_rows` takes any
-//!   `source::ASource` (rows in place via offsets, or a block filled on the fly), and
-//!   `arch::gemm::epilogue::store_block` applies the epilogue to i32 accumulators in memory.
+//! - Crate-internal reuse (convolution, AMX): `gemm_rows` takes any `source::ASource` (rows
+//!   in place via offsets, or a block filled on the fly) or an AMX direct-convolution grid,
+//!   and `arch::gemm::epilogue::store_block` applies the epilogue to i32 accumulators in
+//!   memory.
 //! - AMX: the weights are packed as `tdpbusd` B tiles (the panel layout with K padded to 64);
-//!   jobs of 32 rows x up to 256 columns run the 2 x 2-tile kernel of `arch::amx` into an
-//!   L1-sized i32 block, then the AVX-512 epilogue. Shapes with M < 32, N < 32 or K < 64 run
-//!   the AVX-512 VNNI kernel on the same bytes.
+//!   jobs of whole 32-row groups run the 2 x 2-tile kernel of `arch::amx`, each 32 x 32 block
+//!   handed from L1 to the AVX-512 epilogue. Shapes with M < 32, N < 32 or K < 64 run the
+//!   AVX-512 VNNI kernel on the same bytes.
 
 pub mod pack;
 pub(crate) mod source;
@@ -151,8 +152,7 @@ pub fn gemm(
 ) -> Result<()> {
     check_strided("gemm A", a.len(), m, weights.k(), lda)?;
     gemm_rows(
-        &StridedA { data: a, lda },
-        m,
+        ARowsIn::Source(&StridedA { data: a, lda }, m),
         a_qparams,
         weights,
         epilogue,
@@ -161,19 +161,32 @@ pub fn gemm(
     )
 }
 
-/// [`gemm`] with A rows from any [`ASource`] (crate-internal entry for convolution).
+/// Where a crate-internal GEMM call's A rows come from.
+pub(crate) enum ARowsIn<'a> {
+    /// `m` rows from any [`ASource`] (plain A, implicit-GEMM convolution).
+    Source(&'a dyn ASource, usize),
+    /// The grid of an AMX direct convolution (weights packed for AMX, K = the grid's step
+    /// count x 64); output rows as the grid maps them.
+    Taps(&'a TapGrid<'a>),
+}
+
+/// [`gemm`] with A rows from an [`ARowsIn`] (crate-internal entry for convolution).
 ///
 /// # Errors
-/// As [`gemm`]; also a source whose rows do not have K readable bytes.
+/// As [`gemm`]; also a source whose rows do not have K readable bytes, or a grid whose
+/// weights are not packed for AMX or do not match it.
 pub(crate) fn gemm_rows(
-    a: &dyn ASource,
-    m: usize,
+    a: ARowsIn<'_>,
     a_qparams: QParams,
     weights: &PackedWeights,
     epilogue: &Epilogue<'_>,
     out: Output<'_>,
     options: &GemmOptions,
 ) -> Result<()> {
+    let m = match a {
+        ARowsIn::Source(_, m) => m,
+        ARowsIn::Taps(grid) => grid.out_rows(),
+    };
     let call = Call {
         m,
         a_qparams,
@@ -181,32 +194,9 @@ pub(crate) fn gemm_rows(
         epilogue,
         options,
     };
-    call.run(out, |epi, threads| driver::run(weights, m, a, epi, threads))
-}
-
-/// A direct convolution on AMX tiles: the rows of `grid` against `weights` (packed for the
-/// AMX tier, K = the grid's step count x 64), output rows as the grid maps them
-/// (crate-internal entry for convolution).
-///
-/// # Errors
-/// As [`gemm`]; also weights not packed for AMX or a grid that does not match them.
-pub(crate) fn gemm_taps(
-    grid: &TapGrid<'_>,
-    a_qparams: QParams,
-    weights: &PackedWeights,
-    epilogue: &Epilogue<'_>,
-    out: Output<'_>,
-    options: &GemmOptions,
-) -> Result<()> {
-    let call = Call {
-        m: grid.out_rows(),
-        a_qparams,
-        weights,
-        epilogue,
-        options,
-    };
-    call.run(out, |epi, threads| {
-        driver::run_taps(weights, grid, epi, threads)
+    call.run(out, |epi, threads| match a {
+        ARowsIn::Source(rows, m) => driver::run(weights, m, rows, epi, threads),
+        ARowsIn::Taps(grid) => driver::run_taps(weights, grid, epi, threads),
     })
 }
 

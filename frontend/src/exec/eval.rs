@@ -359,5 +359,6 @@ fn concat(
         crate::ir::DType::I8 => cat!(I8, |n| vec![0i8; n]),
         crate::ir::DType::I32 => cat!(I32, |n| vec![0i32; n]),
         crate::ir::DType::I64 => cat!(I64, |n| vec![0i64; n]),
+        crate::ir::DType::Bool => cat!(Bool, |n| vec![false; n]),
     })
 }

@@ -75,6 +75,11 @@ pub(crate) fn dequantize(q: &TensorData, shape: &[usize], spec: &QuantSpec) -> V
             .map(|(i, &x)| dq(i, x as i64))
             .collect(),
         TensorData::I64(v) => v.iter().enumerate().map(|(i, &x)| dq(i, x)).collect(),
+        TensorData::Bool(v) => v
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| dq(i, x as i64))
+            .collect(),
         TensorData::F32(v) => v.clone(),
     }
 }

@@ -15,6 +15,8 @@ pub enum DType {
     I32,
     /// Signed 64-bit integer (shapes, indices).
     I64,
+    /// Boolean (comparison results, masks).
+    Bool,
 }
 
 impl DType {
@@ -26,6 +28,7 @@ impl DType {
             DType::I8 => 3,
             DType::I32 => 6,
             DType::I64 => 7,
+            DType::Bool => 9,
         }
     }
 
@@ -37,6 +40,7 @@ impl DType {
             3 => DType::I8,
             6 => DType::I32,
             7 => DType::I64,
+            9 => DType::Bool,
             _ => return None,
         })
     }
@@ -44,7 +48,7 @@ impl DType {
     /// Bytes per element.
     pub fn size_bytes(self) -> usize {
         match self {
-            DType::U8 | DType::I8 => 1,
+            DType::U8 | DType::I8 | DType::Bool => 1,
             DType::F32 | DType::I32 => 4,
             DType::I64 => 8,
         }
@@ -58,6 +62,7 @@ impl DType {
             DType::I8 => "i8",
             DType::I32 => "i32",
             DType::I64 => "i64",
+            DType::Bool => "bool",
         }
     }
 }

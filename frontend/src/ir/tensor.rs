@@ -17,6 +17,8 @@ pub enum TensorData {
     I32(Vec<i32>),
     /// i64 elements.
     I64(Vec<i64>),
+    /// bool elements.
+    Bool(Vec<bool>),
 }
 
 impl TensorData {
@@ -28,6 +30,7 @@ impl TensorData {
             TensorData::I8(_) => DType::I8,
             TensorData::I32(_) => DType::I32,
             TensorData::I64(_) => DType::I64,
+            TensorData::Bool(_) => DType::Bool,
         }
     }
 
@@ -39,6 +42,7 @@ impl TensorData {
             TensorData::I8(v) => v.len(),
             TensorData::I32(v) => v.len(),
             TensorData::I64(v) => v.len(),
+            TensorData::Bool(v) => v.len(),
         }
     }
 
@@ -95,6 +99,14 @@ impl Tensor {
         Tensor::new(shape, TensorData::I64(data))
     }
 
+    /// A bool tensor; see [`Tensor::new`].
+    ///
+    /// # Errors
+    /// As [`Tensor::new`].
+    pub fn from_bool(shape: Vec<usize>, data: Vec<bool>) -> Result<Tensor> {
+        Tensor::new(shape, TensorData::Bool(data))
+    }
+
     /// The shape.
     pub fn shape(&self) -> &[usize] {
         &self.shape
@@ -132,6 +144,14 @@ impl Tensor {
     pub fn as_i64(&self) -> Option<&[i64]> {
         match &self.data {
             TensorData::I64(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The bool elements, if this is a bool tensor.
+    pub fn as_bool(&self) -> Option<&[bool]> {
+        match &self.data {
+            TensorData::Bool(v) => Some(v),
             _ => None,
         }
     }

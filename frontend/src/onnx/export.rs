@@ -355,6 +355,7 @@ fn tensor_proto(name: &str, t: &Tensor) -> TensorProto {
         TensorData::I8(v) => v.iter().map(|&x| x as u8).collect(),
         TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         TensorData::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        TensorData::Bool(v) => v.iter().map(|&x| u8::from(x)).collect(),
     };
     TensorProto {
         dims: t.shape().iter().map(|&d| d as i64).collect(),

@@ -154,8 +154,8 @@ pub(crate) fn slice_indices(
 
 /// Element-wise integer arithmetic (`Add`, `Sub`, `Mul`, `Div` truncating toward zero as
 /// ONNX does) with scalar broadcasting. An element involving a run-time dim becomes a new
-/// named dim (e.g. `batch*2`): a Reshape target may use one such entry where it would use
-/// -1.
+/// named dim (e.g. `batch*2`), except for the identities (`batch * 1` is `batch`): a Reshape
+/// target may use one such entry where it would use -1.
 pub(crate) fn arith(op: &str, a: &SymTensor, b: &SymTensor) -> Result<SymTensor, String> {
     let n = broadcast_len(a.values.len(), b.values.len())?;
     let mut values = Vec::with_capacity(n);
@@ -172,6 +172,11 @@ pub(crate) fn arith(op: &str, a: &SymTensor, b: &SymTensor) -> Result<SymTensor,
                     r.ok_or_else(|| format!("{op} of {p} and {q} overflows or divides by 0"))?,
                 )
             }
+            // Identities keep the run-time dim itself (x * 1, x + 0, x - 0, x / 1).
+            (p, SymInt::Known(1)) if matches!(op, "Mul" | "Div") => p.clone(),
+            (SymInt::Known(1), q) if op == "Mul" => q.clone(),
+            (p, SymInt::Known(0)) if matches!(op, "Add" | "Sub") => p.clone(),
+            (SymInt::Known(0), q) if op == "Add" => q.clone(),
             (p, q) => {
                 let sign = match op {
                     "Add" => "+",
@@ -212,27 +217,41 @@ fn at(t: &SymTensor, i: usize) -> &SymInt {
     &t.values[if t.values.len() == 1 { 0 } else { i }]
 }
 
-/// `Equal` of folded integer tensors, as 0 / 1. A run-time dim is at least 1, so it differs
-/// from any known value below 1 and equals itself; against a known value >= 1 the answer is
-/// only known at run time (an error).
-pub(crate) fn equal(a: &SymTensor, b: &SymTensor) -> Result<SymTensor, String> {
+/// `Equal` of folded integer tensors, as a bool tensor. A run-time dim is at least 1, so it
+/// differs from any known value below 1 and equals itself; against a known value >= 1 the
+/// answer is only known at run time (an error).
+pub(crate) fn equal(a: &SymTensor, b: &SymTensor) -> Result<Tensor, String> {
     let n = broadcast_len(a.values.len(), b.values.len())?;
     let values = (0..n)
         .map(|i| match (at(a, i), at(b, i)) {
-            (SymInt::Known(p), SymInt::Known(q)) => Ok(SymInt::Known((p == q) as i64)),
-            (SymInt::Sym(p), SymInt::Sym(q)) if p == q => Ok(SymInt::Known(1)),
+            (SymInt::Known(p), SymInt::Known(q)) => Ok(p == q),
+            (SymInt::Sym(p), SymInt::Sym(q)) if p == q => Ok(true),
             (SymInt::Sym(_), SymInt::Known(k)) | (SymInt::Known(k), SymInt::Sym(_)) if *k < 1 => {
-                Ok(SymInt::Known(0))
+                Ok(false)
             }
             (p, q) => Err(format!(
                 "whether {p:?} equals {q:?} is only known at run time"
             )),
         })
         .collect::<Result<Vec<_>, String>>()?;
-    Ok(SymTensor {
-        scalar: a.scalar && b.scalar,
-        values,
-    })
+    let shape = if a.scalar && b.scalar {
+        vec![]
+    } else {
+        vec![n]
+    };
+    Tensor::from_bool(shape, values).map_err(|e| e.to_string())
+}
+
+/// A constant `Where` condition of rank <= 1 (bool, or integers read as non-zero = true)
+/// as 0 / 1 values.
+pub(crate) fn condition(t: &Tensor) -> Option<SymTensor> {
+    match t.data() {
+        TensorData::Bool(v) if t.shape().len() <= 1 => Some(SymTensor {
+            scalar: t.shape().is_empty(),
+            values: v.iter().map(|&b| SymInt::Known(i64::from(b))).collect(),
+        }),
+        _ => SymTensor::from_tensor(t),
+    }
 }
 
 /// `Where(cond, x, y)` of folded integer tensors with a known condition.

@@ -19,6 +19,7 @@ mod export;
 mod fold;
 mod ops;
 pub mod proto;
+mod qlinear;
 mod tensor;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ pub(crate) use self::cx::{ImportCx, TargetDim};
 pub use self::export::{EXPORT_OPSET, save, to_model};
 pub(crate) use self::fold::{normalize_index, slice_indices};
 pub(crate) use self::ops::{TYPED_SPECS, typed as typed_import};
+pub(crate) use self::qlinear::SPECS as QLINEAR_SPECS;
 
 use self::attrs::Attrs;
 use self::fold::SymTensor;
@@ -171,7 +173,7 @@ fn value_info_type(v: &ValueInfoProto) -> Result<(DType, Shape)> {
         .ok_or_else(|| Error::Decode(format!("{what} is not a tensor")))?;
     let dtype = DType::from_onnx_code(t.elem_type).ok_or_else(|| {
         Error::Decode(format!(
-            "{what} has element type code {} (q8 reads f32, u8, i8, i32, i64)",
+            "{what} has element type code {} (q8 reads f32, u8, i8, i32, i64, bool)",
             t.elem_type
         ))
     })?;
@@ -239,6 +241,9 @@ impl Importer {
         }
         if let Some(folded) = self.try_fold(n, &a)? {
             self.define_folded(first_out, folded)?;
+            return Ok(());
+        }
+        if self.try_rewrite(&name, n, &a)? {
             return Ok(());
         }
         let spec =

@@ -41,7 +41,7 @@ pub(crate) const TYPED_SPECS: &[crate::ops::OpSpec] = &{
         "QuantizeLinear",
         "DequantizeLinear",
     ];
-    const FOLDED: [&str; 5] = ["Constant", "Shape", "ConstantOfShape", "Equal", "Where"];
+    const FOLDED: [&str; 4] = ["Constant", "Shape", "Size", "ConstantOfShape"];
     let mut out = [crate::ops::OpSpec {
         op_type: "",
         since: 1,
@@ -90,6 +90,7 @@ impl Importer {
                 .iter()
                 .all(|s| !s.is_empty() && self.sym(s).is_some())
         };
+        let any_run_time = || n.input.iter().any(|s| self.syms.contains_key(s));
         let folded = match n.op_type.as_str() {
             "Shape" if sym_in(0).is_some() && !self.is_graph_value(n, 0) => {
                 // The shape of a folded shape value: its length.
@@ -159,14 +160,19 @@ impl Importer {
                 };
                 Folded::Tensor(Arc::new(Tensor::new(dims, data)?))
             }
-            "Equal" if all_sym() && n.input.len() == 2 => {
+            // Comparisons and selections of constants are the registered ops (evaluated at
+            // import); only those reading a shape value with run-time dims fold here.
+            "Equal" if all_sym() && n.input.len() == 2 && any_run_time() => {
                 let (Some(x), Some(y)) = (sym_in(0), sym_in(1)) else {
                     return Ok(None);
                 };
-                Folded::Sym(fold::equal(&x, &y).map_err(|e| a.err(e))?)
+                Folded::Tensor(Arc::new(fold::equal(&x, &y).map_err(|e| a.err(e))?))
             }
-            "Where" if all_sym() && n.input.len() == 3 => {
-                let (Some(c), Some(x), Some(y)) = (sym_in(0), sym_in(1), sym_in(2)) else {
+            "Where" if n.input.len() == 3 && any_run_time() => {
+                let cond = input(n, 0)
+                    .and_then(|s| self.constant(s))
+                    .and_then(|t| fold::condition(&t));
+                let (Some(c), Some(x), Some(y)) = (cond, sym_in(1), sym_in(2)) else {
                     return Ok(None);
                 };
                 Folded::Sym(fold::select(&c, &x, &y).map_err(|e| a.err(e))?)
@@ -177,6 +183,20 @@ impl Importer {
                 let len = dims.values.len() as i64;
                 let end = if a.has("end") { a.int("end", len) } else { len };
                 Folded::Sym(fold::slice(&dims, a.int("start", 0), end, 1).map_err(|e| a.err(e))?)
+            }
+            "Size" => {
+                let x = self.value(self.required(n, a, 0)?, a)?;
+                let scalar = |d| SymTensor {
+                    scalar: true,
+                    values: vec![d],
+                };
+                let mut dims = SymTensor::from_dims(self.graph.value(x).ty.shape.dims())
+                    .values
+                    .into_iter()
+                    .map(scalar);
+                let first = dims.next().unwrap_or(scalar(SymInt::Known(1)));
+                let size = dims.try_fold(first, |acc, d| fold::arith("Mul", &acc, &d));
+                Folded::Sym(size.map_err(|e| a.err(e))?)
             }
             "Gather" if sym_in(0).is_some() => {
                 if a.int("axis", 0) != 0 {

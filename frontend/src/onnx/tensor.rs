@@ -31,7 +31,7 @@ pub(crate) fn tensor_from_proto(t: &TensorProto) -> Result<Tensor> {
     }
     let dtype = DType::from_onnx_code(t.data_type).ok_or_else(|| {
         Error::Decode(format!(
-            "{what} has element type code {} (q8 reads f32, u8, i8, i32, i64)",
+            "{what} has element type code {} (q8 reads f32, u8, i8, i32, i64, bool)",
             t.data_type
         ))
     })?;
@@ -79,6 +79,7 @@ fn from_raw(dtype: DType, raw: &[u8]) -> TensorData {
         DType::I8 => TensorData::I8(raw.iter().map(|&b| b as i8).collect()),
         DType::I32 => TensorData::I32(words(raw, i32::from_le_bytes)),
         DType::I64 => TensorData::I64(words(raw, i64::from_le_bytes)),
+        DType::Bool => TensorData::Bool(raw.iter().map(|&b| b != 0).collect()),
     }
 }
 
@@ -102,6 +103,10 @@ fn from_typed(dtype: DType, t: &TensorProto, what: &str) -> Result<TensorData> {
         DType::I8 => {
             narrow(-128, 127)?;
             TensorData::I8(t.int32_data.iter().map(|&v| v as i8).collect())
+        }
+        DType::Bool => {
+            narrow(0, 1)?;
+            TensorData::Bool(t.int32_data.iter().map(|&v| v != 0).collect())
         }
     })
 }

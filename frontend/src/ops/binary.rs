@@ -176,17 +176,7 @@ impl OpDef for Binary {
                 format!("input type {dtype} is not supported"),
             ));
         }
-        let mut shape = inputs[0].shape.clone();
-        for (i, t) in inputs.iter().enumerate().skip(1) {
-            if t.dtype != dtype {
-                return Err(fail(
-                    self,
-                    node,
-                    format!("input {i} is {}, input 0 is {dtype}", t.dtype),
-                ));
-            }
-            shape = broadcast(&shape, &t.shape).map_err(|e| fail(self, node, e))?;
-        }
+        let shape = super::broadcast_all(self, node, inputs, dtype)?;
         Ok(vec![ValueType::new(dtype, shape)])
     }
 
@@ -254,20 +244,12 @@ fn import(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
     Ok((def(Binary { kind, inputs: n }), inputs))
 }
 
-const fn spec(op_type: &'static str, since: i64) -> OpSpec {
-    OpSpec {
-        op_type,
-        since,
-        import,
-    }
-}
-
 /// The family's registry entries.
 pub(super) const SPECS: &[OpSpec] = &[
-    spec("Sub", 7),
-    spec("Div", 7),
-    spec("Pow", 7),
-    spec("Min", 8),
-    spec("Max", 8),
-    spec("Mod", 10),
+    OpSpec::new("Sub", 7, import),
+    OpSpec::new("Div", 7, import),
+    OpSpec::new("Pow", 7, import),
+    OpSpec::new("Min", 8, import),
+    OpSpec::new("Max", 8, import),
+    OpSpec::new("Mod", 10, import),
 ];

@@ -1,4 +1,4 @@
-//! Cast between the numeric element types (f32, u8, i8, i32, i64).
+//! Cast between the element types (f32, u8, i8, i32, i64, bool).
 
 use super::{AttrValue, Exported, OpDef, OpSpec, arity, concrete, def, fail};
 use crate::error::Result;
@@ -14,6 +14,7 @@ pub fn cast_tensor(t: &Tensor, to: DType) -> Option<Tensor> {
         TensorData::I8(v) => v.iter().map(|&x| x as f64).collect(),
         TensorData::I32(v) => v.iter().map(|&x| x as f64).collect(),
         TensorData::I64(v) => v.iter().map(|&x| x as f64).collect(),
+        TensorData::Bool(v) => v.iter().map(|&x| f64::from(u8::from(x))).collect(),
     };
     let data = match to {
         DType::F32 => TensorData::F32(as_f64.iter().map(|&x| x as f32).collect()),
@@ -21,6 +22,7 @@ pub fn cast_tensor(t: &Tensor, to: DType) -> Option<Tensor> {
         DType::I32 => TensorData::I32(as_f64.iter().map(|&x| x as i32).collect()),
         DType::U8 => TensorData::U8(as_f64.iter().map(|&x| x as u8).collect()),
         DType::I8 => TensorData::I8(as_f64.iter().map(|&x| x as i8).collect()),
+        DType::Bool => TensorData::Bool(as_f64.iter().map(|&x| x != 0.0).collect()),
     };
     Tensor::new(t.shape().to_vec(), data).ok()
 }

@@ -73,7 +73,7 @@ impl OpDef for Expand {
                 }
             };
         }
-        let data = spread!(F32, U8, I8, I32, I64);
+        let data = spread!(F32, U8, I8, I32, I64, Bool);
         Ok(vec![Tensor::new(out, data)?])
     }
 

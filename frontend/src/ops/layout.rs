@@ -8,7 +8,7 @@ use crate::ir::{DType, Dim, MAX_DIM, Op, Shape, Tensor, TensorData, ValueId, Val
 use crate::onnx::{ImportCx, TargetDim, normalize_index, slice_indices};
 
 /// The elements of `data` at `positions`, in order (positions are in range).
-fn take(data: &TensorData, positions: &[usize]) -> TensorData {
+pub(super) fn take(data: &TensorData, positions: &[usize]) -> TensorData {
     macro_rules! pick {
         ($($v:ident),*) => {
             match data {
@@ -16,11 +16,11 @@ fn take(data: &TensorData, positions: &[usize]) -> TensorData {
             }
         };
     }
-    pick!(F32, U8, I8, I32, I64)
+    pick!(F32, U8, I8, I32, I64, Bool)
 }
 
 /// Row-major strides of `shape`.
-fn strides(shape: &[usize]) -> Vec<usize> {
+pub(super) fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];
     for i in (0..shape.len().saturating_sub(1)).rev() {
         s[i] = s[i + 1] * shape[i + 1];
@@ -42,7 +42,7 @@ pub(super) fn walk(axes: &[(usize, Vec<usize>)]) -> Vec<usize> {
 }
 
 /// Input offsets of an axis-wise selection (`picks[a]` = the input indices along axis `a`).
-fn select(shape: &[usize], picks: Vec<Vec<usize>>) -> Vec<usize> {
+pub(super) fn select(shape: &[usize], picks: Vec<Vec<usize>>) -> Vec<usize> {
     let axes: Vec<(usize, Vec<usize>)> = strides(shape).into_iter().zip(picks).collect();
     walk(&axes)
 }

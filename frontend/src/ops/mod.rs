@@ -23,9 +23,12 @@ mod binary;
 mod cast;
 mod conv_transpose;
 mod expand;
+mod index;
 mod layout;
+mod logic;
 mod matmul;
 mod norm;
+mod range;
 mod reduce;
 mod resize;
 mod softmax;
@@ -182,16 +185,31 @@ pub(crate) struct OpSpec {
     pub import: ImportFn,
 }
 
+impl OpSpec {
+    /// The entry reading `op_type` from opset `since` on through `import`.
+    pub(crate) const fn new(op_type: &'static str, since: i64, import: ImportFn) -> OpSpec {
+        OpSpec {
+            op_type,
+            since,
+            import,
+        }
+    }
+}
+
 /// Every registry entry, family by family.
 pub(crate) fn specs() -> impl Iterator<Item = &'static OpSpec> {
     [
         crate::onnx::TYPED_SPECS,
+        crate::onnx::QLINEAR_SPECS,
         unary::SPECS,
         binary::SPECS,
         softmax::SPECS,
         resize::SPECS,
         conv_transpose::SPECS,
         layout::SPECS,
+        logic::SPECS,
+        index::SPECS,
+        range::SPECS,
         reduce::SPECS,
         norm::SPECS,
         matmul::SPECS,
@@ -258,6 +276,27 @@ fn all_f32(op: &dyn OpDef, node: &str, inputs: &[&ValueType]) -> Result<()> {
         )),
         None => Ok(()),
     }
+}
+
+/// The numpy broadcast of the shapes of `inputs`, which must all be of type `dtype`.
+pub(super) fn broadcast_all(
+    op: &dyn OpDef,
+    node: &str,
+    inputs: &[&ValueType],
+    dtype: DType,
+) -> Result<crate::ir::Shape> {
+    let mut shape = crate::ir::Shape(vec![]);
+    for (i, t) in inputs.iter().enumerate() {
+        if t.dtype != dtype {
+            return Err(fail(
+                op,
+                node,
+                format!("input {i} is {}, expected {dtype}", t.dtype),
+            ));
+        }
+        shape = crate::ir::broadcast(&shape, &t.shape).map_err(|e| fail(op, node, e))?;
+    }
+    Ok(shape)
 }
 
 /// Checks `axis` is an axis of `shape`.

@@ -219,30 +219,22 @@ fn import(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
     Ok((def(Unary(kind)), vec![cx.input(0)?]))
 }
 
-const fn spec(op_type: &'static str, since: i64) -> OpSpec {
-    OpSpec {
-        op_type,
-        since,
-        import,
-    }
-}
-
 /// The family's registry entries.
 pub(super) const SPECS: &[OpSpec] = &[
-    spec("HardSigmoid", 6),
-    spec("LeakyRelu", 6),
-    spec("Elu", 6),
-    spec("Selu", 6),
-    spec("Softplus", 1),
-    spec("Tanh", 6),
-    spec("Gelu", 20),
-    spec("Exp", 6),
-    spec("Log", 6),
-    spec("Sqrt", 6),
-    spec("Neg", 6),
-    spec("Abs", 6),
-    spec("Reciprocal", 6),
-    spec("Floor", 6),
-    spec("Ceil", 6),
-    spec("Erf", 9),
+    OpSpec::new("HardSigmoid", 6, import),
+    OpSpec::new("LeakyRelu", 6, import),
+    OpSpec::new("Elu", 6, import),
+    OpSpec::new("Selu", 6, import),
+    OpSpec::new("Softplus", 1, import),
+    OpSpec::new("Tanh", 6, import),
+    OpSpec::new("Gelu", 20, import),
+    OpSpec::new("Exp", 6, import),
+    OpSpec::new("Log", 6, import),
+    OpSpec::new("Sqrt", 6, import),
+    OpSpec::new("Neg", 6, import),
+    OpSpec::new("Abs", 6, import),
+    OpSpec::new("Reciprocal", 6, import),
+    OpSpec::new("Floor", 6, import),
+    OpSpec::new("Ceil", 6, import),
+    OpSpec::new("Erf", 9, import),
 ];

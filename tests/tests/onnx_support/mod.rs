@@ -1,6 +1,9 @@
-//! ONNX proto builders for tests: nodes, attributes, tensors, value infos and models.
+//! ONNX proto builders for tests: nodes, attributes, tensors, value infos and models; a
+//! one-node model runner and the multi-index helpers its references use.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use q8_frontend::exec::{ExecOptions, Executor};
+use q8_frontend::ir::Tensor;
 use q8_frontend::onnx::{self, proto::*};
 
 pub fn node(
@@ -160,4 +163,63 @@ pub fn string_attr(name: &str, s: &str) -> AttributeProto {
         s: s.as_bytes().to_vec(),
         ..Default::default()
     }
+}
+
+/// One node `op` named "n" reading graph inputs `x0, x1, ...` (the `inputs`, of their own
+/// element types and concrete shapes) and then the initializers `consts` (by their names),
+/// at `opset`; imports it, runs it on the fp32 executor and returns its `outputs` outputs
+/// (any error as its message).
+pub fn run_node(
+    opset: i64,
+    op: &str,
+    attrs: Vec<AttributeProto>,
+    inputs: &[Tensor],
+    consts: Vec<TensorProto>,
+    outputs: usize,
+) -> Result<Vec<Tensor>, String> {
+    let mut names: Vec<String> = (0..inputs.len()).map(|i| format!("x{i}")).collect();
+    names.extend(consts.iter().map(|c| c.name.clone()));
+    let outs: Vec<String> = (0..outputs).map(|i| format!("y{i}")).collect();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let out_refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+    let values = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let dims: Vec<Result<i64, &str>> = t.shape().iter().map(|&d| Ok(d as i64)).collect();
+            typed_value(&names[i], t.dtype().onnx_code(), &dims)
+        })
+        .collect();
+    let m = model_proto(
+        opset,
+        vec![node(op, "n", &name_refs, &out_refs, attrs)],
+        consts,
+        values,
+        &out_refs,
+    );
+    let g = onnx::import(&m).map_err(|e| e.to_string())?;
+    let exec = Executor::new(&g, ExecOptions { threads: 1 }).map_err(|e| e.to_string())?;
+    exec.run(inputs).map_err(|e| e.to_string())
+}
+
+/// Row-major index of `idx` in `shape`, broadcasting (size-1 axes read index 0; missing
+/// leading axes are dropped).
+pub fn broadcast_offset(idx: &[usize], shape: &[usize]) -> usize {
+    let skip = idx.len() - shape.len();
+    shape
+        .iter()
+        .zip(&idx[skip..])
+        .fold(0, |acc, (&d, &i)| acc * d + if d == 1 { 0 } else { i })
+}
+
+/// Every multi-index of `shape`, in row-major order.
+pub fn indices(shape: &[usize]) -> Vec<Vec<usize>> {
+    let mut all = vec![vec![]];
+    for &d in shape {
+        all = all
+            .into_iter()
+            .flat_map(|p| (0..d).map(move |i| [p.clone(), vec![i]].concat()))
+            .collect();
+    }
+    all
 }

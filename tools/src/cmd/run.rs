@@ -301,7 +301,7 @@ fn read_named_inputs(
         .collect()
 }
 
-/// Reads a `.npy` array as a tensor: f32 (f64 converted), i64 or i32.
+/// Reads a `.npy` array as a tensor: f32 (f64 converted), i64, i32 or bool.
 fn read_tensor(path: &PathBuf) -> Result<Tensor, String> {
     let array = npy::read(path).map_err(|e| e.to_string())?;
     let shape = array.shape().to_vec();
@@ -310,9 +310,10 @@ fn read_tensor(path: &PathBuf) -> Result<Tensor, String> {
         NpyData::F64(v) => TensorData::F32(v.iter().map(|&x| x as f32).collect()),
         NpyData::I64(v) => TensorData::I64(v.clone()),
         NpyData::I32(v) => TensorData::I32(v.clone()),
+        NpyData::Bool(v) => TensorData::Bool(v.clone()),
         _ => {
             return Err(format!(
-                "{}: input must be f32, f64, i64 or i32, found {}",
+                "{}: input must be f32, f64, i64, i32 or bool, found {}",
                 path.display(),
                 array.dtype().descr()
             ));
@@ -342,6 +343,7 @@ fn to_npy(t: &Tensor) -> Result<NpyArray, String> {
         TensorData::I8(v) => NpyArray::new(shape, v.clone()),
         TensorData::I32(v) => NpyArray::new(shape, v.clone()),
         TensorData::I64(v) => NpyArray::new(shape, v.clone()),
+        TensorData::Bool(v) => NpyArray::new(shape, v.clone()),
     };
     array.map_err(|e| e.to_string())
 }

@@ -7,7 +7,7 @@
 //! 1. [`PackedWeights::new`] packs the weights for one [`Tier`] (layout, column sums, scales,
 //!    bias; for AVX2 the pair analysis that keeps `vpmaddubsw` exact).
 //! 2. [`gemm`] runs A through them with a fused [`Epilogue`] into an [`Output`] (u8, f32 or
-//!    raw i32), on the calling thread or a rayon pool ([`Parallelism`]).
+//!    raw i32), on the calling thread or the kernels' thread pool ([`Parallelism`]).
 //!
 //! ```
 //! use q8_kernels::gemm::{gemm, Epilogue, GemmOptions, Output, PackedWeights};

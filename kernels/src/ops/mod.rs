@@ -2,7 +2,7 @@
 //!
 //! Every op takes an explicit [`Tier`](crate::Tier): `Scalar` runs the reference loops of
 //! [`crate::reference::ops`], `Avx2`/`AvxVnni` the AVX2 code, `Avx512Vnni`/`Amx` the AVX-512
-//! code; all give the same bits (`int8-math.md`). Large calls are split over rayon threads
+//! code; all give the same bits (`int8-math.md`). Large calls are split over several threads
 //! by output rows (as many threads as the current rayon pool has, run by the kernels' spinning
 //! pool); the result never depends on the thread count.
 

@@ -6,7 +6,7 @@
 //!   panel row the AVX-VNNI and AVX2 tiers share.
 //! - [`epilogue`]: the vectorized epilogue (zmm, ymm, scalar) and [`epilogue::store_block`]
 //!   for engines that produce i32 accumulators in memory (AMX, convolution).
-//! - [`driver`]: blocking, rayon jobs, dispatch.
+//! - [`driver`]: blocking, jobs on the kernels' spinning pool, dispatch.
 //! - [`probe`]: per-tier instruction-throughput probes.
 
 pub(crate) mod avx2;

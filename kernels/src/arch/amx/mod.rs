@@ -3,11 +3,11 @@
 //! - [`AmxPackedB`]: s8 weights in the `tdpbusd` B layout (16-column panels of 4-byte K
 //!   groups, K padded to 64).
 //! - [`AOperand`] + [`gemm_tiles`]: u8 activation rows read in place, packed into tiles
-//!   once, or (a direct convolution) read at one offset per K step from a padded input, then raw i32 GEMMs against those weights on the calling thread's tiles, each
-//!   finished 32 x 32 block handed to a sink (the epilogue) while hot in L1;
-//!   `gemm_tiles_with` is
-//!   the same driver on any [`TileOps`], which is how the tests run it on the emulator on
-//!   CPUs without AMX.
+//!   once, or (a direct convolution) read at one offset per K step from a padded input; raw
+//!   i32 GEMMs against those weights on the calling thread's tiles, each finished 32 x 32
+//!   block handed to a sink (the epilogue) while hot in L1. `gemm_tiles_with` is the same
+//!   driver on any [`TileOps`], which is how the tests run it on the emulator on CPUs
+//!   without AMX.
 //! - [`measure_peak_gops`]: the `tdpbusd` throughput probe.
 //!
 //! Only `native.rs` executes AMX instructions; everything else (packing, staging,

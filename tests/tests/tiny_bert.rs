@@ -10,6 +10,7 @@
 
 use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{Tensor, TensorData};
+use q8_frontend::lower::NodeLowering;
 use q8_frontend::models::{mean_min_cosine, mean_pool, token_batch};
 use q8_frontend::npy;
 use q8_frontend::quant::{QuantConfig, prepare};
@@ -73,6 +74,18 @@ fn static_int8_keeps_embeddings_and_is_tier_invariant() {
             let model = Model::from_graph(&quantized.graph, &rt).unwrap();
             // 2 layers x 6 linear layers; the 4 attention MatMuls stay fp32.
             assert_eq!(model.report().int8_coverage(), (12, 16), "tier {tier}");
+            // The decomposed GELU (Div, Erf, Add, Mul, Mul) runs in the FFN linear's epilogue.
+            let erfs: Vec<_> = model.report().nodes.iter().filter(|e| e.op == "Erf").collect();
+            assert_eq!(erfs.len(), 2, "one GELU per layer");
+            for e in erfs {
+                assert!(
+                    matches!(&e.lowering, NodeLowering::Lowered { kernel, detail, .. }
+                        if kernel.starts_with("int8 linear") && detail.contains("gelu")),
+                    "{}: {:?}",
+                    e.node,
+                    e.lowering
+                );
+            }
             outputs.push((tier, threads, model.run(&inputs).unwrap()));
         }
     }

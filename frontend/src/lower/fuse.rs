@@ -1,5 +1,7 @@
 //! Pattern matching: which nodes become which kernel step.
 
+mod gelu;
+
 use std::collections::{HashMap, HashSet};
 
 use q8_kernels::conv::{ConvGeometry, ConvWeights, Nhwc, PackedConvWeights};
@@ -441,6 +443,13 @@ impl Matcher<'_> {
             residual: None,
             output: v,
         };
+        if let Some((gelu, out)) = self.decomposed_gelu(v) {
+            parts.push("gelu (erf, decomposed)".to_string());
+            nodes.extend(gelu);
+            post.activation = Activation::Gelu { tanh: false };
+            post.output = out;
+            return post;
+        }
         let Some(next) = self.sole_consumer(v) else {
             return post;
         };

@@ -42,6 +42,7 @@ use crate::error::{Error, Result};
 use crate::ir::{DType, Op, Tensor, ValueId, ValueType};
 use crate::onnx::ImportCx;
 
+pub use self::binary::{Binary, BinaryKind};
 pub use self::cast::cast_tensor;
 pub use self::unary::{Unary, UnaryKind};
 

@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, HashSet};
 use super::config::{ActivationSpec, ConfigSource, OpQuantSpec, QuantConfig, Setting};
 use super::error::{QuantError, Result};
 use crate::ir::{Gemm, Graph, NodeId, Op, ValueId};
+use crate::ops::{self, UnaryKind};
 
 /// Where an activation quantizer sits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -496,7 +497,7 @@ impl Annotator<'_> {
         };
         let (a, b) = (*a, *b);
         let same = self.graph.value(a).ty.shape == self.graph.value(b).ty.shape;
-        let ok = !self.is_const(a) && !self.is_const(b) && same;
+        let ok = !self.is_const(a) && !self.is_const(b) && same && !self.is_gelu_product(a, b);
         let mut inputs = vec![(a, id)];
         if b != a {
             inputs.push((b, id));
@@ -507,6 +508,22 @@ impl Annotator<'_> {
             output: self.out(id),
             weight: None,
             inputs,
+        })
+    }
+
+    /// `x · (1 + erf(..))`, the product inside a decomposed exact GELU: it stays fp32 with
+    /// the rest of the GELU (which the int8 runtime then fuses into the preceding linear).
+    fn is_gelu_product(&self, a: ValueId, b: ValueId) -> bool {
+        let from_erf = |v: ValueId| {
+            self.graph.value(v).producer.is_some_and(|p| {
+                matches!(self.op(p), Op::Def(d)
+                    if d.downcast::<ops::Unary>().is_some_and(|u| u.0 == UnaryKind::Erf))
+            })
+        };
+        [a, b].into_iter().any(|v| {
+            self.graph.value(v).producer.is_some_and(|add| {
+                matches!(self.op(add), Op::Add) && self.inputs(add).iter().any(|&i| from_erf(i))
+            })
         })
     }
 
@@ -658,7 +675,9 @@ fn unclaimed_reason(op: &Op) -> Fp32Reason {
         Op::Gemm(_) => not(
             "not a linear layer (needs alpha = beta = 1, transB = 1, no transA, a constant weight and bias)",
         ),
-        Op::Mul => not("its inputs are not two same-shaped activations"),
+        Op::Mul => not(
+            "its inputs are not two same-shaped activations, or it is the product of a decomposed GELU (kept fp32)",
+        ),
         Op::Add | Op::Relu | Op::Clip { .. } | Op::HardSwish | Op::Sigmoid => {
             not("not the post-op of a quantized conv / linear pattern")
         }

@@ -75,7 +75,12 @@ fn static_int8_keeps_embeddings_and_is_tier_invariant() {
             // 2 layers x 6 linear layers; the 4 attention MatMuls stay fp32.
             assert_eq!(model.report().int8_coverage(), (12, 16), "tier {tier}");
             // The decomposed GELU (Div, Erf, Add, Mul, Mul) runs in the FFN linear's epilogue.
-            let erfs: Vec<_> = model.report().nodes.iter().filter(|e| e.op == "Erf").collect();
+            let erfs: Vec<_> = model
+                .report()
+                .nodes
+                .iter()
+                .filter(|e| e.op == "Erf")
+                .collect();
             assert_eq!(erfs.len(), 2, "one GELU per layer");
             for e in erfs {
                 assert!(

@@ -44,11 +44,11 @@ pub(crate) struct AOperand<'x> {
     in_place: (&'x [u8], usize),
     in_place_rows: usize,
     /// Byte offset of each K step of an in-place row.
-    in_place_steps: Vec<usize>,
+    in_place_steps: &'x [usize],
     /// Rows `in_place_rows..m`, 32 per group in the layout of [`pack_a_group`].
     packed: &'x [u8],
     /// Byte offset of each K step of a packed group.
-    packed_steps: Vec<usize>,
+    packed_steps: &'x [usize],
 }
 
 impl<'x> AOperand<'x> {
@@ -58,7 +58,7 @@ impl<'x> AOperand<'x> {
     /// (packing would cost a copy of A for little gain: tile rows are loaded whole either
     /// way); all other rows are packed into `a_tiles`.
     pub(crate) fn new<'a>(
-        b: &AmxPackedB,
+        b: &'x AmxPackedB,
         m: usize,
         row: impl Fn(usize) -> &'a [u8],
         uniform: Option<(&'x [u8], usize)>,
@@ -82,14 +82,14 @@ impl<'x> AOperand<'x> {
                 pack_a_group(|r| row(first + r), count, k, out);
             }
         }
-        let steps = b.k_padded() / K_STEP;
+        let (in_place_steps, packed_steps) = b.a_step_tables();
         AOperand {
             m,
             in_place,
             in_place_rows,
-            in_place_steps: (0..steps).map(|s| s * K_STEP).collect(),
+            in_place_steps,
             packed: a_tiles,
-            packed_steps: (0..steps).map(|s| s * A_STEP_BYTES).collect(),
+            packed_steps,
         }
     }
 
@@ -105,7 +105,7 @@ impl<'x> AOperand<'x> {
         m: usize,
         data: &'x [u8],
         lda: usize,
-        steps: Vec<usize>,
+        steps: &'x [usize],
     ) -> Result<AOperand<'x>> {
         let rows = m.next_multiple_of(A_GROUP_ROWS);
         let reach = steps.iter().max().map_or(0, |&s| s + K_STEP);
@@ -127,7 +127,7 @@ impl<'x> AOperand<'x> {
             in_place_rows: rows,
             in_place_steps: steps,
             packed: &[],
-            packed_steps: Vec::new(),
+            packed_steps: &[],
         })
     }
 
@@ -144,12 +144,12 @@ impl<'x> AOperand<'x> {
             let (data, lda) = self.in_place;
             let a0 = data[i0 * lda..].as_ptr();
             let a1 = data[(i0 + TILE_DIM) * lda..].as_ptr();
-            ([a0, a1], lda, &self.in_place_steps)
+            ([a0, a1], lda, self.in_place_steps)
         } else {
             let at = (i0 - self.in_place_rows) / A_GROUP_ROWS * group_bytes;
             let a0 = self.packed[at..].as_ptr();
             let a1 = self.packed[at + A_STEP_BYTES / 2..].as_ptr();
-            ([a0, a1], B_ROW_BYTES, &self.packed_steps)
+            ([a0, a1], B_ROW_BYTES, self.packed_steps)
         }
     }
 }
@@ -283,7 +283,7 @@ pub(crate) fn gemm_tiles_with<O: TileOps>(
                 prefetch: next_b.wrapping_add(g % 2 * prefetch_bytes),
             };
             // SAFETY: the session loaded the full-tiles config; k_padded >= 64 since k >= 1;
-            // both step tables of `a` hold K_pad / 64 offsets (built so by `AOperand::new`,
+            // both step tables of `a` hold K_pad / 64 offsets (built so by `AmxPackedB::new`,
             // checked by `AOperand::taps`).
             // A: in place, rows i0..i0+32 < in_place_rows hold every step's 64 bytes (checked
             // by `AOperand::new` / `AOperand::taps`); packed, the group holds K_pad / 64 steps of two 1 KB tiles

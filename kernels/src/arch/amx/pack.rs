@@ -20,6 +20,10 @@ pub(crate) struct AmxPackedB {
     k: usize,
     k_padded: usize,
     data: AVec<i8, ConstAlign<64>>,
+    /// Byte offset of each 64-byte K step of an A row read in place (`s · 64`) and of a
+    /// packed A group (`s · A_STEP_BYTES`): the tile block's step tables, built once.
+    in_place_steps: Vec<usize>,
+    packed_steps: Vec<usize>,
 }
 
 impl AmxPackedB {
@@ -45,12 +49,20 @@ impl AmxPackedB {
                 }
             }
         }
+        let steps = k_padded / K_STEP;
         AmxPackedB {
             n,
             k,
             k_padded,
             data,
+            in_place_steps: (0..steps).map(|s| s * K_STEP).collect(),
+            packed_steps: (0..steps).map(|s| s * A_STEP_BYTES).collect(),
         }
+    }
+
+    /// The step offsets of A rows read in place and of packed A groups (see the fields).
+    pub(crate) fn a_step_tables(&self) -> (&[usize], &[usize]) {
+        (&self.in_place_steps, &self.packed_steps)
     }
 
     /// Output columns (N).

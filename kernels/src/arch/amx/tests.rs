@@ -368,7 +368,7 @@ fn tap_offsets_match_naive() {
             .collect();
         let run =
             |ops: &mut dyn FnMut(&AOperand<'_>, &mut Vec<i32>) -> crate::error::Result<()>| {
-                let a = AOperand::taps(&b, m, &data, lda, steps.clone()).unwrap();
+                let a = AOperand::taps(&b, m, &data, lda, &steps).unwrap();
                 let mut out = vec![i32::MIN; m * n];
                 ops(&a, &mut out).unwrap();
                 out
@@ -388,7 +388,7 @@ fn tap_offsets_match_naive() {
             let native = run(&mut |a, out| gemm_tiles(&b, a, 0, n, |blk| sink(out, blk)));
             assert_eq!(native, naive, "AMX taps m={m} n={n} steps={steps:?}");
         }
-        let short = AOperand::taps(&b, m, &data[..data.len() - 1], lda, steps.clone());
+        let short = AOperand::taps(&b, m, &data[..data.len() - 1], lda, &steps);
         assert!(
             matches!(short, Err(Error::Shape(_))),
             "short data is refused"

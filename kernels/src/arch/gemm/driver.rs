@@ -287,7 +287,7 @@ pub(crate) fn run_taps(
         let (row_job, part) = (idx / parts, idx % parts);
         let (n, r0) = (row_job / per_image, row_job % per_image * chunk);
         let data = &grid.data[n * grid.image_bytes + r0 * grid.lda..];
-        let a = amx::AOperand::taps(b, chunk.min(rows - r0), data, grid.lda, grid.steps.clone())?;
+        let a = amx::AOperand::taps(b, chunk.min(rows - r0), data, grid.lda, &grid.steps)?;
         let j0 = part * part_cols;
         amx::gemm_tiles(b, &a, j0, part_cols.min(w.n() - j0), |blk| {
             tap_epilogue(ep, grid, n, r0, blk)

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use q8_frontend::ir::Tensor;
 use q8_frontend::npy;
 use q8_kernels::cpu::{self, Tier};
+use q8_kernels::reference::gemm::{RefOutput, gemm_ref};
+use q8_kernels::{Activation, QParams};
 
 /// SQNR in dB of `x` against `reference` (`q8_frontend::quant::sqnr_db`), after asserting
 /// that both have the same length (a short output must fail the test, not shrink the sum).
@@ -82,4 +84,30 @@ pub fn available_tiers(test: &str) -> Vec<Tier> {
             ok
         })
         .collect()
+}
+
+/// The reference GEMM's raw i32 sums `sum a·w - za·colsum` of row-major `a` (`m x k`, u8
+/// with `aq`) against `w` (`n x k`, s8): what every tier's `Output::I32` must equal.
+pub fn reference_i32(a: &[u8], m: usize, k: usize, aq: QParams, w: &[i8], n: usize) -> Vec<i32> {
+    let mut want = vec![0i32; m * n];
+    let out = RefOutput::I32 {
+        data: &mut want,
+        ldc: n,
+    };
+    gemm_ref(
+        a,
+        k,
+        m,
+        aq,
+        w,
+        n,
+        k,
+        &[1.0],
+        None,
+        Activation::None,
+        None,
+        out,
+    )
+    .expect("a valid reference problem");
+    want
 }

@@ -7,8 +7,8 @@ use std::process::Command;
 
 use q8_kernels::cpu::{self, AmxPermission, Tier};
 use q8_kernels::gemm::{Epilogue, GemmOptions, Output, PackedWeights, Parallelism, gemm};
-use q8_kernels::reference::gemm::{RefOutput, gemm_ref};
-use q8_kernels::{Activation, Error, QParams};
+use q8_kernels::{Error, QParams};
+use q8_tests::reference_i32;
 
 /// Set in the child's environment: run [`capped_child_body`] instead of spawning.
 const CHILD_VAR: &str = "Q8_AMX_PERMISSION_CHILD";
@@ -76,26 +76,7 @@ fn capped_child_body() {
         scale: 0.02,
         zero_point: 7,
     };
-    let mut want = vec![0i32; m * n];
-    let reference = RefOutput::I32 {
-        data: &mut want,
-        ldc: n,
-    };
-    gemm_ref(
-        &a,
-        k,
-        m,
-        aq,
-        &w,
-        n,
-        k,
-        &[1.0],
-        None,
-        Activation::None,
-        None,
-        reference,
-    )
-    .unwrap();
+    let want = reference_i32(&a, m, k, aq, &w, n);
     let packed = PackedWeights::new(tier, n, k, &w, &[1.0], None).unwrap();
     for parallelism in [Parallelism::Sequential, Parallelism::Threads(2)] {
         let mut got = vec![0i32; m * n];

@@ -10,7 +10,7 @@ use q8_kernels::gemm::{
 };
 use q8_kernels::reference::gemm::{MAX_K, RefOutput, gemm_ref};
 use q8_kernels::{Activation, Error, QParams};
-use q8_tests::available_tiers;
+use q8_tests::{available_tiers, reference_i32};
 
 /// Tiers that can run here (and pack weights); the others are reported as skipped, by name.
 fn tiers() -> Vec<Tier> {
@@ -445,26 +445,7 @@ fn adversarial_pairs_are_exact_on_every_tier() {
                 parallelism: Parallelism::Sequential,
             };
             gemm(&a, k, m, aq, &packed, &Epilogue::default(), out, &opts).unwrap();
-            let mut want = vec![0i32; m * n];
-            let wanted = RefOutput::I32 {
-                data: &mut want,
-                ldc: n,
-            };
-            gemm_ref(
-                &a,
-                k,
-                m,
-                aq,
-                &w,
-                n,
-                k,
-                &[1.0],
-                None,
-                Activation::None,
-                None,
-                wanted,
-            )
-            .unwrap();
+            let want = reference_i32(&a, m, k, aq, &w, n);
             assert_eq!(got, want, "tier {tier}, pair #{idx} ({w0}, {w1})");
             assert_eq!(got[0], 255 * (k as i32 / 2) * (w0 as i32 + w1 as i32));
             if pair_may_saturate(w0, w1) {

@@ -132,14 +132,7 @@ impl Executor {
         inputs: &[Tensor],
         observer: &mut Observer<'_>,
     ) -> Result<Vec<Tensor>> {
-        self.check_inputs(inputs)?;
-        let mut buffers =
-            std::mem::take(&mut *self.buffers.lock().unwrap_or_else(|e| e.into_inner()));
-        let result = self
-            .pool
-            .install(|| self.execute(inputs, observer, &mut buffers));
-        *self.buffers.lock().unwrap_or_else(|e| e.into_inner()) = buffers;
-        result
+        self.run_in(inputs, observer, true)
     }
 
     /// As [`Executor::run`], on the caller's rayon pool instead of the executor's own: for
@@ -149,10 +142,26 @@ impl Executor {
     /// # Errors
     /// As [`Executor::run`].
     pub fn run_here(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.run_in(inputs, &mut |_, _, _| {}, false)
+    }
+
+    /// Checks `inputs` and executes with the reusable buffers, in the executor's own pool
+    /// (`own_pool`) or on the calling thread's.
+    fn run_in(
+        &self,
+        inputs: &[Tensor],
+        observer: &mut Observer<'_>,
+        own_pool: bool,
+    ) -> Result<Vec<Tensor>> {
         self.check_inputs(inputs)?;
         let mut buffers =
             std::mem::take(&mut *self.buffers.lock().unwrap_or_else(|e| e.into_inner()));
-        let result = self.execute(inputs, &mut |_, _, _| {}, &mut buffers);
+        let result = if own_pool {
+            self.pool
+                .install(|| self.execute(inputs, observer, &mut buffers))
+        } else {
+            self.execute(inputs, observer, &mut buffers)
+        };
         *self.buffers.lock().unwrap_or_else(|e| e.into_inner()) = buffers;
         result
     }

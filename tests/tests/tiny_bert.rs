@@ -102,3 +102,45 @@ fn static_int8_keeps_embeddings_and_is_tier_invariant() {
     let (mean, min) = mean_min_cosine(&want, &got);
     assert!(mean >= 0.99, "mean cosine {mean} (min {min})");
 }
+
+/// A GELU-shaped chain with another constant (here `x / 1.5` instead of `x / sqrt 2`) is not
+/// the exact GELU: its nodes stay fp32 fallback steps instead of being fused into the linear.
+#[test]
+fn a_near_gelu_is_not_fused() {
+    let mut g = graph();
+    let sqrt2: Vec<_> = g
+        .nodes()
+        .filter(|(_, n)| n.op.name() == "Div")
+        .map(|(_, n)| n.inputs[1])
+        .filter(|&c| {
+            let t = g.value(c).constant.as_ref();
+            t.and_then(|t| t.as_f32()) == Some(&[std::f32::consts::SQRT_2][..])
+        })
+        .collect();
+    assert_eq!(sqrt2.len(), 2, "one GELU Div per layer");
+    for v in sqrt2 {
+        let c = Tensor::from_f32(vec![], vec![1.5]).unwrap();
+        g.set_constant(v, std::sync::Arc::new(c)).unwrap();
+    }
+    let options = ExecOptions { threads: 1 };
+    let mut prepared = prepare(&g, &QuantConfig::x86_default(), options).unwrap();
+    let (ids, mask) = token_batch(4, 32, VOCAB, 0).unwrap();
+    prepared.observe(&[ids, mask]).unwrap();
+    let quantized = prepared.convert().unwrap();
+    let model = Model::from_graph(&quantized.graph, &RuntimeOptions::default()).unwrap();
+    let erfs: Vec<_> = model
+        .report()
+        .nodes
+        .iter()
+        .filter(|e| e.op == "Erf")
+        .collect();
+    assert_eq!(erfs.len(), 2);
+    for e in erfs {
+        assert!(
+            matches!(e.lowering, NodeLowering::Fallback { .. }),
+            "{}: {:?}",
+            e.node,
+            e.lowering
+        );
+    }
+}

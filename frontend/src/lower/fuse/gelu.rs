@@ -41,8 +41,10 @@ impl Matcher<'_> {
             && self.node(mul).inputs.contains(&a);
         let half = self.sole_consumer(self.node(mul).outputs[0])?;
         let halved = self.scalar_operand(half, Op::Mul, self.node(mul).outputs[0]) == Some(0.5);
-        (is_erf && one_plus && product && halved)
-            .then(|| (vec![div, erf, add, mul, half], self.node(half).outputs[0]))
+        let out = self.node(half).outputs[0];
+        let same_shape = self.g.value(out).ty.shape == self.g.value(v).ty.shape;
+        (is_erf && one_plus && product && halved && same_shape)
+            .then(|| (vec![div, erf, add, mul, half], out))
     }
 
     /// The constant scalar that node `id` (of kind `op`) combines with `x`.

@@ -11,6 +11,7 @@ use std::marker::PhantomData;
 
 use crate::epilogue::Activation;
 use crate::error::{Error, Result};
+use crate::math::gelu_erf;
 use crate::quant::quantize;
 use crate::reference::gemm::check_strided;
 
@@ -236,16 +237,47 @@ impl<'a> Epilogue<'a> {
         j: usize,
         lanes: usize,
     ) {
+        // SAFETY: forwarded.
+        unsafe {
+            if let Some(y) = self.pre_activation_zmm(cols, acc, i, j, lanes) {
+                let y = match self.act {
+                    Activation::None => y,
+                    Activation::Relu => _mm512_max_ps(y, _mm512_setzero_ps()),
+                    Activation::Clamp { min, max } => {
+                        _mm512_min_ps(_mm512_max_ps(y, _mm512_set1_ps(min)), _mm512_set1_ps(max))
+                    }
+                    act => scalar_activation_zmm(act, y),
+                };
+                self.finish_zmm(y, i, j, lanes);
+            }
+        }
+    }
+
+    /// The f32 value before the activation (`acc * scale + bias + residual`) of row `i`,
+    /// columns `j..j + lanes`, or `None` after storing the raw i32 sums for an i32 output.
+    ///
+    /// # Safety
+    /// As [`Self::store_zmm_with`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn pre_activation_zmm(
+        &self,
+        cols: &ColumnsZmm,
+        acc: __m512i,
+        i: usize,
+        j: usize,
+        lanes: usize,
+    ) -> Option<__m512> {
         debug_assert!(i < self.m && (1..=16).contains(&lanes) && j + lanes <= self.n);
         let mask = mask16(lanes);
         let at = i * self.ldc + j;
-        // SAFETY: the masked residual load and output stores touch only `lanes` valid
-        // elements of row i (inside the output, checked in `new`).
+        // SAFETY: the masked residual load and i32 store touch only `lanes` valid elements
+        // of row i (inside the output, checked in `new`).
         unsafe {
             let acc = _mm512_add_epi32(acc, cols.zp_corr);
             if let OutPtr::I32(p) = self.out {
                 _mm512_mask_storeu_epi32(p.add(at), mask, acc);
-                return;
+                return None;
             }
             let mut y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), cols.scale);
             if let Some(b) = cols.bias {
@@ -260,14 +292,23 @@ impl<'a> Epilogue<'a> {
                     _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(r.scale)),
                 );
             }
-            y = match self.act {
-                Activation::None => y,
-                Activation::Relu => _mm512_max_ps(y, _mm512_setzero_ps()),
-                Activation::Clamp { min, max } => {
-                    _mm512_min_ps(_mm512_max_ps(y, _mm512_set1_ps(min)), _mm512_set1_ps(max))
-                }
-                act => scalar_activation_zmm(act, y),
-            };
+            Some(y)
+        }
+    }
+
+    /// Converts the activated values `y` of row `i`, columns `j..j + lanes`, to the output
+    /// kind and stores them (nothing for an i32 output).
+    ///
+    /// # Safety
+    /// As [`Self::store_zmm_with`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn finish_zmm(&self, y: __m512, i: usize, j: usize, lanes: usize) {
+        let mask = mask16(lanes);
+        let at = i * self.ldc + j;
+        // SAFETY: the masked stores touch only `lanes` valid elements of row i (inside the
+        // output, checked in `new`).
+        unsafe {
             match self.out {
                 OutPtr::F32(p) => _mm512_mask_storeu_ps(p.add(at), mask, y),
                 OutPtr::U8 { ptr, inv, zo } => {
@@ -402,7 +443,7 @@ fn scalar_activation_zmm(act: Activation, y: __m512) -> __m512 {
     let mut t = [0f32; 16];
     // SAFETY: `t` holds 16 f32, the width of one zmm load / store.
     unsafe { _mm512_storeu_ps(t.as_mut_ptr(), y) };
-    t.iter_mut().for_each(|v| *v = act.apply(*v));
+    apply_each(act, &mut t);
     // SAFETY: as above.
     unsafe { _mm512_loadu_ps(t.as_ptr()) }
 }
@@ -414,9 +455,25 @@ fn scalar_activation_ymm(act: Activation, y: __m256) -> __m256 {
     let mut t = [0f32; 8];
     // SAFETY: `t` holds 8 f32, the width of one ymm load / store.
     unsafe { _mm256_storeu_ps(t.as_mut_ptr(), y) };
-    t.iter_mut().for_each(|v| *v = act.apply(*v));
+    apply_each(act, &mut t);
     // SAFETY: as above.
     unsafe { _mm256_loadu_ps(t.as_ptr()) }
+}
+
+/// [`Activation::apply`] on every value, with the match outside the loop so that the
+/// branch-free activations (GELU's erf) vectorize with the caller's target features into the
+/// same bits.
+#[inline(always)]
+fn apply_each(act: Activation, t: &mut [f32]) {
+    if act == (Activation::Gelu { tanh: false }) {
+        for v in t {
+            *v = gelu_erf(*v);
+        }
+    } else {
+        for v in t {
+            *v = act.apply(*v);
+        }
+    }
 }
 
 /// Applies the epilogue to an `rows x cols` block of raw accumulators (`acc[r * ldacc + c]`
@@ -471,6 +528,11 @@ unsafe fn store_block_zmm(
     j0: usize,
     cols: usize,
 ) {
+    if ep.act.is_scalar_only() {
+        // SAFETY: forwarded.
+        unsafe { store_block_batched_zmm(ep, acc, ldacc, i0, rows, j0, cols) };
+        return;
+    }
     for c in (0..cols).step_by(16) {
         let lanes = (cols - c).min(16);
         // SAFETY: j0 + c is a multiple of 16 inside the output (checked by the caller).
@@ -482,6 +544,56 @@ unsafe fn store_block_zmm(
             unsafe {
                 let x = _mm512_maskz_loadu_epi32(mask16(lanes), row.as_ptr().add(c));
                 ep.store_zmm_with(&columns, x, i0 + r, j0 + c, lanes);
+            }
+        }
+    }
+}
+
+/// Rows of 16 values whose scalar-only activation (GELU's erf, ...) one call applies: the
+/// vectorized function's long dependency chains then overlap across rows.
+const ACTIVATION_BATCH_ROWS: usize = 8;
+
+/// [`store_block_zmm`] for the scalar-only activations: the pre-activation values of up to
+/// [`ACTIVATION_BATCH_ROWS`] rows of one 16-column panel go to a buffer, the activation runs
+/// over the whole buffer ([`apply_each`], same bits per element), then each row is converted
+/// and stored.
+///
+/// # Safety
+/// As [`store_block_zmm`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn store_block_batched_zmm(
+    ep: &Epilogue<'_>,
+    acc: &[i32],
+    ldacc: usize,
+    i0: usize,
+    rows: usize,
+    j0: usize,
+    cols: usize,
+) {
+    let mut buf = [0f32; 16 * ACTIVATION_BATCH_ROWS];
+    for c in (0..cols).step_by(16) {
+        let lanes = (cols - c).min(16);
+        // SAFETY: j0 + c is a multiple of 16 inside the output (checked by the caller).
+        let columns = unsafe { ep.columns_zmm(j0 + c) };
+        for r0 in (0..rows).step_by(ACTIVATION_BATCH_ROWS) {
+            let batch = (rows - r0).min(ACTIVATION_BATCH_ROWS);
+            for (k, slot) in buf.chunks_exact_mut(16).take(batch).enumerate() {
+                let row = &acc[(r0 + k) * ldacc..][..cols];
+                // SAFETY: `lanes` values from `row[c]` are in bounds (masked load); the
+                // buffer slot holds 16 f32. For an i32 output (`None`) the sums are stored
+                // already and `finish_zmm` below stores nothing.
+                unsafe {
+                    let x = _mm512_maskz_loadu_epi32(mask16(lanes), row.as_ptr().add(c));
+                    let y = ep.pre_activation_zmm(&columns, x, i0 + r0 + k, j0 + c, lanes);
+                    _mm512_storeu_ps(slot.as_mut_ptr(), y.unwrap_or(_mm512_setzero_ps()));
+                }
+            }
+            apply_each(ep.act, &mut buf[..16 * batch]);
+            for (k, slot) in buf.chunks_exact(16).take(batch).enumerate() {
+                // SAFETY: the slot holds 16 f32; the output block is the caller's (contract).
+                unsafe {
+                    ep.finish_zmm(_mm512_loadu_ps(slot.as_ptr()), i0 + r0 + k, j0 + c, lanes)
+                };
             }
         }
     }

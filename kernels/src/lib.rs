@@ -19,6 +19,7 @@ pub mod math;
 pub mod ops;
 pub mod quant;
 pub mod reference;
+pub mod vector;
 
 pub use cpu::Tier;
 pub use epilogue::Activation;

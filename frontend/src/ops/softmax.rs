@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::ir::{Op, Tensor, ValueId, ValueType};
 use crate::onnx::ImportCx;
 use q8_kernels::math::exp;
+use q8_kernels::vector;
 
 /// `exp(x - max) / sum(exp(x - max))` over a block of the input (or its logarithm).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,20 +39,18 @@ impl Softmax {
 
 impl Softmax {
     /// One contiguous row: `exp(x - max) / sum` (or `x - max - ln sum`), with the kernels'
-    /// branch-free `exp` so the loops vectorize.
-    fn normalize(&self, x: &[f32], y: &mut [f32]) {
-        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        for (e, &v) in y.iter_mut().zip(x) {
-            *e = exp(v - max);
-        }
-        let sum: f32 = y.iter().sum();
+    /// branch-free `exp` and fixed-order [`vector`] reductions, so every loop vectorizes
+    /// with the same bits on every tier.
+    fn normalize(&self, x: &[f32], y: &mut [f32]) -> q8_kernels::Result<()> {
+        let max = vector::max(x);
+        vector::map(x, y, |v| exp(v - max))?;
+        let sum = vector::sum(y);
         if self.log {
             let log_sum = sum.ln();
-            for (e, &v) in y.iter_mut().zip(x) {
-                *e = v - max - log_sum;
-            }
+            vector::map(x, y, |v| v - max - log_sum)
         } else {
-            y.iter_mut().for_each(|e| *e /= sum);
+            vector::map_in_place(y, |e| e / sum);
+            Ok(())
         }
     }
 }
@@ -71,10 +70,11 @@ impl OpDef for Softmax {
         let x = f32_input(self, node, inputs, 0)?;
         let shape = concrete(self, node, &outputs[0])?;
         let (outer, n, inner) = self.blocks(&shape);
+        let bad = |m: String| fail(self, node, m);
         let mut y = vec![0.0f32; x.len()];
         if inner == 1 {
             for (src, dst) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
-                self.normalize(src, dst);
+                self.normalize(src, dst).map_err(|e| bad(e.to_string()))?;
             }
         } else {
             let (mut src, mut dst) = (vec![0.0f32; n], vec![0.0f32; n]);
@@ -82,7 +82,8 @@ impl OpDef for Softmax {
                 for i in 0..inner {
                     let at = |k: usize| (o * n + k) * inner + i;
                     src.iter_mut().enumerate().for_each(|(k, v)| *v = x[at(k)]);
-                    self.normalize(&src, &mut dst);
+                    self.normalize(&src, &mut dst)
+                        .map_err(|e| bad(e.to_string()))?;
                     dst.iter().enumerate().for_each(|(k, &v)| y[at(k)] = v);
                 }
             }

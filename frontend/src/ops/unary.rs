@@ -1,10 +1,10 @@
 //! Element-wise unary f32 ops: activations (HardSigmoid, LeakyRelu, Elu, Selu, Softplus,
 //! Tanh, Gelu) and math (Exp, Log, Sqrt, Neg, Abs, Reciprocal, Floor, Ceil, Erf).
 
-use q8_kernels::math;
+use q8_kernels::{math, vector};
 
 use super::{OpDef, OpSpec, concrete, def, f32_input, one_f32};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ir::{Op, Tensor, ValueId, ValueType};
 use crate::onnx::ImportCx;
 use crate::ops::{AttrValue, Exported};
@@ -92,6 +92,31 @@ impl UnaryKind {
         }
     }
 
+    /// [`UnaryKind::apply`] over a slice. The branch-free functions run through
+    /// [`q8_kernels::vector::map`] (vectorized, same bits); the others (libm calls, branches)
+    /// element by element.
+    ///
+    /// # Errors
+    /// `x` and `y` differ in length.
+    fn map(self, x: &[f32], y: &mut [f32]) -> q8_kernels::Result<()> {
+        match self {
+            UnaryKind::Erf => vector::map(x, y, math::erf),
+            UnaryKind::Gelu { tanh: false } => vector::map(x, y, math::gelu_erf),
+            UnaryKind::Neg => vector::map(x, y, |v| -v),
+            UnaryKind::Abs => vector::map(x, y, f32::abs),
+            UnaryKind::Sqrt => vector::map(x, y, f32::sqrt),
+            UnaryKind::Reciprocal => vector::map(x, y, |v| 1.0 / v),
+            UnaryKind::HardSigmoid { alpha, beta } => {
+                vector::map(x, y, |v| (alpha * v + beta).clamp(0.0, 1.0))
+            }
+            UnaryKind::LeakyRelu { alpha } => vector::map(x, y, |v| math::leaky_relu(v, alpha)),
+            kind => {
+                y.iter_mut().zip(x).for_each(|(o, &v)| *o = kind.apply(v));
+                Ok(())
+            }
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             UnaryKind::HardSigmoid { .. } => "HardSigmoid",
@@ -156,11 +181,11 @@ impl OpDef for Unary {
     fn eval(&self, node: &str, inputs: &[&Tensor], outputs: &[ValueType]) -> Result<Vec<Tensor>> {
         let x = f32_input(self, node, inputs, 0)?;
         let shape = concrete(self, node, &outputs[0])?;
-        let kind = self.0;
-        Ok(vec![Tensor::from_f32(
-            shape,
-            x.iter().map(|&v| kind.apply(v)).collect(),
-        )?])
+        let mut y = vec![0.0f32; x.len()];
+        self.0
+            .map(x, &mut y)
+            .map_err(|e| Error::node(self.name(), node, e.to_string()))?;
+        Ok(vec![Tensor::from_f32(shape, y)?])
     }
 
     fn export(&self, _node: &str) -> Result<Exported> {

@@ -5,3 +5,4 @@ pub(crate) mod amx;
 pub(crate) mod gemm;
 pub(crate) mod ops;
 pub(crate) mod spin_pool;
+pub(crate) mod vector;

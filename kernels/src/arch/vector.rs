@@ -1,0 +1,144 @@
+//! The bodies of [`crate::vector`] compiled for AVX-512 and AVX2 with the same source: the
+//! compiler vectorizes the same IEEE operations in the same order, so every width gives the
+//! scalar bits.
+
+/// Which compiled copy of a body to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Width {
+    /// Baseline x86-64 (SSE2).
+    Plain,
+    /// AVX2 + FMA registers (no FMA contraction: Rust never fuses).
+    Avx2,
+    /// AVX-512 F.
+    Avx512,
+}
+
+impl Width {
+    /// The widest copy the default kernel tier (capped by `Q8_ISA`) allows.
+    pub(crate) fn current() -> Width {
+        use crate::cpu::{Tier, default_tier};
+        match default_tier().unwrap_or(Tier::Scalar) {
+            Tier::Avx512Vnni | Tier::Amx => Width::Avx512,
+            Tier::Avx2 | Tier::AvxVnni => Width::Avx2,
+            Tier::Scalar => Width::Plain,
+        }
+    }
+}
+
+/// Defines `$name(width, args) -> ret`, running `$body` (an `#[inline(always)]` function)
+/// compiled for the requested width.
+macro_rules! dispatch {
+    ($(#[$doc:meta])* $name:ident <$($g:ident: $bound:path),*> ($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident) => {
+        $(#[$doc])*
+        pub(crate) fn $name<$($g: $bound),*>(width: Width, $($arg: $ty),*) -> $ret {
+            #[target_feature(enable = "avx512f")]
+            fn wide<$($g: $bound),*>($($arg: $ty),*) -> $ret {
+                $body($($arg),*)
+            }
+            #[target_feature(enable = "avx2,fma")]
+            fn mid<$($g: $bound),*>($($arg: $ty),*) -> $ret {
+                $body($($arg),*)
+            }
+            match width {
+                // SAFETY: `Width::current` chose this copy only when the default tier (hence
+                // the CPU and the OS) supports AVX-512 F.
+                Width::Avx512 => unsafe { wide($($arg),*) },
+                // SAFETY: as above, for AVX2 and FMA (every tier from Avx2 up has them).
+                Width::Avx2 => unsafe { mid($($arg),*) },
+                Width::Plain => $body($($arg),*),
+            }
+        }
+    };
+}
+
+dispatch!(
+    /// `y[i] = f(x[i])`; the slices have equal lengths (checked by the caller).
+    map<F: Fn(f32) -> f32>(x: &[f32], y: &mut [f32], f: F) -> () = map_body
+);
+dispatch!(
+    /// `y[i] = f(y[i])`.
+    map_in_place<F: Fn(f32) -> f32>(y: &mut [f32], f: F) -> () = map_in_place_body
+);
+dispatch!(
+    /// `y[i] = f(a[i], b[i])`; equal lengths (checked by the caller).
+    zip_map<F: Fn(f32, f32) -> f32>(a: &[f32], b: &[f32], y: &mut [f32], f: F) -> () = zip_map_body
+);
+dispatch!(
+    /// [`crate::vector::sum`].
+    sum<>(x: &[f32]) -> f32 = sum_body
+);
+dispatch!(
+    /// [`crate::vector::max`].
+    max<>(x: &[f32]) -> f32 = max_body
+);
+
+#[inline(always)]
+fn map_body<F: Fn(f32) -> f32>(x: &[f32], y: &mut [f32], f: F) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = f(v);
+    }
+}
+
+#[inline(always)]
+fn map_in_place_body<F: Fn(f32) -> f32>(y: &mut [f32], f: F) {
+    for v in y {
+        *v = f(*v);
+    }
+}
+
+#[inline(always)]
+fn zip_map_body<F: Fn(f32, f32) -> f32>(a: &[f32], b: &[f32], y: &mut [f32], f: F) {
+    for ((o, &u), &v) in y.iter_mut().zip(a).zip(b) {
+        *o = f(u, v);
+    }
+}
+
+/// Lanes of the fixed-order reductions.
+pub(crate) const LANES: usize = 16;
+
+/// Lane `i` adds `x[i], x[16 + i], ...` (the tail into the first lanes), then the lanes fold
+/// pairwise: `l[i] += l[i + 8]`, `l[i] += l[i + 4]`, `+ l[i + 2]`, `+ l[i + 1]`.
+#[inline(always)]
+fn sum_body(x: &[f32]) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += v;
+        }
+    }
+    for (l, &v) in lanes.iter_mut().zip(tail) {
+        *l += v;
+    }
+    fold_lanes(lanes, |a, b| a + b)
+}
+
+/// As [`sum_body`] with `f32::max` (NaN ignored unless all are NaN; `-inf` for no values).
+#[inline(always)]
+fn max_body(x: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l = l.max(v);
+        }
+    }
+    for (l, &v) in lanes.iter_mut().zip(tail) {
+        *l = l.max(v);
+    }
+    fold_lanes(lanes, f32::max)
+}
+
+#[inline(always)]
+fn fold_lanes(mut lanes: [f32; LANES], op: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut half = LANES / 2;
+    while half > 0 {
+        for i in 0..half {
+            lanes[i] = op(lanes[i], lanes[i + half]);
+        }
+        half /= 2;
+    }
+    lanes[0]
+}

@@ -1,0 +1,157 @@
+//! f32 slice loops (element-wise maps, sums, maxima) compiled for the widest SIMD the default
+//! kernel tier allows, with bit-identical results on every tier: the maps apply the same
+//! function to every element, and the reductions use one fixed order (16 lane partial sums,
+//! then a pairwise fold) whatever the register width.
+//!
+//! The functions passed to the maps should be branch-free and `#[inline]` (e.g.
+//! [`crate::math::exp`], [`crate::math::erf`]) for the loops to vectorize.
+//!
+//! ```
+//! use q8_kernels::vector;
+//! let x = [1.0f32, -2.0, 3.0];
+//! let mut y = [0.0f32; 3];
+//! vector::map(&x, &mut y, |v| v * 2.0).unwrap();
+//! assert_eq!(y, [2.0, -4.0, 6.0]);
+//! assert_eq!(vector::sum(&y), 4.0);
+//! assert_eq!(vector::max(&y), 6.0);
+//! ```
+
+use crate::arch::vector::{self as imp, Width};
+use crate::error::{Error, Result};
+
+fn same_len(what: &str, a: usize, b: usize) -> Result<()> {
+    if a == b {
+        Ok(())
+    } else {
+        Err(Error::Shape(format!("{what}: lengths {a} and {b} differ")))
+    }
+}
+
+/// `y[i] = f(x[i])`.
+///
+/// # Errors
+/// [`Error::Shape`] when the lengths differ.
+pub fn map(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32) -> Result<()> {
+    same_len("vector::map", x.len(), y.len())?;
+    imp::map(Width::current(), x, y, f);
+    Ok(())
+}
+
+/// `y[i] = f(y[i])`.
+pub fn map_in_place(y: &mut [f32], f: impl Fn(f32) -> f32) {
+    imp::map_in_place(Width::current(), y, f);
+}
+
+/// `y[i] = f(a[i], b[i])`.
+///
+/// # Errors
+/// [`Error::Shape`] when the lengths differ.
+pub fn zip_map(a: &[f32], b: &[f32], y: &mut [f32], f: impl Fn(f32, f32) -> f32) -> Result<()> {
+    same_len("vector::zip_map", a.len(), b.len())?;
+    same_len("vector::zip_map", a.len(), y.len())?;
+    imp::zip_map(Width::current(), a, b, y, f);
+    Ok(())
+}
+
+/// The sum in a fixed order: lane `i` of 16 adds `x[i], x[16 + i], ...` (the last partial
+/// chunk into the first lanes), then lanes fold pairwise (`l[i] + l[i + 8]`, then `+ 4`, `+ 2`,
+/// `+ 1`). 0 for an empty slice.
+pub fn sum(x: &[f32]) -> f32 {
+    imp::sum(Width::current(), x)
+}
+
+/// The largest value by `f32::max` (NaNs ignored unless all are NaN); `-inf` when empty.
+pub fn max(x: &[f32]) -> f32 {
+    imp::max(Width::current(), x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::vector as imp;
+
+    /// The documented order, written out as plain scalar code.
+    fn sum_reference(x: &[f32]) -> f32 {
+        let mut lanes = [0f32; 16];
+        for (i, &v) in x.iter().enumerate() {
+            lanes[i % 16] += v;
+        }
+        for half in [8, 4, 2, 1] {
+            for i in 0..half {
+                lanes[i] += lanes[i + half];
+            }
+        }
+        lanes[0]
+    }
+
+    fn widths() -> Vec<Width> {
+        let mut w = vec![Width::Plain];
+        if crate::cpu::is_available(crate::Tier::Avx2) {
+            w.push(Width::Avx2);
+        } else {
+            eprintln!("vector: AVX2 copies not tested (CPU lacks AVX2)");
+        }
+        if crate::cpu::is_available(crate::Tier::Avx512Vnni) {
+            w.push(Width::Avx512);
+        } else {
+            eprintln!("vector: AVX-512 copies not tested (CPU lacks AVX-512)");
+        }
+        w
+    }
+
+    fn values(n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 1.37e-3 * (1 + i % 5) as f32)
+            .collect()
+    }
+
+    #[test]
+    fn every_width_gives_the_reference_bits() {
+        for n in [0, 1, 15, 16, 17, 31, 63, 64, 65, 200, 1031] {
+            let x = values(n);
+            let want_sum = sum_reference(&x);
+            let want_max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let want_map: Vec<f32> = x.iter().map(|&v| crate::math::erf(v * 3.0)).collect();
+            for w in widths() {
+                assert_eq!(imp::sum(w, &x).to_bits(), want_sum.to_bits(), "{w:?} n {n}");
+                assert_eq!(imp::max(w, &x), want_max, "{w:?} n {n}");
+                let mut y = vec![0f32; n];
+                imp::map(w, &x, &mut y, |v| crate::math::erf(v * 3.0));
+                assert!(
+                    y.iter()
+                        .zip(&want_map)
+                        .all(|(a, b)| a.to_bits() == b.to_bits())
+                );
+                let mut z = x.clone();
+                imp::map_in_place(w, &mut z, crate::math::exp);
+                assert!(
+                    z.iter()
+                        .zip(&x)
+                        .all(|(a, &b)| a.to_bits() == crate::math::exp(b).to_bits())
+                );
+                let mut p = vec![0f32; n];
+                imp::zip_map(w, &x, &y, &mut p, |a, b| a / (b + 2.0));
+                assert!(
+                    p.iter()
+                        .zip(x.iter().zip(&y))
+                        .all(|(o, (a, b))| o.to_bits() == (a / (b + 2.0)).to_bits())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn reductions_handle_empty_and_nan() {
+        assert_eq!(sum(&[]), 0.0);
+        assert_eq!(max(&[]), f32::NEG_INFINITY);
+        assert_eq!(max(&[f32::NAN, 2.0, f32::NAN]), 2.0);
+        assert!(sum(&[1.0, f32::NAN]).is_nan());
+    }
+
+    #[test]
+    fn mismatched_lengths_are_errors() {
+        let mut y = [0f32; 2];
+        assert!(map(&[1.0], &mut y, |v| v).is_err());
+        assert!(zip_map(&[1.0, 2.0], &[1.0], &mut y, |a, b| a + b).is_err());
+    }
+}

@@ -192,50 +192,8 @@ pub(crate) fn eval(
             eltwise::unary(op, &mut y);
             TensorData::F32(y)
         }
-        Op::Add | Op::Mul => {
-            let f: fn(f32, f32) -> f32 = if matches!(op, Op::Add) {
-                |a, b| a + b
-            } else {
-                |a, b| a * b
-            };
-            let b_arg = args.pop().expect("arity checked");
-            let a_arg = args.pop().expect("arity checked");
-            let (a_shape, b_shape) = (
-                a_arg.tensor().shape().to_vec(),
-                b_arg.tensor().shape().to_vec(),
-            );
-            // Reuse a dying operand's buffer when it already has the output shape.
-            // Add and Mul commute, so which operand is reused does not matter.
-            let (dst, other, other_shape) = match (a_arg, b_arg) {
-                (Arg::Owned(a), b) if a_shape == out_shape => (a, b, b_shape),
-                (a, Arg::Owned(b)) if b_shape == out_shape => (b, a, a_shape),
-                (a, b) => {
-                    let mut y = ctx.buffers.take(numel);
-                    eltwise::binary(
-                        f32_of(a.tensor(), op, node)?,
-                        &a_shape,
-                        f32_of(b.tensor(), op, node)?,
-                        &b_shape,
-                        &out_shape,
-                        &mut y,
-                        f,
-                    );
-                    return Ok(vec![Tensor::new(out_shape, TensorData::F32(y))?]);
-                }
-            };
-            let mut y = match dst.into_parts().1 {
-                TensorData::F32(v) => v,
-                _ => return Err(Error::node(op.name(), node, "expected f32 inputs")),
-            };
-            eltwise::binary_in_place(
-                &mut y,
-                &out_shape,
-                f32_of(other.tensor(), op, node)?,
-                &other_shape,
-                f,
-            );
-            TensorData::F32(y)
-        }
+        Op::Add => return add_or_mul(op, node, args, out_shape, ctx, |a, b| a + b),
+        Op::Mul => return add_or_mul(op, node, args, out_shape, ctx, |a, b| a * b),
         Op::MaxPool(pool) | Op::AveragePool { pool, .. } => {
             let x = args[0].tensor();
             let s = x.shape();
@@ -316,6 +274,55 @@ pub(crate) fn eval(
         }
     };
     Ok(vec![Tensor::new(out_shape, data)?])
+}
+
+/// Add or Mul (`f`) of two f32 tensors broadcast to `out_shape`, reusing a dying operand's
+/// buffer when it already has the output shape (both ops commute, so which one does not
+/// matter). Generic in `f` so the element loops inline and vectorize it.
+fn add_or_mul(
+    op: &Op,
+    node: &str,
+    mut args: Vec<Arg<'_>>,
+    out_shape: Vec<usize>,
+    ctx: &mut Ctx<'_>,
+    f: impl Fn(f32, f32) -> f32 + Copy,
+) -> Result<Vec<Tensor>> {
+    let numel = out_shape.iter().product();
+    let b_arg = args.pop().expect("arity checked");
+    let a_arg = args.pop().expect("arity checked");
+    let (a_shape, b_shape) = (
+        a_arg.tensor().shape().to_vec(),
+        b_arg.tensor().shape().to_vec(),
+    );
+    let (dst, other, other_shape) = match (a_arg, b_arg) {
+        (Arg::Owned(a), b) if a_shape == out_shape => (a, b, b_shape),
+        (a, Arg::Owned(b)) if b_shape == out_shape => (b, a, a_shape),
+        (a, b) => {
+            let mut y = ctx.buffers.take(numel);
+            eltwise::binary(
+                f32_of(a.tensor(), op, node)?,
+                &a_shape,
+                f32_of(b.tensor(), op, node)?,
+                &b_shape,
+                &out_shape,
+                &mut y,
+                f,
+            );
+            return Ok(vec![Tensor::new(out_shape, TensorData::F32(y))?]);
+        }
+    };
+    let mut y = match dst.into_parts().1 {
+        TensorData::F32(v) => v,
+        _ => return Err(Error::node(op.name(), node, "expected f32 inputs")),
+    };
+    eltwise::binary_in_place(
+        &mut y,
+        &out_shape,
+        f32_of(other.tensor(), op, node)?,
+        &other_shape,
+        f,
+    );
+    Ok(vec![Tensor::new(out_shape, TensorData::F32(y))?])
 }
 
 fn copy_data(d: &TensorData, buffers: &mut Buffers) -> TensorData {

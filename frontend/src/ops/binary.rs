@@ -123,8 +123,12 @@ impl Binary {
         let data = match (a.data(), b.data()) {
             (TensorData::F32(x), TensorData::F32(y)) => {
                 let mut o = vec![0.0f32; out.iter().product()];
-                let kind = self.kind;
-                eltwise::binary(x, sa, y, sb, out, &mut o, |p, q| kind.f32(p, q));
+                // A closure per common kind, so the loops inline (and vectorize) its arithmetic.
+                match self.kind {
+                    BinaryKind::Sub => eltwise::binary(x, sa, y, sb, out, &mut o, |p, q| p - q),
+                    BinaryKind::Div => eltwise::binary(x, sa, y, sb, out, &mut o, |p, q| p / q),
+                    kind => eltwise::binary(x, sa, y, sb, out, &mut o, |p, q| kind.f32(p, q)),
+                }
                 TensorData::F32(o)
             }
             (TensorData::I64(x), TensorData::I64(y)) => {

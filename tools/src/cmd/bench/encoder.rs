@@ -9,7 +9,7 @@ use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::models::{quantize_encoder, token_batch};
 use q8_frontend::onnx;
 use q8_frontend::quant::QuantConfig;
-use q8_frontend::runtime::{Model, RuntimeOptions};
+use q8_frontend::runtime::{Model, RuntimeOptions, StepTiming};
 
 use super::common::{parse_list, positive};
 use super::model::median_time;
@@ -37,6 +37,10 @@ pub struct Args {
     /// One JSON object per measurement.
     #[arg(long)]
     json: bool,
+    /// After each measurement, the int8 run's time per kernel kind and its slowest steps
+    /// (each step's fastest of `reps` profiled runs).
+    #[arg(long)]
+    profile: bool,
 }
 
 /// Runs `q8 bench encoder`.
@@ -83,7 +87,47 @@ pub fn run(args: Args) -> Result<(), String> {
                     ms32 / ms8
                 );
             }
+            if args.profile {
+                let mut steps = model.run_profiled(&inputs).map_err(|x| e(&x))?.1;
+                for _ in 1..args.reps {
+                    let again = model.run_profiled(&inputs).map_err(|x| e(&x))?.1;
+                    for (s, a) in steps.iter_mut().zip(again) {
+                        s.time = s.time.min(a.time);
+                    }
+                }
+                print_kernel_profile(&steps);
+            }
         }
     }
     Ok(())
+}
+
+/// Total time, step count and share per kernel label, largest first, then the slowest
+/// steps.
+fn print_kernel_profile(steps: &[StepTiming]) {
+    let mut by_kernel: Vec<(&str, f64, usize)> = Vec::new();
+    for s in steps {
+        let ms = s.time.as_secs_f64() * 1e3;
+        match by_kernel.iter_mut().find(|(k, ..)| *k == s.kernel) {
+            Some(entry) => {
+                entry.1 += ms;
+                entry.2 += 1;
+            }
+            None => by_kernel.push((s.kernel, ms, 1)),
+        }
+    }
+    by_kernel.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = by_kernel.iter().map(|k| k.1).sum();
+    for (kernel, ms, n) in by_kernel {
+        println!(
+            "  {kernel:<24} {n:4} steps {ms:8.3} ms {:5.1} %",
+            100.0 * ms / total.max(1e-12)
+        );
+    }
+    let mut slowest: Vec<&StepTiming> = steps.iter().collect();
+    slowest.sort_by_key(|s| std::cmp::Reverse(s.time));
+    for s in slowest.iter().take(12) {
+        let ms = s.time.as_secs_f64() * 1e3;
+        println!("    {:<48} {:<24} {ms:8.3} ms", s.name, s.kernel);
+    }
 }

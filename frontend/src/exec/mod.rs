@@ -276,16 +276,24 @@ impl Executor {
                 slots[o.0] = Some(Cow::Owned(t));
             }
         }
-        g.outputs()
+        let outputs = g.outputs();
+        outputs
             .iter()
-            .map(|&o| match &g.value(o).constant {
-                Some(c) => Ok(Tensor::clone(c)),
-                None => slots[o.0]
-                    .as_ref()
-                    .map(|t| t.as_ref().clone())
-                    .ok_or_else(|| {
-                        Error::Graph(format!("output '{}' was not computed", g.value(o).name))
-                    }),
+            .enumerate()
+            .map(|(k, &o)| {
+                let missing =
+                    || Error::Graph(format!("output '{}' was not computed", g.value(o).name));
+                match &g.value(o).constant {
+                    Some(c) => Ok(Tensor::clone(c)),
+                    // Moved out at its last listing (a value may be listed twice).
+                    None if !outputs[k + 1..].contains(&o) => {
+                        slots[o.0].take().map(Cow::into_owned).ok_or_else(missing)
+                    }
+                    None => slots[o.0]
+                        .as_ref()
+                        .map(|t| t.as_ref().clone())
+                        .ok_or_else(missing),
+                }
             })
             .collect()
     }

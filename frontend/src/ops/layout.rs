@@ -47,6 +47,46 @@ pub(super) fn select(shape: &[usize], picks: Vec<Vec<usize>>) -> Vec<usize> {
     walk(&axes)
 }
 
+/// The output of `shape` walked in row-major order, where output axis `k` steps the input
+/// by `steps[k]` elements (every offset in range): contiguous innermost runs are copied
+/// whole, others gathered element by element.
+fn gather_strided<T: Copy>(x: &[T], shape: &[usize], steps: &[usize]) -> Vec<T> {
+    let n: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    let Some((&inner, outer)) = shape.split_last() else {
+        out.extend(x.first().copied());
+        return out;
+    };
+    if n == 0 {
+        return out;
+    }
+    let step = steps[outer.len()];
+    let mut index = vec![0usize; outer.len()];
+    let mut base = 0usize;
+    loop {
+        if step == 1 {
+            out.extend_from_slice(&x[base..base + inner]);
+        } else {
+            out.extend((0..inner).map(|j| x[base + j * step]));
+        }
+        // Odometer over the outer axes, last fastest.
+        let mut d = outer.len();
+        loop {
+            if d == 0 {
+                return out;
+            }
+            d -= 1;
+            index[d] += 1;
+            base += steps[d];
+            if index[d] < outer[d] {
+                break;
+            }
+            base -= index[d] * steps[d];
+            index[d] = 0;
+        }
+    }
+}
+
 /// Permutes the axes: output axis `i` is input axis `perm[i]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transpose {
@@ -81,15 +121,17 @@ impl OpDef for Transpose {
         let out = concrete(self, node, &outputs[0])?;
         let x = inputs[0];
         let st = strides(x.shape());
-        // Output axis k walks input axis perm[k].
-        let axes: Vec<(usize, Vec<usize>)> = self
-            .perm
-            .iter()
-            .zip(&out)
-            .map(|(&p, &len)| (st[p], (0..len).collect()))
-            .collect();
-        let offsets = walk(&axes);
-        Ok(vec![Tensor::new(out, take(x.data(), &offsets))?])
+        // Output axis k steps the input by the stride of input axis perm[k].
+        let steps: Vec<usize> = self.perm.iter().map(|&p| st[p]).collect();
+        macro_rules! permute_each {
+            ($($v:ident),*) => {
+                match x.data() {
+                    $(TensorData::$v(d) => TensorData::$v(gather_strided(d, &out, &steps)),)*
+                }
+            };
+        }
+        let data = permute_each!(F32, U8, I8, I32, I64, Bool);
+        Ok(vec![Tensor::new(out, data)?])
     }
 
     fn export(&self, _node: &str) -> Result<Exported> {
@@ -678,3 +720,58 @@ pub(super) const SPECS: &[OpSpec] = &[
         import: import_split,
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::{gather_strided, strides};
+
+    fn permutations(n: usize) -> Vec<Vec<usize>> {
+        if n == 0 {
+            return vec![vec![]];
+        }
+        let mut all = Vec::new();
+        for p in permutations(n - 1) {
+            for at in 0..=p.len() {
+                let mut q = p.clone();
+                q.insert(at, n - 1);
+                all.push(q);
+            }
+        }
+        all
+    }
+
+    /// Every permutation of ranks 0 to 4 (unit, empty and ragged dims) against the output
+    /// index decomposed element by element.
+    #[test]
+    fn strided_gather_transposes_like_the_definition() {
+        for shape in [
+            vec![],
+            vec![5],
+            vec![2, 3],
+            vec![3, 1, 4],
+            vec![2, 0, 3],
+            vec![2, 3, 1, 5],
+            vec![1, 4, 3, 2],
+        ] {
+            let n: usize = shape.iter().product();
+            let x: Vec<u32> = (0..n as u32).collect();
+            let st = strides(&shape);
+            for perm in permutations(shape.len()) {
+                let out: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+                let steps: Vec<usize> = perm.iter().map(|&p| st[p]).collect();
+                let got = gather_strided(&x, &out, &steps);
+                let want: Vec<u32> = (0..n)
+                    .map(|flat| {
+                        let (mut rest, mut at) = (flat, 0);
+                        for k in (0..out.len()).rev() {
+                            at += rest % out[k] * steps[k];
+                            rest /= out[k];
+                        }
+                        x[at]
+                    })
+                    .collect();
+                assert_eq!(got, want, "shape {shape:?} perm {perm:?}");
+            }
+        }
+    }
+}

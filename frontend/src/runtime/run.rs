@@ -281,9 +281,7 @@ fn plain_u8<'a>(i: &In<'a>) -> Option<Cow<'a, [u8]>> {
     if i.layout == Layout::Plain {
         return Some(Cow::Borrowed(v));
     }
-    let mut o = vec![0u8; v.len()];
-    relayout(v, i.shape, i.layout, &mut o, i.shape, Layout::Plain);
-    Some(Cow::Owned(o))
+    Some(Cow::Owned(plain_copy(v, i)))
 }
 
 /// The NHWC view of a rank-4 logical shape.
@@ -354,17 +352,20 @@ fn mean_hw(src: &[f32], [n, c, h, w]: [usize; 4], layout: Layout, out: &mut [f32
 pub(crate) fn to_tensor(i: &In<'_>) -> Result<Tensor> {
     let shape = i.shape.to_vec();
     let data = match i.data {
-        Data::U8(v) => {
-            let mut o = vec![0u8; v.len()];
-            relayout(v, i.shape, i.layout, &mut o, i.shape, Layout::Plain);
-            TensorData::U8(o)
-        }
-        Data::F32(v) => {
-            let mut o = vec![0f32; v.len()];
-            relayout(v, i.shape, i.layout, &mut o, i.shape, Layout::Plain);
-            TensorData::F32(o)
-        }
+        Data::U8(v) => TensorData::U8(plain_copy(v, i)),
+        Data::F32(v) => TensorData::F32(plain_copy(v, i)),
         Data::Tensor(t) => return Ok(t.clone()),
     };
     Tensor::new(shape, data)
+}
+
+/// `v` (the data of `i`) in logical row-major order, in a new vector: a straight copy when
+/// it is in that order already.
+fn plain_copy<T: Copy + Default>(v: &[T], i: &In<'_>) -> Vec<T> {
+    if i.layout == Layout::Plain {
+        return v.to_vec();
+    }
+    let mut o = vec![T::default(); v.len()];
+    relayout(v, i.shape, i.layout, &mut o, i.shape, Layout::Plain);
+    o
 }

@@ -23,6 +23,7 @@
 
 pub mod error;
 pub mod exec;
+pub mod inputs;
 pub mod ir;
 mod json;
 pub mod lower;

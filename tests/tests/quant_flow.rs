@@ -296,7 +296,10 @@ fn calibration_errors_are_clear() {
     let mut p = prepare(&g, &QuantConfig::x86_default(), ONE).unwrap();
     let err = p.convert().unwrap_err().to_string();
     assert!(err.contains("at least one calibration batch"), "{err}");
-    let err = p.calibrate(Vec::new(), |_| {}).unwrap_err().to_string();
+    let err = p
+        .calibrate(Vec::<Tensor>::new(), |_| {})
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no calibration batches"), "{err}");
     let scalar = Tensor::from_f32(vec![], vec![1.0]).unwrap();
     assert_eq!(batches(&scalar, 4).count(), 0);

@@ -169,3 +169,11 @@ impl Tensor {
         Tensor::new(shape, self.data)
     }
 }
+
+/// A tensor is a one-input batch: single-input models take a [`Tensor`] wherever a batch of
+/// inputs (`&[Tensor]`, `Vec<Tensor>`) is accepted, e.g. [`crate::quant::Prepared::calibrate`].
+impl AsRef<[Tensor]> for Tensor {
+    fn as_ref(&self) -> &[Tensor] {
+        std::slice::from_ref(self)
+    }
+}

@@ -15,7 +15,8 @@ pub struct CalibrationProgress {
 }
 
 /// `t` split along its first axis into batches of `size` (the last one may be smaller):
-/// how a large calibration array is fed to [`Prepared::calibrate`].
+/// how a large single-input calibration array is fed to [`Prepared::calibrate`]. For
+/// several inputs use [`crate::inputs::batches`].
 ///
 /// ```
 /// use q8_frontend::ir::Tensor;
@@ -25,19 +26,13 @@ pub struct CalibrationProgress {
 /// assert_eq!(b[2].as_f32().unwrap(), &[8.0, 9.0]);
 /// ```
 ///
-/// An empty, scalar or non-f32 `t`, or `size == 0`, yields no batches.
+/// An empty or scalar `t`, or `size == 0`, yields no batches.
 pub fn batches(t: &Tensor, size: usize) -> impl Iterator<Item = Tensor> + '_ {
-    let per: usize = t.shape().iter().skip(1).product();
-    let data = t
-        .as_f32()
-        .filter(|_| !t.shape().is_empty())
-        .filter(|d| size > 0 && per > 0 && !d.is_empty())
-        .unwrap_or(&[]);
-    data.chunks(per.max(1) * size.max(1)).filter_map(move |c| {
-        let mut shape = t.shape().to_vec();
-        shape[0] = c.len() / per;
-        Tensor::from_f32(shape, c.to_vec()).ok()
-    })
+    crate::inputs::batches(std::slice::from_ref(t), size)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|mut b| b.pop())
 }
 
 impl Prepared {
@@ -97,35 +92,32 @@ impl Prepared {
         Ok(())
     }
 
-    /// Observes every batch of a single-input model, calling `progress` after each one.
+    /// Observes every batch, calling `progress` after each one. A batch is the model's
+    /// inputs in graph order: a [`Tensor`] for a single-input model, a `Vec<Tensor>` or an
+    /// array of tensors (e.g. from [`crate::inputs::batches`]) for several.
     ///
     /// # Errors
-    /// [`QuantError::Calibration`] when the model has more than one input, when `batches`
-    /// yields nothing, or as [`Prepared::observe`] (the message names the batch).
-    pub fn calibrate<I>(
+    /// [`QuantError::Calibration`] when `batches` yields nothing, or as
+    /// [`Prepared::observe`] (the message names the batch).
+    pub fn calibrate<I, B>(
         &mut self,
         batches: I,
         mut progress: impl FnMut(CalibrationProgress),
     ) -> Result<CalibrationProgress>
     where
-        I: IntoIterator<Item = Tensor>,
+        I: IntoIterator<Item = B>,
+        B: AsRef<[Tensor]>,
     {
-        let inputs = self.graph.inputs().len();
-        if inputs != 1 {
-            return Err(QuantError::Calibration(format!(
-                "the model has {inputs} inputs; feed multi-input models with Prepared::observe"
-            )));
-        }
         let mut done = CalibrationProgress::default();
         for batch in batches {
-            let samples = batch.shape().first().copied().unwrap_or(1);
-            self.observe(std::slice::from_ref(&batch))
-                .map_err(|e| match e {
-                    QuantError::Calibration(m) => {
-                        QuantError::Calibration(format!("batch {}: {m}", done.batches))
-                    }
-                    other => other,
-                })?;
+            let batch = batch.as_ref();
+            let samples = crate::inputs::samples(batch).unwrap_or(1);
+            self.observe(batch).map_err(|e| match e {
+                QuantError::Calibration(m) => {
+                    QuantError::Calibration(format!("batch {}: {m}", done.batches))
+                }
+                other => other,
+            })?;
             done.batches += 1;
             done.samples += samples;
             progress(done);

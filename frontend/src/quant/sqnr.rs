@@ -136,14 +136,15 @@ impl fmt::Display for Comparison {
     }
 }
 
-/// Runs the fp32 original and the QDQ model of `quantized` on each batch (single-input
-/// models) and compares them at every quantized pattern's output and at the graph outputs.
+/// Runs the fp32 original and the QDQ model of `quantized` on each batch (the inputs in
+/// graph order: one [`Tensor`] or a `Vec<Tensor>`) and compares them at every quantized pattern's output and at the graph outputs.
 ///
 /// # Errors
 /// [`super::QuantError::Model`] when a batch does not fit the model or execution fails.
-pub fn compare<I>(quantized: &Quantized, batches: I, options: ExecOptions) -> Result<Comparison>
+pub fn compare<I, B>(quantized: &Quantized, batches: I, options: ExecOptions) -> Result<Comparison>
 where
-    I: IntoIterator<Item = Tensor>,
+    I: IntoIterator<Item = B>,
+    B: AsRef<[Tensor]>,
 {
     let fp32 = Executor::new(&quantized.fp32, options)?;
     let qdq = Executor::new(&quantized.graph, options)?;
@@ -160,9 +161,10 @@ where
     let mut outputs = vec![Accumulator::default(); quantized.fp32.outputs().len()];
     let mut count = 0;
     for batch in batches {
+        let batch = batch.as_ref();
         let mut reference: HashMap<ValueId, Vec<f32>> = HashMap::new();
         let want: Vec<ValueId> = probes.iter().map(|p| p.0).collect();
-        let ref_out = fp32.run_observed(std::slice::from_ref(&batch), &mut |id, _, t| {
+        let ref_out = fp32.run_observed(batch, &mut |id, _, t| {
             if want.contains(&id)
                 && let Some(v) = t.as_f32()
             {
@@ -171,7 +173,7 @@ where
         })?;
         let mut got: HashMap<ValueId, Vec<f32>> = HashMap::new();
         let seen: Vec<ValueId> = probes.iter().map(|p| p.1).collect();
-        let q_out = qdq.run_observed(std::slice::from_ref(&batch), &mut |id, _, t| {
+        let q_out = qdq.run_observed(batch, &mut |id, _, t| {
             if seen.contains(&id)
                 && let Some(v) = t.as_f32()
             {

@@ -7,21 +7,23 @@ use std::time::Instant;
 use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{Graph, Op, Tensor};
 use q8_frontend::npy::{self, NpyData};
-use q8_frontend::onnx;
 use q8_frontend::quant::sqnr_db;
 use q8_frontend::runtime::{Model, RuntimeOptions};
+use q8_frontend::{inputs, onnx};
 use q8_kernels::Tier;
 
-use super::run::{argmax, read_input, run_batch};
+use super::run::{argmax, read_f32, run_batch};
 
 /// Arguments of `q8 eval`.
 #[derive(clap::Args)]
 pub struct Args {
     /// ONNX model file (QDQ or fp32).
     model: PathBuf,
-    /// Inputs: `.npy` f32 NCHW batch.
-    #[arg(long)]
-    input: PathBuf,
+    /// Inputs, samples on the first axis: a `.npy` (f32 NCHW for image models), or
+    /// `name=file.npy` per graph input (repeatable; int64 / bool allowed), or one `.npz`
+    /// with an array per input name.
+    #[arg(long, required = true)]
+    input: Vec<String>,
     /// Labels: `.npy` integer class per input row.
     #[arg(long)]
     labels: PathBuf,
@@ -90,24 +92,22 @@ pub(crate) fn read_labels(path: &PathBuf) -> Result<Vec<i64>, String> {
 pub fn run(args: Args) -> Result<(), String> {
     let model = args.model.display().to_string();
     let graph = onnx::load(&args.model).map_err(|e| format!("{model}: {e}"))?;
-    let input = read_input(&args.input)?;
+    let input = inputs::read_inputs(&graph, &args.input).map_err(|e| e.to_string())?;
     let labels = read_labels(&args.labels)?;
-    let rows = input.shape().first().copied().unwrap_or(0);
+    let rows = inputs::samples(&input).map_err(|e| e.to_string())?;
     if labels.len() != rows {
         return Err(format!(
             "{}: {} labels for {rows} inputs in {}",
             args.labels.display(),
             labels.len(),
-            args.input.display()
+            args.input.join(" ")
         ));
     }
     let int8 = !args.fp32 && is_qdq(&graph);
     let start = Instant::now();
     let (logits, precision) = if int8 {
         let m = build_model(&model, &graph, args.tier, args.threads)?;
-        let out = m
-            .run(std::slice::from_ref(&input))
-            .map_err(|e| format!("{model}: {e}"))?;
+        let out = m.run(&input).map_err(|e| format!("{model}: {e}"))?;
         (first_f32(out, &model)?, format!("int8 ({})", m.tier()))
     } else {
         let exec = Executor::new(
@@ -131,7 +131,7 @@ pub fn run(args: Args) -> Result<(), String> {
     let top1 = correct(&logits, classes, &labels);
     let reference = match &args.reference {
         Some(path) => {
-            let r = read_input(path)?;
+            let r = read_f32(path)?;
             let r = r.as_f32().unwrap_or_default().to_vec();
             if r.len() != logits.len() {
                 return Err(format!(

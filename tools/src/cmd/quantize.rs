@@ -7,23 +7,24 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use q8_frontend::exec::ExecOptions;
-use q8_frontend::onnx;
-use q8_frontend::quant::{
-    ObserverKind, OpQuantSpec, QuantConfig, Setting, batches, compare, prepare,
-};
+use q8_frontend::ir::Tensor;
+use q8_frontend::quant::{ObserverKind, OpQuantSpec, QuantConfig, Setting, compare, prepare};
+use q8_frontend::{inputs, onnx};
 
 /// Arguments of `q8 quantize`.
 #[derive(clap::Args)]
 pub struct Args {
     /// fp32 ONNX model.
     model: PathBuf,
-    /// Calibration inputs: a `.npy` array (f32 or f64, NCHW for image models).
-    #[arg(long)]
-    calib: PathBuf,
+    /// Calibration inputs, samples on the first axis: a `.npy` array (f32 or f64, NCHW for
+    /// image models), one `.npz` with an array per input name, or `name=file.npy` per input
+    /// (repeatable).
+    #[arg(long, required = true)]
+    calib: Vec<String>,
     /// Where to write the QDQ model.
     #[arg(short, long)]
     output: PathBuf,
-    /// Images per calibration batch.
+    /// Samples per calibration (and comparison) batch.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     /// Config file: lines `observer = NAME`, `reduce_range = true|false`, `fp32_node = NAME`,
@@ -43,9 +44,9 @@ pub struct Args {
     /// Keep every node of this op type (e.g. Gemm) in fp32; repeatable.
     #[arg(long = "fp32-op")]
     fp32_ops: Vec<String>,
-    /// Inputs to compare fp32 and int8 on, layer by layer (`.npy`).
+    /// Inputs to compare fp32 and int8 on, layer by layer, in the forms of `--calib`.
     #[arg(long)]
-    compare: Option<PathBuf>,
+    compare: Vec<String>,
     /// Print the reports as one JSON object.
     #[arg(long)]
     json: bool,
@@ -72,33 +73,32 @@ pub fn run(args: Args) -> Result<(), String> {
         threads: args.threads,
     };
     let mut prepared = prepare(&graph, &config, options).map_err(|e| format!("{model}: {e}"))?;
-    let calib = super::run::read_input(&args.calib)?;
-    let total = calib.shape().first().copied().unwrap_or(0);
+    let calib = inputs::read_inputs(&graph, &args.calib).map_err(|e| e.to_string())?;
+    let total = inputs::samples(&calib).map_err(|e| e.to_string())?;
     let bar = ProgressBar::new(total as u64).with_style(
-        ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} images {elapsed}")
+        ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} samples {elapsed}")
             .map_err(|e| e.to_string())?,
     );
     let start = Instant::now();
     let done = prepared
-        .calibrate(batches(&calib, args.batch_size), |p| {
+        .calibrate(batches(&calib, args.batch_size)?, |p| {
             bar.set_position(p.samples as u64)
         })
-        .map_err(|e| format!("{model} calibrated on {}: {e}", args.calib.display()))?;
+        .map_err(|e| format!("{model} calibrated on {}: {e}", args.calib.join(" ")))?;
     bar.finish_and_clear();
     let calib_ms = start.elapsed().as_secs_f64() * 1e3;
     let quantized = prepared.convert().map_err(|e| format!("{model}: {e}"))?;
     quantized
         .save(&args.output)
         .map_err(|e| format!("{}: {e}", args.output.display()))?;
-    let comparison = match &args.compare {
-        Some(path) => {
-            let x = super::run::read_input(path)?;
-            Some(
-                compare(&quantized, batches(&x, args.batch_size), options)
-                    .map_err(|e| format!("comparing on {}: {e}", path.display()))?,
-            )
-        }
-        None => None,
+    let comparison = if args.compare.is_empty() {
+        None
+    } else {
+        let x = inputs::read_inputs(&graph, &args.compare).map_err(|e| e.to_string())?;
+        Some(
+            compare(&quantized, batches(&x, args.batch_size)?, options)
+                .map_err(|e| format!("comparing on {}: {e}", args.compare.join(" ")))?,
+        )
     };
     let coverage = quantized.coverage();
     let floored: Vec<String> = quantized
@@ -154,6 +154,14 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     println!("wrote {}", args.output.display());
     Ok(())
+}
+
+/// `set` in batches of `size` samples, for calibration and comparison.
+fn batches(set: &[Tensor], size: usize) -> Result<impl Iterator<Item = Vec<Tensor>>, String> {
+    if size == 0 {
+        return Err("--batch-size must be at least 1".into());
+    }
+    inputs::batches(set, size).map_err(|e| e.to_string())
 }
 
 /// The config from `--config`, then the flags.

@@ -7,16 +7,17 @@ use std::time::Instant;
 
 use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{Dim, Tensor, TensorData};
-use q8_frontend::npy::{self, NpyArray, NpyData};
-use q8_frontend::{onnx, passes};
+use q8_frontend::npy::{self, NpyArray};
+use q8_frontend::{inputs, onnx, passes};
 
 /// Arguments of `q8 run`.
 #[derive(clap::Args)]
 pub struct Args {
     /// ONNX model file.
     model: PathBuf,
-    /// Input: a `.npy` array (f32 or f64, NCHW for image models; i64 / i32 for ids), or
-    /// `name=file.npy` for one named graph input (repeat for models with several inputs).
+    /// Input: a `.npy` array (f32 or f64, NCHW for image models; i64 / i32 / bool for ids and
+    /// masks), `name=file.npy` for one named graph input (repeat for models with several
+    /// inputs), or one `.npz` with an array per input name.
     #[arg(long, required = true)]
     input: Vec<String>,
     /// Write the first output to this `.npy` file instead of printing rows.
@@ -60,15 +61,10 @@ pub fn run(args: Args) -> Result<(), String> {
             println!("  kept '{bn}': {why}");
         }
     }
-    let inputs = read_named_inputs(&args.input, &graph)?;
+    let inputs = inputs::read_inputs(&graph, &args.input).map_err(|e| e.to_string())?;
     let input = &inputs[0];
     if !args.fp32 && super::eval::is_qdq(&graph) {
-        if inputs.len() > 1 {
-            return Err(format!(
-                "{model}: the int8 runtime takes one input; use --fp32"
-            ));
-        }
-        return run_int8(&args, &model, &graph, input);
+        return run_int8(&args, &model, &graph, &inputs);
     }
     let exec = Executor::new(
         &graph,
@@ -78,12 +74,7 @@ pub fn run(args: Args) -> Result<(), String> {
     )
     .map_err(|e| format!("{model}: {e}"))?;
     let start = Instant::now();
-    let outputs = if inputs.len() == 1 {
-        run_batch(&exec, input)
-    } else {
-        exec.run(&inputs)
-    }
-    .map_err(|e| format!("{model}: {e}"))?;
+    let outputs = run_batch(&exec, &inputs).map_err(|e| format!("{model}: {e}"))?;
     let elapsed = start.elapsed();
     println!(
         "{model}: {} nodes, input {:?}, {:.2} ms on {} thread(s)",
@@ -116,21 +107,18 @@ fn run_int8(
     args: &Args,
     model: &str,
     graph: &q8_frontend::ir::Graph,
-    input: &Tensor,
+    inputs: &[Tensor],
 ) -> Result<(), String> {
     let m = super::eval::build_model(model, graph, args.tier, args.threads)?;
     let start = Instant::now();
     let (outputs, timings) = if args.profile {
         // One warm-up run first: the profile then shows steady-state step times, without
         // the first run's planning and first-touch page faults.
-        m.run(std::slice::from_ref(input))
-            .map_err(|e| format!("{model}: {e}"))?;
-        m.run_profiled(std::slice::from_ref(input))
+        m.run(inputs).map_err(|e| format!("{model}: {e}"))?;
+        m.run_profiled(inputs)
             .map_err(|e| format!("{model}: {e}"))?
     } else {
-        let out = m
-            .run(std::slice::from_ref(input))
-            .map_err(|e| format!("{model}: {e}"))?;
+        let out = m.run(inputs).map_err(|e| format!("{model}: {e}"))?;
         (out, Vec::new())
     };
     let ms = start.elapsed().as_secs_f64() * 1e3;
@@ -171,7 +159,7 @@ fn run_int8(
             "{{\"model\":{model:?},\"precision\":\"int8\",\"tier\":\"{}\",\"threads\":{},\"input\":{:?},\"ms\":{ms:.3},\"outputs\":[{}],\"profile\":[{}]}}",
             m.tier(),
             m.threads(),
-            input.shape(),
+            inputs[0].shape(),
             outs.join(","),
             steps.join(",")
         );
@@ -180,7 +168,7 @@ fn run_int8(
             "{model}: int8 on {} ({} steps), input {:?}, {ms:.2} ms on {} thread(s)",
             m.tier(),
             m.lowered().steps.len(),
-            input.shape(),
+            inputs[0].shape(),
             m.threads()
         );
         if args.profile {
@@ -216,20 +204,23 @@ fn run_int8(
     Ok(())
 }
 
-/// Runs `input`; a model exported with a fixed batch of 1 runs once per image, its outputs
-/// stacked along axis 0.
+/// Runs `inputs`; a single-input model exported with a fixed batch of 1 runs once per
+/// image, its outputs stacked along axis 0.
 pub(crate) fn run_batch(
     exec: &Executor,
-    input: &Tensor,
+    inputs: &[Tensor],
 ) -> Result<Vec<Tensor>, q8_frontend::error::Error> {
     let g = exec.graph();
     let fixed_one = g
         .inputs()
         .first()
         .is_some_and(|&i| g.value(i).ty.shape.dims().first() == Some(&Dim::Known(1)));
+    let [input] = inputs else {
+        return exec.run(inputs);
+    };
     let n = input.shape().first().copied().unwrap_or(1);
     let Some(values) = input.as_f32().filter(|_| fixed_one && n > 1) else {
-        return exec.run(std::slice::from_ref(input));
+        return exec.run(inputs);
     };
     let mut one_shape = input.shape().to_vec();
     one_shape[0] = 1;
@@ -253,78 +244,9 @@ pub(crate) fn run_batch(
         .collect()
 }
 
-/// The graph inputs from `--input` values, in graph order: one unnamed path for a
-/// one-input graph, else `name=path` for every input.
-fn read_named_inputs(
-    specs: &[String],
-    graph: &q8_frontend::ir::Graph,
-) -> Result<Vec<Tensor>, String> {
-    let names: Vec<&str> = graph
-        .inputs()
-        .iter()
-        .map(|&i| graph.value(i).name.as_str())
-        .collect();
-    if let [only] = specs
-        && !only.contains('=')
-    {
-        if names.len() != 1 {
-            return Err(format!(
-                "the model has inputs {names:?}: give each as --input name=file.npy"
-            ));
-        }
-        return Ok(vec![read_tensor(&PathBuf::from(only))?]);
-    }
-    let mut given: Vec<(&str, &str)> = Vec::new();
-    for spec in specs {
-        let (name, path) = spec
-            .split_once('=')
-            .ok_or_else(|| format!("--input {spec}: with several inputs write name=file.npy"))?;
-        if !names.contains(&name) {
-            return Err(format!(
-                "--input {spec}: the model has no input '{name}' (inputs: {names:?})"
-            ));
-        }
-        if given.iter().any(|(n, _)| *n == name) {
-            return Err(format!("--input {spec}: '{name}' is given twice"));
-        }
-        given.push((name, path));
-    }
-    names
-        .iter()
-        .map(|name| {
-            let (_, path) = given
-                .iter()
-                .find(|(n, _)| n == name)
-                .ok_or_else(|| format!("input '{name}' is not given (--input {name}=file.npy)"))?;
-            read_tensor(&PathBuf::from(path))
-        })
-        .collect()
-}
-
-/// Reads a `.npy` array as a tensor: f32 (f64 converted), i64, i32 or bool.
-fn read_tensor(path: &PathBuf) -> Result<Tensor, String> {
-    let array = npy::read(path).map_err(|e| e.to_string())?;
-    let shape = array.shape().to_vec();
-    let data = match array.data() {
-        NpyData::F32(v) => TensorData::F32(v.clone()),
-        NpyData::F64(v) => TensorData::F32(v.iter().map(|&x| x as f32).collect()),
-        NpyData::I64(v) => TensorData::I64(v.clone()),
-        NpyData::I32(v) => TensorData::I32(v.clone()),
-        NpyData::Bool(v) => TensorData::Bool(v.clone()),
-        _ => {
-            return Err(format!(
-                "{}: input must be f32, f64, i64, i32 or bool, found {}",
-                path.display(),
-                array.dtype().descr()
-            ));
-        }
-    };
-    Tensor::new(shape, data).map_err(|e| format!("{}: {e}", path.display()))
-}
-
 /// Reads an f32 or f64 `.npy` array as an f32 tensor.
-pub(crate) fn read_input(path: &PathBuf) -> Result<Tensor, String> {
-    let t = read_tensor(path)?;
+pub(crate) fn read_f32(path: &PathBuf) -> Result<Tensor, String> {
+    let t = inputs::read_tensor(path).map_err(|e| e.to_string())?;
     if t.as_f32().is_none() {
         return Err(format!(
             "{}: input must be f32 or f64, found {}",

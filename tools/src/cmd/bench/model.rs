@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{Graph, Tensor};
 use q8_frontend::models::{ResNet18Config, resnet18};
-use q8_frontend::onnx;
 use q8_frontend::quant::{QuantConfig, prepare};
 use q8_frontend::runtime::{Model, RuntimeOptions};
+use q8_frontend::{inputs, onnx};
 use q8_kernels::Tier;
 
 /// Arguments of `q8 bench model`.
@@ -18,6 +18,12 @@ use q8_kernels::Tier;
 pub struct ModelArgs {
     /// ONNX model (QDQ models run int8; fp32 models only with `--fp32`).
     model: PathBuf,
+    /// Inputs to time instead of synthetic ones (then `--batch` is ignored): a `.npy`,
+    /// `name=file.npy` per graph input (repeatable), or one `.npz` with an array per input.
+    /// Without it every input is synthesized: `--batch` on the first axis, other symbolic
+    /// dims 1, f32 a ramp, integers 1, bools true.
+    #[arg(long)]
+    input: Vec<String>,
     #[command(flatten)]
     common: Common,
 }
@@ -52,11 +58,13 @@ struct Common {
     json: bool,
 }
 
-/// The networks to time: the QDQ graph for int8, the fp32 graph (if any) for `--fp32`.
+/// The networks to time: the QDQ graph for int8, the fp32 graph (if any) for `--fp32`, and
+/// the inputs given (synthetic ones per batch size without them).
 struct Subject {
     name: String,
     int8: Option<Graph>,
     fp32: Option<Graph>,
+    inputs: Option<Vec<Tensor>>,
 }
 
 fn parse_list(s: &str, what: &str) -> Result<Vec<usize>, String> {
@@ -76,10 +84,16 @@ pub fn run_model(args: ModelArgs) -> Result<(), String> {
     let name = args.model.display().to_string();
     let graph = onnx::load(&args.model).map_err(|e| format!("{name}: {e}"))?;
     let qdq = crate::cmd::eval::is_qdq(&graph);
+    let inputs = if args.input.is_empty() {
+        None
+    } else {
+        Some(inputs::read_inputs(&graph, &args.input).map_err(|e| e.to_string())?)
+    };
     let subject = Subject {
         name,
         int8: qdq.then(|| graph.clone()),
         fp32: (args.common.fp32 || !qdq).then_some(graph),
+        inputs,
     };
     bench(&subject, &args.common)
 }
@@ -140,6 +154,7 @@ pub fn run_resnet(args: ResNetArgs) -> Result<(), String> {
         name: "resnet18".into(),
         int8: Some(qdq),
         fp32: c.fp32.then_some(fp32),
+        inputs: None,
     };
     bench(&subject, c)
 }
@@ -204,9 +219,16 @@ pub(crate) fn median_time(
 }
 
 fn bench(subject: &Subject, c: &Common) -> Result<(), String> {
-    let batches = parse_list(&c.batch, "batch")?;
+    let batches = match &subject.inputs {
+        Some(x) => vec![inputs::samples(x).map_err(|e| e.to_string())?],
+        None => parse_list(&c.batch, "batch")?,
+    };
     let threads = parse_list(&c.threads, "threads")?;
-    let shape = input_shape(subject)?;
+    let graph = subject
+        .int8
+        .as_ref()
+        .or(subject.fp32.as_ref())
+        .ok_or("nothing to benchmark")?;
     for &t in &threads {
         let model = match &subject.int8 {
             Some(g) => Some(
@@ -229,15 +251,16 @@ fn bench(subject: &Subject, c: &Common) -> Result<(), String> {
             None => None,
         };
         for &b in &batches {
-            let mut dims = shape.clone();
-            dims[0] = b;
-            let x = random_like(&dims);
+            let x = match &subject.inputs {
+                Some(x) => x.clone(),
+                None => {
+                    inputs::synthetic(graph, b).map_err(|e| format!("{}: {e}", subject.name))?
+                }
+            };
             let fp32 = match &exec {
                 Some(e) => {
                     let (med, reps) = median_time(c.reps.min(3), || {
-                        e.run(std::slice::from_ref(&x))
-                            .map(drop)
-                            .map_err(|e| e.to_string())
+                        e.run(&x).map(drop).map_err(|e| e.to_string())
                     })?;
                     report(c.json, &subject.name, b, t, "fp32", "-", med, reps, None);
                     Some(med)
@@ -245,11 +268,8 @@ fn bench(subject: &Subject, c: &Common) -> Result<(), String> {
                 None => None,
             };
             if let Some(m) = &model {
-                let (med, reps) = median_time(c.reps, || {
-                    m.run(std::slice::from_ref(&x))
-                        .map(drop)
-                        .map_err(|e| e.to_string())
-                })?;
+                let (med, reps) =
+                    median_time(c.reps, || m.run(&x).map(drop).map_err(|e| e.to_string()))?;
                 let speedup = fp32.map(|f| f.as_secs_f64() / med.as_secs_f64());
                 report(
                     c.json,
@@ -266,34 +286,6 @@ fn bench(subject: &Subject, c: &Common) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The first input's shape (batch 1 where symbolic).
-fn input_shape(subject: &Subject) -> Result<Vec<usize>, String> {
-    let g = subject
-        .int8
-        .as_ref()
-        .or(subject.fp32.as_ref())
-        .ok_or("nothing to benchmark")?;
-    let &id = g
-        .inputs()
-        .first()
-        .ok_or_else(|| format!("{}: the model has no inputs", subject.name))?;
-    Ok(g.value(id)
-        .ty
-        .shape
-        .dims()
-        .iter()
-        .map(|d| d.known().unwrap_or(1))
-        .collect())
-}
-
-fn random_like(dims: &[usize]) -> Tensor {
-    let n: usize = dims.iter().product();
-    let values = (0..n)
-        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
-        .collect();
-    Tensor::from_f32(dims.to_vec(), values).expect("consistent shape")
 }
 
 #[allow(clippy::too_many_arguments)]

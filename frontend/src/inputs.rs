@@ -149,17 +149,16 @@ fn read_archive(names: &[&str], path: &str) -> Result<Vec<(usize, Tensor, String
 /// Checks element type, rank and fixed dimensions of `t` against graph input `id`.
 fn check_fits(graph: &Graph, id: ValueId, t: &Tensor, file: &str) -> Result<()> {
     let v = graph.value(id);
+    // A declared batch of 1 takes any batch: exporters fix it, and the int8 runtime and the
+    // CLI run such models on whole batches.
+    let dims = v.ty.shape.dims().iter().zip(t.shape()).enumerate();
     let fits = t.dtype() == v.ty.dtype
         && t.shape().len() == v.ty.shape.rank()
-        && v.ty
-            .shape
-            .dims()
-            .iter()
-            .zip(t.shape())
-            .all(|(d, &n)| match d {
-                Dim::Known(k) => *k == n,
-                Dim::Sym(_) => true,
-            });
+        && dims.into_iter().all(|(axis, (d, &n))| match d {
+            Dim::Known(1) if axis == 0 => true,
+            Dim::Known(k) => *k == n,
+            Dim::Sym(_) => true,
+        });
     if fits {
         return Ok(());
     }

@@ -25,7 +25,6 @@ pub mod error;
 pub mod exec;
 pub mod inputs;
 pub mod ir;
-mod json;
 pub mod lower;
 pub mod models;
 pub mod npy;

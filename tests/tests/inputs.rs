@@ -176,3 +176,17 @@ fn synthetic_inputs_fit_each_input() {
     assert_eq!(x[0].shape(), &[4, 3]);
     assert!(x[0].as_f32().is_some() && x[1].as_i64().is_some());
 }
+
+/// An exporter's fixed batch of 1 takes a whole batch (the runtime relaxes it), other fixed
+/// dims still must match.
+#[test]
+fn a_declared_batch_of_one_takes_any_batch() {
+    let g = load("digits_resnet.pt2e_qdq.onnx");
+    let x = inputs::read_inputs(&g, &[path("digits_test_x.npy")]).unwrap();
+    assert_eq!(x[0].shape()[0], 360);
+    let e = err(&g, &[path("two_inputs_a.npy")]);
+    assert!(
+        e.contains("two_inputs_a.npy: input 'input' is f32 [2, 3]"),
+        "{e}"
+    );
+}

@@ -190,6 +190,20 @@ fn every_pattern_lowers_as_reported() {
     assert_eq!(r.duplicated_dequantize, 3, "a_dq read 3 times, b_dq twice");
     let json = r.to_json();
     assert!(json.contains("\"node\":\"sigmoid\",\"op\":\"Sigmoid\",\"lowering\":\"f32\""));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["nodes"].as_array().unwrap().len(), r.nodes.len());
+    assert_eq!(v["fallback_nodes"], 1);
+    let sigmoid = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "sigmoid");
+    assert!(
+        sigmoid.unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Sigmoid")
+    );
 }
 
 #[test]

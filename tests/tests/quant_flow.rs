@@ -172,6 +172,14 @@ fn fp32_overrides_are_honoured_and_reported() {
         json.contains("\"node\":\"b\",\"op\":\"Conv\",\"status\":\"fp32\""),
         "{json}"
     );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rows = v["nodes"].as_array().unwrap();
+    assert_eq!(rows.len(), p.coverage().nodes.len());
+    assert!(
+        rows.iter()
+            .all(|n| (n["status"] == "quantized") == n["pattern"].is_string())
+    );
+    assert_eq!(v["quantized"], p.coverage().quantized());
     p.calibrate([batch(2, 1, 0)], |_| {}).unwrap();
     let q = p.convert().unwrap();
     let b_node = q.graph.node(node(&q.graph, "b")).unwrap();

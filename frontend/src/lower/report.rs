@@ -1,14 +1,17 @@
 //! The lowering report: for every node of the graph, which step runs it and how, or why it
 //! stays in f32.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
-use crate::json::json_str;
+use serde::Serialize;
 
-/// What became of one graph node.
-#[derive(Clone, Debug, PartialEq)]
+/// What became of one graph node. In JSON, a `"lowering"` tag (`"lowered"`, `"constant"`,
+/// `"f32"`) beside the variant's fields.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "lowering")]
 pub enum NodeLowering {
     /// Part of a lowered step (an int8 kernel, a u8 op or a quantize / dequantize boundary).
+    #[serde(rename = "lowered")]
     Lowered {
         /// Name of the step's anchor node.
         step: String,
@@ -18,8 +21,10 @@ pub enum NodeLowering {
         detail: String,
     },
     /// Evaluated once at load time (weights, biases, folded shapes).
+    #[serde(rename = "constant")]
     Constant,
     /// Runs in f32 through the executor.
+    #[serde(rename = "f32")]
     Fallback {
         /// Why no int8 pattern matched.
         reason: String,
@@ -27,13 +32,14 @@ pub enum NodeLowering {
 }
 
 /// One node's entry.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NodeEntry {
     /// Node name (as in the source model).
     pub node: String,
     /// ONNX op type.
     pub op: String,
     /// What happened to it.
+    #[serde(flatten)]
     pub lowering: NodeLowering,
 }
 
@@ -76,49 +82,42 @@ impl LoweringReport {
         (int8, compute.len())
     }
 
-    /// The report as a JSON object: `{"tier", "int8_compute_nodes", "compute_nodes",
-    /// "fallback_nodes", "nodes": [{"node", "op", "lowering", "step", "kernel", "detail",
-    /// "reason"}]}`.
+    /// The report as a JSON object (its [`Serialize`] form): `{"tier",
+    /// "int8_compute_nodes", "compute_nodes", "fallback_nodes", "duplicated_dequantize",
+    /// "quantize_moved_before_max_pool", "batch_relaxed", "nodes": [{"node", "op",
+    /// "lowering", "step", "kernel", "detail" | "reason"}]}`.
     pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a report serializes")
+    }
+}
+
+/// The JSON form of a [`LoweringReport`], with its derived counts.
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    tier: &'a str,
+    int8_compute_nodes: usize,
+    compute_nodes: usize,
+    fallback_nodes: usize,
+    duplicated_dequantize: usize,
+    quantize_moved_before_max_pool: usize,
+    batch_relaxed: bool,
+    nodes: &'a [NodeEntry],
+}
+
+impl Serialize for LoweringReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (int8, total) = self.int8_coverage();
-        let mut s = format!(
-            "{{\"tier\":{},\"int8_compute_nodes\":{int8},\"compute_nodes\":{total},\"fallback_nodes\":{},\"duplicated_dequantize\":{},\"quantize_moved_before_max_pool\":{},\"batch_relaxed\":{},\"nodes\":[",
-            json_str(&self.tier),
-            self.fallback_nodes().len(),
-            self.duplicated_dequantize,
-            self.quantize_moved_before_max_pool,
-            self.batch_relaxed
-        );
-        for (i, e) in self.nodes.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            let _ = write!(
-                s,
-                "{{\"node\":{},\"op\":{},",
-                json_str(&e.node),
-                json_str(&e.op)
-            );
-            let _ = match &e.lowering {
-                NodeLowering::Lowered {
-                    step,
-                    kernel,
-                    detail,
-                } => write!(
-                    s,
-                    "\"lowering\":\"lowered\",\"step\":{},\"kernel\":{},\"detail\":{}}}",
-                    json_str(step),
-                    json_str(kernel),
-                    json_str(detail)
-                ),
-                NodeLowering::Constant => write!(s, "\"lowering\":\"constant\"}}"),
-                NodeLowering::Fallback { reason } => {
-                    write!(s, "\"lowering\":\"f32\",\"reason\":{}}}", json_str(reason))
-                }
-            };
+        ReportJson {
+            tier: &self.tier,
+            int8_compute_nodes: int8,
+            compute_nodes: total,
+            fallback_nodes: self.fallback_nodes().len(),
+            duplicated_dequantize: self.duplicated_dequantize,
+            quantize_moved_before_max_pool: self.quantize_moved_before_max_pool,
+            batch_relaxed: self.batch_relaxed,
+            nodes: &self.nodes,
         }
-        s.push_str("]}");
-        s
+        .serialize(s)
     }
 }
 

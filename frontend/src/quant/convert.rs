@@ -19,7 +19,7 @@ use super::report::CoverageReport;
 use crate::ir::{DType, Graph, NodeId, Op, QuantSpec, Tensor, TensorData, ValueId};
 
 /// The qparams of one sharing group.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ActivationQParams {
     /// Index into [`Annotation::groups`].
     pub group: usize,

@@ -3,10 +3,11 @@
 
 use std::fmt;
 
+use serde::Serialize;
+
 use super::annotate::{Annotation, Fp32Reason, NodeStatus};
 use super::config::ConfigSource;
 use crate::ir::Graph;
-use crate::json::json_str;
 
 /// One node's line of the report.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,34 +77,62 @@ impl CoverageReport {
         self.nodes.iter().filter(|n| n.pattern.is_some()).count()
     }
 
-    /// The report as a JSON object:
-    /// `{"quantized": n, "fp32": n, "groups": n, "nodes": [{"node", "op", "status", "pattern" | "reason"}]}`.
+    /// The report as a JSON object (its [`Serialize`] form): `{"quantized": n, "fp32": n,
+    /// "groups": n, "nodes": [{"node", "op", "status", "pattern" | "reason"}]}`.
     pub fn to_json(&self) -> String {
-        let rows: Vec<String> = self
+        serde_json::to_string(self).expect("a report serializes")
+    }
+}
+
+/// The JSON form of a [`CoverageReport`].
+#[derive(Serialize)]
+struct CoverageJson<'a> {
+    quantized: usize,
+    fp32: usize,
+    groups: usize,
+    nodes: Vec<NodeJson<'a>>,
+}
+
+/// The JSON form of a [`NodeCoverage`]: `status` is `quantized` (with `pattern`) or `fp32`
+/// (with `reason`).
+#[derive(Serialize)]
+struct NodeJson<'a> {
+    node: &'a str,
+    op: &'a str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pattern: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+impl Serialize for CoverageReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let nodes = self
             .nodes
             .iter()
-            .map(|n| {
-                let tail = match (&n.pattern, &n.reason) {
-                    (Some(p), _) => format!("\"status\":\"quantized\",\"pattern\":{}", json_str(p)),
-                    (None, r) => format!(
-                        "\"status\":\"fp32\",\"reason\":{}",
-                        json_str(r.as_deref().unwrap_or(""))
-                    ),
-                };
-                format!(
-                    "{{\"node\":{},\"op\":{},{tail}}}",
-                    json_str(&n.node),
-                    json_str(&n.op)
-                )
+            .map(|n| NodeJson {
+                node: &n.node,
+                op: &n.op,
+                status: if n.pattern.is_some() {
+                    "quantized"
+                } else {
+                    "fp32"
+                },
+                pattern: n.pattern.as_deref(),
+                reason: match n.pattern {
+                    Some(_) => None,
+                    None => Some(n.reason.as_deref().unwrap_or("")),
+                },
             })
             .collect();
-        format!(
-            "{{\"quantized\":{},\"fp32\":{},\"groups\":{},\"nodes\":[{}]}}",
-            self.quantized(),
-            self.nodes.len() - self.quantized(),
-            self.groups,
-            rows.join(",")
-        )
+        CoverageJson {
+            quantized: self.quantized(),
+            fp32: self.nodes.len() - self.quantized(),
+            groups: self.groups,
+            nodes,
+        }
+        .serialize(s)
     }
 }
 

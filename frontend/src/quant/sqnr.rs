@@ -6,12 +6,13 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use serde::Serialize;
+
 use super::annotate::PatternMatch;
 use super::convert::Quantized;
 use super::error::Result;
 use crate::exec::{ExecOptions, Executor};
 use crate::ir::{NodeId, Tensor, ValueId};
-use crate::json::json_str;
 
 /// `10 * log10(sum ref^2 / sum (ref - x)^2)` in dB (f64 sums); `+inf` when equal.
 ///
@@ -49,8 +50,8 @@ impl Accumulator {
     }
 }
 
-/// One row of the comparison.
-#[derive(Clone, Debug, PartialEq)]
+/// One row of the comparison (in JSON an infinite SQNR is `null`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LayerSqnr {
     /// ONNX name of the pattern's anchor node (or of the graph output value).
     pub node: String,
@@ -63,14 +64,14 @@ pub struct LayerSqnr {
 }
 
 /// Per-layer and per-output SQNR of a converted model against its fp32 original.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Comparison {
+    /// Batches compared.
+    pub batches: usize,
     /// One row per quantized pattern, in graph order of the anchor nodes.
     pub layers: Vec<LayerSqnr>,
     /// One row per graph output.
     pub outputs: Vec<LayerSqnr>,
-    /// Batches compared.
-    pub batches: usize,
 }
 
 impl Comparison {
@@ -82,32 +83,9 @@ impl Comparison {
     }
 
     /// `{"batches": n, "layers": [{"node", "pattern", "value", "sqnr_db"}], "outputs": [...]}`
-    /// (an infinite SQNR is written as `null`).
+    /// (its [`Serialize`] form; an infinite SQNR is written as `null`).
     pub fn to_json(&self) -> String {
-        let rows = |v: &[LayerSqnr]| {
-            v.iter()
-                .map(|r| {
-                    let db = if r.sqnr_db.is_finite() {
-                        format!("{:.3}", r.sqnr_db)
-                    } else {
-                        "null".into()
-                    };
-                    format!(
-                        "{{\"node\":{},\"pattern\":{},\"value\":{},\"sqnr_db\":{db}}}",
-                        json_str(&r.node),
-                        json_str(&r.pattern),
-                        json_str(&r.value)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        format!(
-            "{{\"batches\":{},\"layers\":[{}],\"outputs\":[{}]}}",
-            self.batches,
-            rows(&self.layers),
-            rows(&self.outputs)
-        )
+        serde_json::to_string(self).expect("a comparison serializes")
     }
 }
 

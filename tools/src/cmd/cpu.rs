@@ -1,5 +1,7 @@
 //! `q8 cpu`: what the CPU has, what the OS enables, and the tier q8 will use.
 
+use std::collections::BTreeMap;
+
 use q8_kernels::cpu::{self, Tier};
 
 /// Arguments of `q8 cpu`.
@@ -8,6 +10,20 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// `q8 cpu --json`.
+#[derive(serde::Serialize)]
+struct CpuJson<'a> {
+    brand: &'a str,
+    features: BTreeMap<&'static str, bool>,
+    xcr0: String,
+    os_avx: bool,
+    os_avx512: bool,
+    os_amx: bool,
+    amx_permission: &'a str,
+    tiers: BTreeMap<&'static str, bool>,
+    chosen: &'static str,
 }
 
 /// Prints the detection report.
@@ -33,24 +49,20 @@ pub fn run(args: Args) -> Result<(), String> {
         cpu::AmxPermission::Denied(why) => format!("denied: {why}"),
     };
     if args.json {
-        let feats: Vec<String> = flags.iter().map(|(n, v)| format!("\"{n}\":{v}")).collect();
-        let tiers: Vec<String> = Tier::ALL
-            .iter()
-            .map(|t| format!("\"{}\":{}", t.name(), cpu::is_available(*t)))
-            .collect();
-        println!(
-            "{{\"brand\":{:?},\"features\":{{{}}},\"xcr0\":\"{:#x}\",\"os_avx\":{},\"os_avx512\":{},\"os_amx\":{},\"amx_permission\":{:?},\"tiers\":{{{}}},\"chosen\":\"{}\"}}",
-            info.brand,
-            feats.join(","),
-            info.os.xcr0,
-            info.os.avx,
-            info.os.avx512,
-            info.os.amx,
-            amx,
-            tiers.join(","),
-            chosen.name()
-        );
-        return Ok(());
+        return super::print_json(&CpuJson {
+            brand: &info.brand,
+            features: flags.iter().copied().collect(),
+            xcr0: format!("{:#x}", info.os.xcr0),
+            os_avx: info.os.avx,
+            os_avx512: info.os.avx512,
+            os_amx: info.os.amx,
+            amx_permission: &amx,
+            tiers: Tier::ALL
+                .iter()
+                .map(|&t| (t.name(), cpu::is_available(t)))
+                .collect(),
+            chosen: chosen.name(),
+        });
     }
     println!("CPU: {}", info.brand);
     let present: Vec<&str> = flags.iter().filter(|f| f.1).map(|f| f.0).collect();

@@ -14,6 +14,7 @@ use q8_frontend::npy::{self, NpyData};
 use q8_frontend::onnx;
 use q8_frontend::quant::{QuantConfig, batches, prepare, sqnr_db};
 use q8_frontend::runtime::{Model, RuntimeOptions};
+use serde::Serialize;
 
 use super::bench::model::{median_time, quantized_resnet18, random_images};
 use super::eval::correct;
@@ -131,9 +132,9 @@ pub fn run(args: Args) -> Result<(), String> {
         "  fp32 top-1 {top_fp32}/{n}, int8 top-1 {top_int8}/{n}, int8 vs fp32 logits SQNR {db:.1} dB"
     ));
     let transformer = if args.no_transformer {
-        "null".to_string()
+        None
     } else {
-        transformer(args.threads, &say)?
+        Some(transformer(args.threads, &say)?)
     };
     let mut latencies = Vec::new();
     if !args.no_resnet {
@@ -179,26 +180,72 @@ pub fn run(args: Args) -> Result<(), String> {
                 batch as f64 / t8.as_secs_f64(),
                 ms32 / ms8
             ));
-            latencies.push(format!(
-                "{{\"batch\":{batch},\"threads\":{},\"int8_median_ms\":{ms8:.3},\"fp32_median_ms\":{ms32:.3}}}",
-                model.threads()
-            ));
+            latencies.push(LatencyJson {
+                batch,
+                threads: model.threads(),
+                int8_median_ms: ms8,
+                fp32_median_ms: ms32,
+            });
         }
     }
     if args.json {
-        println!(
-            "{{\"tier\":\"{}\",\"digits\":{{\"images\":{n},\"fp32_top1\":{top_fp32},\"int8_top1\":{top_int8},\"sqnr_db\":{db:.3}}},\"transformer\":{transformer},\"resnet18\":[{}]}}",
-            model.tier(),
-            latencies.join(",")
-        );
+        super::print_json(&DemoJson {
+            tier: model.tier().name(),
+            digits: DigitsJson {
+                images: n,
+                fp32_top1: top_fp32,
+                int8_top1: top_int8,
+                sqnr_db: db,
+            },
+            transformer,
+            resnet18: latencies,
+        })?;
     }
     Ok(())
 }
 
+/// `q8 demo --json`.
+#[derive(Serialize)]
+struct DemoJson {
+    tier: &'static str,
+    digits: DigitsJson,
+    transformer: Option<TransformerJson>,
+    resnet18: Vec<LatencyJson>,
+}
+
+/// The digits part: top-1 of both precisions and the logits SQNR.
+#[derive(Serialize)]
+struct DigitsJson {
+    images: usize,
+    fp32_top1: usize,
+    int8_top1: usize,
+    sqnr_db: f64,
+}
+
+/// The transformer part: int8 coverage, embedding cosines and latencies.
+#[derive(Serialize)]
+struct TransformerJson {
+    int8_matmuls: usize,
+    matmuls: usize,
+    mean_cosine: f64,
+    min_cosine: f64,
+    int8_median_ms: f64,
+    fp32_median_ms: f64,
+}
+
+/// One ResNet-18 latency row.
+#[derive(Serialize)]
+struct LatencyJson {
+    batch: usize,
+    threads: usize,
+    int8_median_ms: f64,
+    fp32_median_ms: f64,
+}
+
 /// The transformer part: the embedded tiny BERT-like encoder quantized statically (linear
 /// layers int8) on random token batches; prints the sentence-embedding cosine similarity to
-/// fp32 and both latencies at batch 8 x sequence 128. Returns the JSON object.
-fn transformer(threads: usize, say: &dyn Fn(String)) -> Result<String, String> {
+/// fp32 and both latencies at batch 8 x sequence 128. Returns the numbers for `--json`.
+fn transformer(threads: usize, say: &dyn Fn(String)) -> Result<TransformerJson, String> {
     let e = |e: &dyn std::fmt::Display| format!("tiny_bert.onnx: {e}");
     let graph = onnx::load_bytes(TINY_BERT_ONNX).map_err(|x| e(&x))?;
     let options = ExecOptions { threads };
@@ -232,7 +279,12 @@ fn transformer(threads: usize, say: &dyn Fn(String)) -> Result<String, String> {
     say(format!(
         "  sentence embeddings vs fp32 (8 x 128 random tokens): mean cosine {mean:.4}, min {min:.4}; int8 {ms8:.2} ms, fp32 {ms32:.2} ms"
     ));
-    Ok(format!(
-        "{{\"int8_matmuls\":{lowered},\"matmuls\":{total},\"mean_cosine\":{mean:.5},\"min_cosine\":{min:.5},\"int8_median_ms\":{ms8:.3},\"fp32_median_ms\":{ms32:.3}}}"
-    ))
+    Ok(TransformerJson {
+        int8_matmuls: lowered,
+        matmuls: total,
+        mean_cosine: mean,
+        min_cosine: min,
+        int8_median_ms: ms8,
+        fp32_median_ms: ms32,
+    })
 }

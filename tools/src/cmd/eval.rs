@@ -45,6 +45,21 @@ pub struct Args {
     json: bool,
 }
 
+/// `q8 eval --json`.
+#[derive(serde::Serialize)]
+struct EvalJson<'a> {
+    model: &'a str,
+    precision: &'a str,
+    images: usize,
+    top1_correct: usize,
+    top1: f64,
+    ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sqnr_db: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top1_agreement: Option<usize>,
+}
+
 /// True when the graph holds quantize / dequantize nodes (a QDQ model).
 pub(crate) fn is_qdq(graph: &Graph) -> bool {
     graph
@@ -151,13 +166,16 @@ pub fn run(args: Args) -> Result<(), String> {
         None => None,
     };
     if args.json {
-        let reference = reference.map_or(String::new(), |(db, agree)| {
-            format!(",\"sqnr_db\":{db:.3},\"top1_agreement\":{agree}")
-        });
-        println!(
-            "{{\"model\":{model:?},\"precision\":{precision:?},\"images\":{rows},\"top1_correct\":{top1},\"top1\":{:.6},\"ms\":{ms:.3}{reference}}}",
-            top1 as f64 / rows.max(1) as f64
-        );
+        super::print_json(&EvalJson {
+            model: &model,
+            precision: &precision,
+            images: rows,
+            top1_correct: top1,
+            top1: top1 as f64 / rows.max(1) as f64,
+            ms,
+            sqnr_db: reference.map(|r| r.0),
+            top1_agreement: reference.map(|r| r.1),
+        })?;
     } else {
         println!(
             "{model} [{precision}]: top-1 {top1}/{rows} = {:.2} % ({ms:.1} ms)",

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use q8_frontend::lower::LoweringReport;
 use q8_frontend::onnx;
 use q8_kernels::Tier;
+use serde::Serialize;
 
 /// Arguments of `q8 inspect`.
 #[derive(clap::Args)]
@@ -19,6 +21,27 @@ pub struct Args {
     /// Print one JSON object (graph summary and the lowering report).
     #[arg(long)]
     json: bool,
+}
+
+/// `q8 inspect --json`.
+#[derive(Serialize)]
+struct InspectJson<'a> {
+    model: &'a str,
+    nodes: usize,
+    inputs: Vec<ValueJson>,
+    outputs: Vec<ValueJson>,
+    ops: &'a BTreeMap<&'a str, usize>,
+    steps: usize,
+    load_ms: f64,
+    lowering: &'a LoweringReport,
+}
+
+/// A graph input or output: its name and `dtype shape`.
+#[derive(Serialize)]
+struct ValueJson {
+    name: String,
+    #[serde(rename = "type")]
+    ty: String,
 }
 
 /// Runs `q8 inspect`.
@@ -43,23 +66,24 @@ pub fn run(args: Args) -> Result<(), String> {
     let (inputs, outputs) = (io(graph.inputs()), io(graph.outputs()));
     let report = m.report();
     if args.json {
-        let list = |l: &[(String, String)]| {
+        let list = |l: &[(String, String)]| -> Vec<ValueJson> {
             l.iter()
-                .map(|(n, t)| format!("{{\"name\":{n:?},\"type\":{t:?}}}"))
-                .collect::<Vec<_>>()
-                .join(",")
+                .map(|(name, ty)| ValueJson {
+                    name: name.clone(),
+                    ty: ty.clone(),
+                })
+                .collect()
         };
-        let op_counts: Vec<String> = ops.iter().map(|(k, v)| format!("{k:?}:{v}")).collect();
-        println!(
-            "{{\"model\":{model:?},\"nodes\":{},\"inputs\":[{}],\"outputs\":[{}],\"ops\":{{{}}},\"steps\":{},\"load_ms\":{load_ms:.2},\"lowering\":{}}}",
-            graph.nodes().count(),
-            list(&inputs),
-            list(&outputs),
-            op_counts.join(","),
-            m.lowered().steps.len(),
-            report.to_json()
-        );
-        return Ok(());
+        return super::print_json(&InspectJson {
+            model: &model,
+            nodes: graph.nodes().count(),
+            inputs: list(&inputs),
+            outputs: list(&outputs),
+            ops: &ops,
+            steps: m.lowered().steps.len(),
+            load_ms,
+            lowering: report,
+        });
     }
     println!("{model}: {} nodes", graph.nodes().count());
     for (n, t) in &inputs {

@@ -8,8 +8,12 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use q8_frontend::exec::ExecOptions;
 use q8_frontend::ir::Tensor;
-use q8_frontend::quant::{ObserverKind, OpQuantSpec, QuantConfig, Setting, compare, prepare};
+use q8_frontend::quant::{
+    ActivationQParams, Comparison, CoverageReport, ObserverKind, OpQuantSpec, QuantConfig, Setting,
+    compare, prepare,
+};
 use q8_frontend::{inputs, onnx};
+use serde::Serialize;
 
 /// Arguments of `q8 quantize`.
 #[derive(clap::Args)]
@@ -53,6 +57,25 @@ pub struct Args {
     /// Worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+}
+
+/// `q8 quantize --json`.
+#[derive(Serialize)]
+struct QuantizeJson<'a> {
+    model: &'a str,
+    output: String,
+    calibration: CalibrationJson,
+    coverage: &'a CoverageReport,
+    activations: &'a [ActivationQParams],
+    sqnr: Option<&'a Comparison>,
+}
+
+/// What calibration saw (`images` counts samples, of any model).
+#[derive(Serialize)]
+struct CalibrationJson {
+    batches: usize,
+    images: usize,
+    ms: f64,
 }
 
 /// Settings from the config file and flags.
@@ -108,35 +131,18 @@ pub fn run(args: Args) -> Result<(), String> {
         .map(|w| format!("{} ({} channels)", w.node, w.floor_channels))
         .collect();
     if args.json {
-        let activations: Vec<String> = quantized
-            .activations
-            .iter()
-            .map(|a| {
-                format!(
-                    "{{\"group\":{},\"scale\":{},\"zero_point\":{},\"values\":[{}]}}",
-                    a.group,
-                    a.scale,
-                    a.zero_point,
-                    a.values
-                        .iter()
-                        .map(|v| format!("{v:?}"))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                )
-            })
-            .collect();
-        println!(
-            "{{\"model\":{model:?},\"output\":{:?},\"calibration\":{{\"batches\":{},\"images\":{},\"ms\":{calib_ms:.1}}},\"coverage\":{},\"activations\":[{}],\"sqnr\":{}}}",
-            args.output.display().to_string(),
-            done.batches,
-            done.samples,
-            coverage.to_json(),
-            activations.join(","),
-            comparison
-                .as_ref()
-                .map_or_else(|| "null".to_string(), |c| c.to_json())
-        );
-        return Ok(());
+        return super::print_json(&QuantizeJson {
+            model: &model,
+            output: args.output.display().to_string(),
+            calibration: CalibrationJson {
+                batches: done.batches,
+                images: done.samples,
+                ms: calib_ms,
+            },
+            coverage: &coverage,
+            activations: &quantized.activations,
+            sqnr: comparison.as_ref(),
+        });
     }
     println!(
         "calibrated {model} on {} images in {} batches ({calib_ms:.0} ms)",

@@ -9,6 +9,7 @@ use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{Dim, Tensor, TensorData};
 use q8_frontend::npy::{self, NpyArray};
 use q8_frontend::{inputs, onnx, passes};
+use serde::Serialize;
 
 /// Arguments of `q8 run`.
 #[derive(clap::Args)]
@@ -102,6 +103,35 @@ pub fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
+/// `q8 run --json` of a QDQ model.
+#[derive(Serialize)]
+struct RunJson<'a> {
+    model: &'a str,
+    precision: &'static str,
+    tier: &'static str,
+    threads: usize,
+    input: &'a [usize],
+    ms: f64,
+    outputs: Vec<OutputJson<'a>>,
+    profile: Vec<StepJson<'a>>,
+}
+
+/// One output: its shape and the top-1 index of every row (last axis).
+#[derive(Serialize)]
+struct OutputJson<'a> {
+    name: &'a str,
+    shape: &'a [usize],
+    top1: Vec<usize>,
+}
+
+/// One profiled step.
+#[derive(Serialize)]
+struct StepJson<'a> {
+    step: &'a str,
+    kernel: &'a str,
+    ms: f64,
+}
+
 /// The int8 path: lower, pack, run (optionally profiled), report.
 fn run_int8(
     args: &Args,
@@ -124,45 +154,42 @@ fn run_int8(
     let ms = start.elapsed().as_secs_f64() * 1e3;
     let lowered = &m.lowered().graph;
     if args.json {
-        let outs: Vec<String> = lowered
+        let outputs = lowered
             .outputs()
             .iter()
             .zip(&outputs)
             .map(|(&id, t)| {
                 let width = t.shape().last().copied().unwrap_or(1).max(1);
-                let tops: Vec<String> = t
-                    .as_f32()
-                    .unwrap_or_default()
-                    .chunks_exact(width)
-                    .map(|r| argmax(r).to_string())
-                    .collect();
-                format!(
-                    "{{\"name\":{:?},\"shape\":{:?},\"top1\":[{}]}}",
-                    lowered.value(id).name,
-                    t.shape(),
-                    tops.join(",")
-                )
+                OutputJson {
+                    name: &lowered.value(id).name,
+                    shape: t.shape(),
+                    top1: t
+                        .as_f32()
+                        .unwrap_or_default()
+                        .chunks_exact(width)
+                        .map(argmax)
+                        .collect(),
+                }
             })
             .collect();
-        let steps: Vec<String> = timings
+        let profile = timings
             .iter()
-            .map(|t| {
-                format!(
-                    "{{\"step\":{:?},\"kernel\":{:?},\"ms\":{:.4}}}",
-                    t.name,
-                    t.kernel,
-                    t.time.as_secs_f64() * 1e3
-                )
+            .map(|t| StepJson {
+                step: &t.name,
+                kernel: t.kernel,
+                ms: t.time.as_secs_f64() * 1e3,
             })
             .collect();
-        println!(
-            "{{\"model\":{model:?},\"precision\":\"int8\",\"tier\":\"{}\",\"threads\":{},\"input\":{:?},\"ms\":{ms:.3},\"outputs\":[{}],\"profile\":[{}]}}",
-            m.tier(),
-            m.threads(),
-            inputs[0].shape(),
-            outs.join(","),
-            steps.join(",")
-        );
+        super::print_json(&RunJson {
+            model,
+            precision: "int8",
+            tier: m.tier().name(),
+            threads: m.threads(),
+            input: inputs[0].shape(),
+            ms,
+            outputs,
+            profile,
+        })?;
     } else {
         println!(
             "{model}: int8 on {} ({} steps), input {:?}, {ms:.2} ms on {} thread(s)",

@@ -279,6 +279,20 @@ fn measure(tier: Tier, l: &Layer, batch: usize, reps: Option<usize>) -> Result<T
     })
 }
 
+/// One `q8 bench conv --json` row (`null` where CPU time was not measurable).
+#[derive(serde::Serialize)]
+struct ConvJson<'a> {
+    layer: &'a str,
+    batch: usize,
+    threads: usize,
+    tier: &'static str,
+    runs: usize,
+    ms: f64,
+    gops: f64,
+    cpu_ms: Option<f64>,
+    cpu_gops: Option<f64>,
+}
+
 fn report(
     tier: Tier,
     layer: &str,
@@ -291,14 +305,19 @@ fn report(
     let gops = m.ops / (m.ms * 1e-3) / 1e9;
     let cpu_gops = m.cpu_ms.map(|c| m.ops / (c * 1e-3) / 1e9);
     if json {
-        let opt =
-            |v: Option<f64>, digits: usize| v.map_or("null".into(), |v| format!("{v:.digits$}"));
-        println!(
-            "{{\"layer\":\"{layer}\",\"batch\":{batch},\"threads\":{threads},\"tier\":\"{tier}\",\"runs\":{runs},\"ms\":{:.4},\"gops\":{gops:.1},\"cpu_ms\":{},\"cpu_gops\":{}}}",
-            m.ms,
-            opt(m.cpu_ms, 4),
-            opt(cpu_gops, 1)
-        );
+        let row = ConvJson {
+            layer,
+            batch,
+            threads,
+            tier: tier.name(),
+            runs,
+            ms: m.ms,
+            gops,
+            cpu_ms: m.cpu_ms,
+            cpu_gops,
+        };
+        // A plain struct of numbers and strings always serializes.
+        let _ = crate::cmd::print_json(&row);
     } else {
         let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
         println!(

@@ -14,6 +14,18 @@ use q8_frontend::runtime::{Model, RuntimeOptions, StepTiming};
 use super::common::{parse_list, positive};
 use super::model::median_time;
 
+/// One `q8 bench encoder --json` row.
+#[derive(serde::Serialize)]
+struct EncoderJson<'a> {
+    model: &'a str,
+    tier: &'static str,
+    threads: usize,
+    batch: usize,
+    seq: usize,
+    int8_median_ms: f64,
+    fp32_median_ms: f64,
+}
+
 /// Arguments of `q8 bench encoder`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -74,11 +86,15 @@ pub fn run(args: Args) -> Result<(), String> {
                 median_time(args.reps, || exec.run(&inputs).map(drop).map_err(|x| e(&x)))?;
             let (ms8, ms32) = (t8.as_secs_f64() * 1e3, t32.as_secs_f64() * 1e3);
             if args.json {
-                println!(
-                    "{{\"model\":{name:?},\"tier\":\"{}\",\"threads\":{t},\"batch\":{b},\"seq\":{},\"int8_median_ms\":{ms8:.3},\"fp32_median_ms\":{ms32:.3}}}",
-                    model.tier(),
-                    args.seq
-                );
+                crate::cmd::print_json(&EncoderJson {
+                    model: &name,
+                    tier: model.tier().name(),
+                    threads: t,
+                    batch: b,
+                    seq: args.seq,
+                    int8_median_ms: ms8,
+                    fp32_median_ms: ms32,
+                })?;
             } else {
                 println!(
                     "{name}: {} {t} thread(s), batch {b} x {}: int8 {ms8:.2} ms, fp32 {ms32:.2} ms, speedup {:.2}x",

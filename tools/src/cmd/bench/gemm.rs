@@ -157,23 +157,42 @@ fn measure(
     })
 }
 
+/// One `q8 bench gemm --json` row (`null` where the peak or residual is unknown).
+#[derive(serde::Serialize)]
+struct GemmJson {
+    tier: &'static str,
+    m: usize,
+    n: usize,
+    k: usize,
+    threads: usize,
+    gops: f64,
+    peak_gops: Option<f64>,
+    peak_gops_all_threads: Option<f64>,
+    pct_peak: Option<f64>,
+    median_ms: f64,
+    avx2_residual_pct: Option<f64>,
+}
+
 fn report(r: &Measurement, peak: Option<f64>, json: bool) {
     let (m, n, k) = r.shape;
     let peak_all = peak.map(|p| p * r.threads as f64);
     let pct = peak_all.map(|p| 100.0 * r.gops / p);
     if json {
-        let opt = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.1}"));
-        println!(
-            "{{\"tier\":\"{}\",\"m\":{m},\"n\":{n},\"k\":{k},\"threads\":{},\"gops\":{:.1},\"peak_gops\":{},\"peak_gops_all_threads\":{},\"pct_peak\":{},\"median_ms\":{:.4},\"avx2_residual_pct\":{}}}",
-            r.tier,
-            r.threads,
-            r.gops,
-            opt(peak),
-            opt(peak_all),
-            opt(pct),
-            r.median_ms,
-            opt(r.residual.map(|f| 100.0 * f))
-        );
+        let row = GemmJson {
+            tier: r.tier.name(),
+            m,
+            n,
+            k,
+            threads: r.threads,
+            gops: r.gops,
+            peak_gops: peak,
+            peak_gops_all_threads: peak_all,
+            pct_peak: pct,
+            median_ms: r.median_ms,
+            avx2_residual_pct: r.residual.map(|f| 100.0 * f),
+        };
+        // A plain struct of numbers and strings always serializes.
+        let _ = crate::cmd::print_json(&row);
     } else {
         let pct = pct.map_or("-".to_string(), |p| format!("{p:.0}%"));
         let note = r.residual.map_or(String::new(), |f| {

@@ -134,12 +134,13 @@ pub fn run_resnet(args: ResNetArgs) -> Result<(), String> {
         .scratch_bytes(&[vec![16, 3, 224, 224]])
         .map_err(|e| e.to_string())?;
     if c.json {
-        println!(
-            "{{\"model\":\"resnet18\",\"load_ms\":{:.2},\"onnx_bytes\":{},\"scratch_bytes_b16\":{scratch},\"tier\":\"{}\"}}",
-            load.as_secs_f64() * 1e3,
-            bytes.len(),
-            model.tier()
-        );
+        crate::cmd::print_json(&LoadJson {
+            model: "resnet18",
+            load_ms: load.as_secs_f64() * 1e3,
+            onnx_bytes: bytes.len(),
+            scratch_bytes_b16: scratch,
+            tier: model.tier().name(),
+        })?;
     } else {
         println!(
             "resnet18: QDQ ONNX {:.1} MB (encoded in {:.0} ms); load = import + lower + pack {:.1} ms on {}; batch-16 scratch {:.1} MB",
@@ -288,6 +289,31 @@ fn bench(subject: &Subject, c: &Common) -> Result<(), String> {
     Ok(())
 }
 
+/// `q8 bench resnet18 --json`: the load line.
+#[derive(serde::Serialize)]
+struct LoadJson {
+    model: &'static str,
+    load_ms: f64,
+    onnx_bytes: usize,
+    scratch_bytes_b16: usize,
+    tier: &'static str,
+}
+
+/// One `q8 bench <model> --json` measurement.
+#[derive(serde::Serialize)]
+struct MeasurementJson<'a> {
+    model: &'a str,
+    batch: usize,
+    threads: usize,
+    precision: &'a str,
+    tier: &'a str,
+    median_ms: f64,
+    images_per_s: f64,
+    reps: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speedup_vs_fp32: Option<f64>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn report(
     json: bool,
@@ -303,10 +329,19 @@ fn report(
     let ms = median.as_secs_f64() * 1e3;
     let ips = batch as f64 / median.as_secs_f64();
     if json {
-        let speedup = speedup.map_or(String::new(), |s| format!(",\"speedup_vs_fp32\":{s:.3}"));
-        println!(
-            "{{\"model\":{model:?},\"batch\":{batch},\"threads\":{threads},\"precision\":\"{precision}\",\"tier\":\"{tier}\",\"median_ms\":{ms:.4},\"images_per_s\":{ips:.2},\"reps\":{reps}{speedup}}}"
-        );
+        let row = MeasurementJson {
+            model,
+            batch,
+            threads,
+            precision,
+            tier,
+            median_ms: ms,
+            images_per_s: ips,
+            reps,
+            speedup_vs_fp32: speedup,
+        };
+        // A plain struct of numbers and strings always serializes.
+        let _ = crate::cmd::print_json(&row);
     } else {
         let speedup = speedup.map_or(String::new(), |s| format!(", {s:.2}x fp32"));
         println!(

@@ -74,6 +74,17 @@ pub fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
+/// One `q8 bench ops --json` row (`gops` is `null` for pure data movement).
+#[derive(serde::Serialize)]
+struct OpJson<'a> {
+    op: &'a str,
+    tier: &'static str,
+    threads: usize,
+    ms: f64,
+    gbs: f64,
+    gops: Option<f64>,
+}
+
 fn bench_tier(tier: Tier, threads: usize, json: bool) -> Result<(), String> {
     let e = |e: q8_kernels::Error| e.to_string();
     let qp = QParams::new(0.05, 7).map_err(e)?;
@@ -82,11 +93,16 @@ fn bench_tier(tier: Tier, threads: usize, json: bool) -> Result<(), String> {
         let gbs = moved as f64 / secs / 1e9;
         let gops = ops.map(|o| o / secs / 1e9);
         if json {
-            let g = gops.map_or("null".into(), |g| format!("{g:.1}"));
-            println!(
-                "{{\"op\":\"{name}\",\"tier\":\"{tier}\",\"threads\":{threads},\"ms\":{:.4},\"gbs\":{gbs:.2},\"gops\":{g}}}",
-                secs * 1e3
-            );
+            let row = OpJson {
+                op: name,
+                tier: tier.name(),
+                threads,
+                ms: secs * 1e3,
+                gbs,
+                gops,
+            };
+            // A plain struct of numbers and strings always serializes.
+            let _ = crate::cmd::print_json(&row);
         } else {
             let g = gops.map_or("-".into(), |g| format!("{g:.1}"));
             println!(

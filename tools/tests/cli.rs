@@ -36,15 +36,27 @@ fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
-/// The number after `"key":` in a JSON line.
+/// The number at the first `key` (depth first) of a one-line JSON report; `null` (how
+/// serde_json writes a non-finite number, e.g. the infinite SQNR of an exact match) reads as
+/// +inf.
 fn json_number(s: &str, key: &str) -> f64 {
-    let pat = format!("\"{key}\":");
-    let at = s
-        .find(&pat)
-        .unwrap_or_else(|| panic!("{key} missing in {s}"))
-        + pat.len();
-    let end = s[at..].find([',', '}']).map_or(s.len(), |e| at + e);
-    s[at..end].trim().parse().unwrap()
+    fn find<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.get(key).or_else(|| m.values().find_map(|x| find(x, key)))
+            }
+            serde_json::Value::Array(a) => a.iter().find_map(|x| find(x, key)),
+            _ => None,
+        }
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"));
+    match find(&v, key) {
+        Some(serde_json::Value::Null) => f64::INFINITY,
+        n => n
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or_else(|| panic!("{key} missing or not a number in {s}")),
+    }
 }
 
 /// Asserts a clean failure: non-zero exit, no panic, one `error:` line containing `needles`.
@@ -306,4 +318,61 @@ fn bench_encoder_times_int8_and_fp32() {
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("digits_resnet.onnx"), "{err}");
+}
+
+/// `q8 bench`, `q8 quantize` and `q8 eval` take the same input forms as `q8 run`: named
+/// `.npy` per input (int64 ids and mask here) or one `.npz`.
+#[test]
+fn bench_quantize_and_eval_take_multi_input_sets() {
+    let model = data("tiny_bert/tiny_bert.onnx");
+    let ids = format!("input_ids={}", data("tiny_bert/ids_2x16.npy"));
+    let mask = format!("attention_mask={}", data("tiny_bert/mask_2x16.npy"));
+    let common = ["--threads", "1", "--reps", "1", "--json"];
+    let given = [
+        &["bench", &model, "--input", &ids, "--input", &mask][..],
+        &common,
+    ]
+    .concat();
+    let s = stdout(&q8(&given));
+    assert_eq!(s.lines().count(), 1, "{s}");
+    assert_eq!(
+        json_number(&s, "batch"),
+        2.0,
+        "the given arrays' batch: {s}"
+    );
+    // Without --input every input is synthesized with its own element type.
+    let s = stdout(&q8(
+        &[&["bench", &model, "--batch", "3"][..], &common].concat()
+    ));
+    assert_eq!(json_number(&s, "batch"), 3.0, "{s}");
+    assert_error(
+        &q8(&["bench", &model, "--input", &ids]),
+        &["'attention_mask' is not given"],
+    );
+    // Calibration from an archive lacking the model's inputs names the file and the inputs.
+    let dir = scratch("multi_input_sets");
+    let out = dir.join("q.onnx");
+    assert_error(
+        &q8(&[
+            "quantize",
+            &model,
+            "--calib",
+            &data("two_inputs.npz"),
+            "-o",
+            out.to_str().unwrap(),
+        ]),
+        &["two_inputs.npz", "not inputs of the model", "input_ids"],
+    );
+    // eval counts samples over every input: 2 rows for 32 labels is an error naming both.
+    assert_error(
+        &q8(&[
+            "eval",
+            &data("two_inputs.onnx"),
+            "--input",
+            &data("two_inputs.npz"),
+            "--labels",
+            &data("tiny_bert/ids_2x16.npy"),
+        ]),
+        &["32 labels for 2 inputs", "two_inputs.npz"],
+    );
 }

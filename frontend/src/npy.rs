@@ -1,9 +1,15 @@
 //! Reading and writing NumPy `.npy` arrays and `.npz` archives.
 //!
-//! Supported: format versions 1.0, 2.0 and 3.0; little-endian `f32`, `f64`, `i64`, `i32`, `u8`,
-//! `i8` and `bool` in C order. Fortran order, big-endian data, object arrays and structured
-//! dtypes are rejected with an [`NpyError`] naming the problem. Parsing never panics: every
-//! declared size is checked against the bytes actually present before anything is allocated.
+//! Supported: format versions 1.0, 2.0 and 3.0; `f32`, `f64`, `i64`, `i32`, `u8`, `i8` and
+//! `bool` of either byte order in C order. Fortran order, object arrays and structured dtypes
+//! are rejected with an [`NpyError`] naming the problem. Elements are decoded and encoded by
+//! the `npyz` crate. The header (preamble and dict) is validated here before `npyz` sees any
+//! of it, because `npyz` cannot be handed hostile input: it allocates the declared header
+//! length up front (up to 4 GiB) and multiplies shape entries without overflow checks (a
+//! panic in debug builds, a wrapped element count in release), and it does not read Python 2
+//! `2L` shapes. So parsing never panics: every declared size is checked against the bytes
+//! actually present before anything is allocated. `.npz` archives are read with the `zip`
+//! crate (npyz's own `npz` feature pins an old `zip` and has no member-size limit).
 //!
 //! ```
 //! use q8_frontend::npy::{self, NpyArray};
@@ -115,38 +121,32 @@ impl DType {
         }
     }
 
-    /// Parses a `descr`; only little-endian (or byte-order-free) forms are accepted.
-    fn parse_descr(descr: &str) -> Result<DType> {
-        let mut chars = descr.chars();
-        let order = chars.next().ok_or_else(|| fmt_err("empty descr"))?;
-        let code = chars.as_str();
-        let dtype = match code {
-            "f4" => DType::F32,
-            "f8" => DType::F64,
-            "i8" => DType::I64,
-            "i4" => DType::I32,
-            "u1" => DType::U8,
-            "i1" => DType::I8,
-            "b1" => DType::Bool,
-            _ => {
-                return Err(NpyError::Unsupported(format!(
-                    "dtype {descr:?} (q8 reads f4, f8, i8, i4, u1, i1, b1)"
-                )));
-            }
+    /// Parses a `descr` (any byte order) into the q8 type and the `npyz` type that decodes it.
+    fn parse_descr(descr: &str) -> Result<(DType, npyz::DType)> {
+        use npyz::TypeChar;
+        let unsupported = || {
+            NpyError::Unsupported(format!(
+                "dtype {descr:?} (q8 reads f4, f8, i8, i4, u1, i1, b1)"
+            ))
         };
-        let little = match order {
-            '<' => true,
-            '|' => dtype.size() == 1,
-            '=' => cfg!(target_endian = "little"),
-            '>' => dtype.size() == 1,
-            _ => return Err(fmt_err(format!("descr {descr:?} has no byte-order mark"))),
+        // `=` (native order, which NumPy never writes but other tools may) is `npyz`'s `<`
+        // on the little-endian targets q8 runs on.
+        let spelled = match descr.strip_prefix('=') {
+            Some(rest) if cfg!(target_endian = "little") => format!("<{rest}"),
+            _ => descr.to_string(),
         };
-        if !little {
-            return Err(NpyError::Unsupported(format!(
-                "dtype {descr:?} is not little-endian"
-            )));
-        }
-        Ok(dtype)
+        let ts: npyz::TypeStr = spelled.parse().map_err(|_| unsupported())?;
+        let dtype = match (ts.type_char(), ts.size_field()) {
+            (TypeChar::Float, 4) => DType::F32,
+            (TypeChar::Float, 8) => DType::F64,
+            (TypeChar::Int, 8) => DType::I64,
+            (TypeChar::Int, 4) => DType::I32,
+            (TypeChar::Uint, 1) => DType::U8,
+            (TypeChar::Int, 1) => DType::I8,
+            (TypeChar::Bool, 1) => DType::Bool,
+            _ => return Err(unsupported()),
+        };
+        Ok((dtype, npyz::DType::new_scalar(ts)))
     }
 }
 
@@ -217,21 +217,17 @@ impl NpyData {
     }
 }
 
-/// A Rust element type stored in `.npy` files.
-pub trait Element: Copy + Sized {
+/// A Rust element type stored in `.npy` files (decoded and encoded by `npyz`).
+pub trait Element: Copy + Sized + npyz::Deserialize + npyz::AutoSerialize {
     /// The matching [`DType`].
     const DTYPE: DType;
     /// Wraps values into [`NpyData`].
     fn wrap(values: Vec<Self>) -> NpyData;
     /// Borrows the values if `data` holds this type.
     fn peek(data: &NpyData) -> Option<&[Self]>;
-    /// Decodes one little-endian element (`bytes.len() == DTYPE.size()`); `None` if invalid.
-    fn decode(bytes: &[u8]) -> Option<Self>;
-    /// Appends the little-endian encoding.
-    fn encode(self, out: &mut Vec<u8>);
 }
 
-macro_rules! numeric_element {
+macro_rules! element {
     ($t:ty, $variant:ident) => {
         impl Element for $t {
             const DTYPE: DType = DType::$variant;
@@ -244,45 +240,17 @@ macro_rules! numeric_element {
                     _ => None,
                 }
             }
-            fn decode(bytes: &[u8]) -> Option<Self> {
-                Some(<$t>::from_le_bytes(bytes.try_into().ok()?))
-            }
-            fn encode(self, out: &mut Vec<u8>) {
-                out.extend_from_slice(&self.to_le_bytes());
-            }
         }
     };
 }
 
-numeric_element!(f32, F32);
-numeric_element!(f64, F64);
-numeric_element!(i64, I64);
-numeric_element!(i32, I32);
-numeric_element!(u8, U8);
-numeric_element!(i8, I8);
-
-impl Element for bool {
-    const DTYPE: DType = DType::Bool;
-    fn wrap(values: Vec<Self>) -> NpyData {
-        NpyData::Bool(values)
-    }
-    fn peek(data: &NpyData) -> Option<&[Self]> {
-        match data {
-            NpyData::Bool(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        match bytes {
-            [0] => Some(false),
-            [1] => Some(true),
-            _ => None,
-        }
-    }
-    fn encode(self, out: &mut Vec<u8>) {
-        out.push(u8::from(self));
-    }
-}
+element!(f32, F32);
+element!(f64, F64);
+element!(i64, I64);
+element!(i32, I32);
+element!(u8, U8);
+element!(i8, I8);
+element!(bool, Bool);
 
 /// An n-dimensional array in C (row-major) order.
 #[derive(Clone, Debug, PartialEq)]
@@ -401,30 +369,30 @@ pub fn from_bytes(bytes: &[u8]) -> Result<NpyArray> {
             data.len()
         )));
     }
+    let file = &header.file_dtype;
     let values = match header.dtype {
-        DType::F32 => decode::<f32>(data),
-        DType::F64 => decode::<f64>(data),
-        DType::I64 => decode::<i64>(data),
-        DType::I32 => decode::<i32>(data),
-        DType::U8 => decode::<u8>(data),
-        DType::I8 => decode::<i8>(data),
-        DType::Bool => decode::<bool>(data),
+        DType::F32 => decode::<f32>(file, data),
+        DType::F64 => decode::<f64>(file, data),
+        DType::I64 => decode::<i64>(file, data),
+        DType::I32 => decode::<i32>(file, data),
+        DType::U8 => decode::<u8>(file, data),
+        DType::I8 => decode::<i8>(file, data),
+        DType::Bool => decode::<bool>(file, data),
     }?;
     NpyArray::from_data(header.shape, values)
 }
 
-fn decode<T: Element>(data: &[u8]) -> Result<NpyData> {
+/// Decodes `data` (exactly the array's bytes) as `T` stored as `file` (its byte order).
+fn decode<T: Element>(file: &npyz::DType, data: &[u8]) -> Result<NpyData> {
+    use npyz::TypeRead;
+    let reader = T::reader(file).map_err(|e| fmt_err(e.to_string()))?;
     let values = data
         .chunks_exact(T::DTYPE.size())
         .enumerate()
         .map(|(i, b)| {
-            T::decode(b).ok_or_else(|| {
-                fmt_err(format!(
-                    "element {i} is not a valid {} (byte {})",
-                    T::DTYPE,
-                    b.first().copied().unwrap_or(0)
-                ))
-            })
+            reader
+                .read_one(b)
+                .map_err(|e| fmt_err(format!("element {i} is not a valid {}: {e}", T::DTYPE)))
         })
         .collect::<Result<Vec<T>>>()?;
     Ok(T::wrap(values))
@@ -473,16 +441,22 @@ pub fn to_bytes(array: &NpyArray) -> Vec<u8> {
         NpyData::F64(v) => encode_all(v, &mut out),
         NpyData::I64(v) => encode_all(v, &mut out),
         NpyData::I32(v) => encode_all(v, &mut out),
-        NpyData::U8(v) => out.extend_from_slice(v),
+        NpyData::U8(v) => encode_all(v, &mut out),
         NpyData::I8(v) => encode_all(v, &mut out),
         NpyData::Bool(v) => encode_all(v, &mut out),
     }
     out
 }
 
+/// Appends `values` in `T`'s default (little-endian) `.npy` encoding, as `npyz` writes it.
 fn encode_all<T: Element>(values: &[T], out: &mut Vec<u8>) {
-    for &v in values {
-        v.encode(out);
+    use npyz::TypeWrite;
+    // A primitive's writer for its own default dtype exists, and writing to a Vec cannot fail.
+    let writer = T::writer(&T::default_dtype()).expect("npyz writes its primitives");
+    for v in values {
+        writer
+            .write_one(&mut *out, v)
+            .expect("writing to a Vec cannot fail");
     }
 }
 
@@ -549,6 +523,8 @@ fn split_header(bytes: &[u8]) -> Result<(&str, &[u8])> {
 /// The three fields of a `.npy` header.
 struct Header {
     dtype: DType,
+    /// The stored type as `npyz` decodes it (byte order included).
+    file_dtype: npyz::DType,
     fortran_order: bool,
     shape: Vec<usize>,
 }
@@ -593,8 +569,11 @@ fn parse_header(text: &str) -> Result<Header> {
     if !p.rest.trim().is_empty() {
         return Err(fmt_err("text after the header dict"));
     }
+    let (dtype, file_dtype) =
+        DType::parse_descr(&descr.ok_or_else(|| fmt_err("header lacks 'descr'"))?)?;
     Ok(Header {
-        dtype: DType::parse_descr(&descr.ok_or_else(|| fmt_err("header lacks 'descr'"))?)?,
+        dtype,
+        file_dtype,
         fortran_order: fortran.ok_or_else(|| fmt_err("header lacks 'fortran_order'"))?,
         shape: shape.ok_or_else(|| fmt_err("header lacks 'shape'"))?,
     })

@@ -6,7 +6,7 @@
 //! * static int8 (the X86 recipe: every linear MatMul int8, attention / LayerNorm / GELU /
 //!   residuals fp32), calibrated on multi-input token batches: the int8 runtime's sentence
 //!   embeddings stay within cosine 0.99 of fp32 and are identical on every tier and thread
-//!   count.
+//!   count, also after saving the QDQ model to ONNX and loading it back.
 
 use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{Tensor, TensorData};
@@ -98,6 +98,17 @@ fn static_int8_keeps_embeddings_and_is_tier_invariant() {
     for (tier, threads, out) in &outputs {
         assert_eq!(out, first, "tier {tier}, {threads} threads");
     }
+    // Saved as QDQ ONNX (the mask's Unsqueeze [B, S] -> [B, 1, 1, S] moves a symbolic dim)
+    // and loaded back, the model runs to the same bits.
+    let bytes =
+        q8_frontend::onnx::encode_model(&q8_frontend::onnx::to_model(&quantized.graph).unwrap());
+    let reloaded = q8_frontend::onnx::load_bytes(&bytes).unwrap();
+    let model = Model::from_graph(&reloaded, &RuntimeOptions::default()).unwrap();
+    assert_eq!(
+        &model.run(&inputs).unwrap(),
+        first,
+        "after an ONNX round trip"
+    );
     let got = mean_pool(first[0].as_f32().unwrap(), &mask, HIDDEN).unwrap();
     let (mean, min) = mean_min_cosine(&want, &got);
     assert!(mean >= 0.99, "mean cosine {mean} (min {min})");

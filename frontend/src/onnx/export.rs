@@ -198,6 +198,9 @@ impl Exporter<'_> {
             Op::Concat { axis } => vec![int("axis", *axis as i64)],
             Op::Reshape { target } => {
                 let shape = &g.value(node.inputs[0]).ty.shape;
+                // One symbolic dim moved to another axis (an Unsqueeze [B, S] -> [B, 1, 1, S])
+                // is written as -1 when the target has no other inferred dim.
+                let mut infer_free = !target.contains(&ReshapeDim::Infer);
                 let mut dims = Vec::with_capacity(target.len());
                 for (pos, t) in target.iter().enumerate() {
                     dims.push(match t {
@@ -206,7 +209,8 @@ impl Exporter<'_> {
                         ReshapeDim::CopyInput(a) if *a == pos => 0,
                         ReshapeDim::CopyInput(a) => match shape.dims().get(*a) {
                             Some(Dim::Known(n)) => *n as i64,
-                            _ => return Err(fail("a symbolic dimension moved to another axis cannot be written as a Reshape target")),
+                            _ if std::mem::take(&mut infer_free) => -1,
+                            _ => return Err(fail("two symbolic dimensions moved to other axes cannot be written as one Reshape target")),
                         },
                     });
                 }

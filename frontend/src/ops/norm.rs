@@ -201,7 +201,12 @@ fn epsilon(cx: &ImportCx<'_>) -> Result<f32> {
 
 fn import_instance(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
     let inputs = vec![cx.input(0)?, cx.input(1)?, cx.input(2)?];
-    Ok((def(InstanceNorm { epsilon: epsilon(cx)? }), inputs))
+    Ok((
+        def(InstanceNorm {
+            epsilon: epsilon(cx)?,
+        }),
+        inputs,
+    ))
 }
 
 /// The family's registry entries.

@@ -32,6 +32,7 @@ mod range;
 mod reduce;
 mod resize;
 mod softmax;
+mod topk;
 mod unary;
 
 use std::any::Any;
@@ -213,6 +214,7 @@ pub(crate) fn specs() -> impl Iterator<Item = &'static OpSpec> {
         range::SPECS,
         reduce::SPECS,
         norm::SPECS,
+        topk::SPECS,
         matmul::SPECS,
         expand::SPECS,
         cast::SPECS,

@@ -1,5 +1,7 @@
 //! LayerNormalization (opset 17): normalization over the trailing axes from `axis` on, then
-//! an element-wise scale and optional bias of the normalized shape.
+//! an element-wise scale and optional bias of the normalized shape; InstanceNormalization
+//! (opset 6): normalization over the spatial axes of each (batch, channel), then a
+//! per-channel scale and bias.
 
 use super::{
     AttrValue, Exported, OpDef, OpSpec, all_f32, arity, check_axis, concrete, def, f32_input, fail,
@@ -63,14 +65,7 @@ impl OpDef for LayerNorm {
         let pick = |p: &[f32], j: usize| if p.len() == 1 { p[0] } else { p[j] };
         let mut y = Vec::with_capacity(x.len());
         for row in x.chunks_exact(inner.max(1)) {
-            let n = row.len() as f64;
-            let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-            let var = row
-                .iter()
-                .map(|&v| (f64::from(v) - mean).powi(2))
-                .sum::<f64>()
-                / n;
-            let inv = 1.0 / (var + f64::from(self.epsilon)).sqrt();
+            let (mean, inv) = moments(row, self.epsilon);
             y.extend(row.iter().enumerate().map(|(j, &v)| {
                 let norm = ((f64::from(v) - mean) * inv) as f32;
                 norm * pick(scale, j) + bias.map_or(0.0, |b| pick(b, j))
@@ -90,23 +85,132 @@ impl OpDef for LayerNorm {
     }
 }
 
+/// The mean and `1 / sqrt(variance + epsilon)` of `row` (population variance), summed in
+/// f64 in index order (two passes: mean, then squared deviations).
+fn moments(row: &[f32], epsilon: f32) -> (f64, f64) {
+    let n = row.len() as f64;
+    let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = row
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    (mean, 1.0 / (var + f64::from(epsilon)).sqrt())
+}
+
 fn import(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
     let x = cx.input(0)?;
     let rank = cx.ty(x).shape.rank();
-    let a = cx.attrs();
     let axis = cx.axis_attr(rank, -1)?;
-    let epsilon = a.float("epsilon", 1e-5);
-    if !(epsilon.is_finite() && epsilon >= 0.0) {
-        return Err(cx.err(format!("epsilon {epsilon} must be finite and >= 0")));
-    }
+    let epsilon = epsilon(cx)?;
     let mut inputs = vec![x, cx.input(1)?];
     inputs.extend(cx.optional(2)?);
     Ok((def(LayerNorm { axis, epsilon }), inputs))
 }
 
-/// The registry entry.
-pub(super) const SPECS: &[OpSpec] = &[OpSpec {
-    op_type: "LayerNormalization",
-    since: 17,
-    import,
-}];
+/// `InstanceNormalization(x, scale, bias)` for `x` of shape `N x C x D1 x .. x Dn`
+/// (rank >= 3): each `(n, c)` slice is normalized over its spatial elements with
+/// [`moments`] (f64 mean and population variance), then `y = norm * scale[c] + bias[c]`
+/// in f32. `scale` and `bias` hold `C` values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceNorm {
+    /// Added to the variance.
+    pub epsilon: f32,
+}
+
+impl OpDef for InstanceNorm {
+    fn name(&self) -> &'static str {
+        "InstanceNormalization"
+    }
+
+    fn infer(&self, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType>> {
+        arity(self, node, inputs.len(), 3, 3)?;
+        all_f32(self, node, inputs)?;
+        let x = inputs[0];
+        if x.shape.rank() < 3 {
+            return Err(fail(
+                self,
+                node,
+                format!("input must be N x C x D1.. (rank >= 3), got {}", x.shape),
+            ));
+        }
+        let c = &x.shape.dims()[1];
+        for (i, p) in inputs.iter().enumerate().skip(1) {
+            let fits = p.shape.rank() == 1
+                && match (c.known(), p.shape.dims()[0].known()) {
+                    (Some(c), Some(n)) => c == n,
+                    _ => true,
+                };
+            if !fits {
+                return Err(fail(
+                    self,
+                    node,
+                    format!("input {i} of shape {} must be [C] for {}", p.shape, x.shape),
+                ));
+            }
+        }
+        Ok(vec![x.clone()])
+    }
+
+    fn eval(&self, node: &str, inputs: &[&Tensor], outputs: &[ValueType]) -> Result<Vec<Tensor>> {
+        let x = f32_input(self, node, inputs, 0)?;
+        let scale = f32_input(self, node, inputs, 1)?;
+        let bias = f32_input(self, node, inputs, 2)?;
+        let shape = concrete(self, node, &outputs[0])?;
+        let channels = shape[1];
+        if scale.len() != channels || bias.len() != channels {
+            return Err(fail(
+                self,
+                node,
+                format!(
+                    "scale ({}) and bias ({}) must hold C = {channels} values",
+                    scale.len(),
+                    bias.len()
+                ),
+            ));
+        }
+        let inner: usize = shape[2..].iter().product();
+        let mut y = Vec::with_capacity(x.len());
+        for (r, row) in x.chunks_exact(inner.max(1)).enumerate() {
+            let c = r % channels;
+            let (mean, inv) = moments(row, self.epsilon);
+            y.extend(
+                row.iter()
+                    .map(|&v| ((f64::from(v) - mean) * inv) as f32 * scale[c] + bias[c]),
+            );
+        }
+        Ok(vec![Tensor::from_f32(shape, y)?])
+    }
+
+    fn export(&self, _node: &str) -> Result<Exported> {
+        Ok(Exported {
+            attrs: vec![("epsilon", AttrValue::Float(self.epsilon))],
+            operands: vec![],
+        })
+    }
+}
+
+/// The `epsilon` attribute (default `1e-5`), which must be finite and >= 0.
+fn epsilon(cx: &ImportCx<'_>) -> Result<f32> {
+    let epsilon = cx.attrs().float("epsilon", 1e-5);
+    if !(epsilon.is_finite() && epsilon >= 0.0) {
+        return Err(cx.err(format!("epsilon {epsilon} must be finite and >= 0")));
+    }
+    Ok(epsilon)
+}
+
+fn import_instance(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
+    let inputs = vec![cx.input(0)?, cx.input(1)?, cx.input(2)?];
+    Ok((
+        def(InstanceNorm {
+            epsilon: epsilon(cx)?,
+        }),
+        inputs,
+    ))
+}
+
+/// The family's registry entries.
+pub(super) const SPECS: &[OpSpec] = &[
+    OpSpec::new("LayerNormalization", 17, import),
+    OpSpec::new("InstanceNormalization", 6, import_instance),
+];

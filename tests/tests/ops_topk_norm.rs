@@ -12,6 +12,7 @@ use proptest::prelude::*;
 use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::Tensor;
 use q8_frontend::onnx;
+use q8_frontend::onnx::proto::{AttributeProto, TensorProto};
 
 /// Reference TopK of one line: indices sorted by (value, index) with NaN above numbers.
 fn ref_topk<T: PartialOrd + Copy>(
@@ -32,8 +33,8 @@ fn ref_topk<T: PartialOrd + Copy>(
                 Some(b) => {
                     let (pn, pv) = rank(line[p]);
                     let (bn, bv) = rank(line[b]);
-                    let gt = pn && !bn || (!pn && !bn && pv > bv);
-                    let lt = bn && !pn || (!pn && !bn && pv < bv);
+                    let gt = !bn && (pn || pv > bv);
+                    let lt = !pn && (bn || pv < bv);
                     if largest { gt } else { lt }
                 }
             };
@@ -56,8 +57,7 @@ fn check_topk<T: PartialOrd + Copy + std::fmt::Debug>(
     k: usize,
     largest: bool,
     nan: fn(T) -> bool,
-    got_values: &[T],
-    got_idx: &[i64],
+    (got_values, got_idx): (&[T], &[i64]),
 ) -> Result<(), TestCaseError> {
     let mut out_shape = shape.to_vec();
     out_shape[axis] = k;
@@ -135,7 +135,7 @@ proptest! {
         out[axis] = k;
         prop_assert_eq!(y[0].shape(), &out[..]);
         prop_assert_eq!(y[1].shape(), &out[..]);
-        check_topk(&data, &shape, axis, k, largest, f32::is_nan, y[0].as_f32().unwrap(), y[1].as_i64().unwrap())?;
+        check_topk(&data, &shape, axis, k, largest, f32::is_nan, (y[0].as_f32().unwrap(), y[1].as_i64().unwrap()))?;
     }
 
     #[test]
@@ -149,7 +149,7 @@ proptest! {
         let k = shape[axis].min(2);
         let x = Tensor::from_i64(shape.clone(), data.clone()).unwrap();
         let y = run_node(7, "TopK", vec![int_attr("axis", ax), int_attr("k", k as i64)], &[x], vec![], 2).unwrap();
-        check_topk(&data, &shape, axis, k, true, |_| false, y[0].as_i64().unwrap(), y[1].as_i64().unwrap())?;
+        check_topk(&data, &shape, axis, k, true, |_| false, (y[0].as_i64().unwrap(), y[1].as_i64().unwrap()))?;
     }
 
     #[test]
@@ -180,6 +180,16 @@ proptest! {
     }
 }
 
+/// (opset, op type, inputs, attributes, initializers, expected error fragment).
+type MutatedCase = (
+    i64,
+    &'static str,
+    Vec<Tensor>,
+    Vec<AttributeProto>,
+    Vec<TensorProto>,
+    &'static str,
+);
+
 #[test]
 fn mutated_nodes_name_the_node_and_op() {
     let f = Tensor::from_f32(vec![2, 3], vec![0.5; 6]).unwrap();
@@ -191,7 +201,7 @@ fn mutated_nodes_name_the_node_and_op() {
             f32_tensor("b", &[2], &[0.0; 2]),
         ]
     };
-    let cases: Vec<(i64, &str, Vec<Tensor>, Vec<_>, Vec<_>, &str)> = vec![
+    let cases: Vec<MutatedCase> = vec![
         (
             11,
             "TopK",

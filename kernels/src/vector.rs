@@ -53,6 +53,37 @@ pub fn zip_map(a: &[f32], b: &[f32], y: &mut [f32], f: impl Fn(f32, f32) -> f32)
     Ok(())
 }
 
+/// `y[i] = f(y[i], b[i])`.
+///
+/// # Errors
+/// [`Error::Shape`] when the lengths differ.
+pub fn zip_map_in_place(y: &mut [f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> Result<()> {
+    same_len("vector::zip_map_in_place", y.len(), b.len())?;
+    imp::zip_map_in_place(Width::current(), y, b, f);
+    Ok(())
+}
+
+/// Softmax of each `row`-long row of `y` in place: `e = exp(v - max)` with
+/// [`crate::math::exp`], then `e * (1 / sum(e))` with the order of [`sum`] (the bits of calling
+/// [`max`], [`map_in_place`], [`sum`] and [`map_in_place`] per row). An empty `y` is left
+/// alone.
+///
+/// # Errors
+/// [`Error::Shape`] when `row` is 0 (with a non-empty `y`) or does not divide `y.len()`.
+pub fn softmax_rows(y: &mut [f32], row: usize) -> Result<()> {
+    if y.is_empty() {
+        return Ok(());
+    }
+    if row == 0 || !y.len().is_multiple_of(row) {
+        return Err(Error::Shape(format!(
+            "vector::softmax_rows: rows of {row} do not tile {} values",
+            y.len()
+        )));
+    }
+    imp::softmax_rows(Width::current(), y, row);
+    Ok(())
+}
+
 /// The sum in a fixed order: lane `i` of 16 adds `x[i], x[16 + i], ...` (the last partial
 /// chunk into the first lanes), then lanes fold pairwise (`l[i] + l[i + 8]`, then `+ 4`, `+ 2`,
 /// `+ 1`). 0 for an empty slice.
@@ -136,6 +167,27 @@ mod tests {
                         .zip(x.iter().zip(&y))
                         .all(|(o, (a, b))| o.to_bits() == (a / (b + 2.0)).to_bits())
                 );
+                let mut rows = x.clone();
+                if n > 0 && n % 5 == 0 {
+                    imp::softmax_rows(w, &mut rows, 5);
+                    for (got, src) in rows.chunks(5).zip(x.chunks(5)) {
+                        let max = src.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                        let e: Vec<f32> = src.iter().map(|&v| crate::math::exp(v - max)).collect();
+                        let s = sum_reference(&e);
+                        assert!(
+                            got.iter()
+                                .zip(&e)
+                                .all(|(g, e)| g.to_bits() == (e * (1.0 / s)).to_bits())
+                        );
+                    }
+                }
+                let mut q = x.clone();
+                imp::zip_map_in_place(w, &mut q, &y, |a, b| a / 1.5 + b);
+                assert!(
+                    q.iter()
+                        .zip(x.iter().zip(&y))
+                        .all(|(o, (a, b))| o.to_bits() == (a / 1.5 + b).to_bits())
+                );
             }
         }
     }
@@ -153,5 +205,9 @@ mod tests {
         let mut y = [0f32; 2];
         assert!(map(&[1.0], &mut y, |v| v).is_err());
         assert!(zip_map(&[1.0, 2.0], &[1.0], &mut y, |a, b| a + b).is_err());
+        assert!(zip_map_in_place(&mut y, &[1.0], |a, b| a + b).is_err());
+        assert!(softmax_rows(&mut y, 0).is_err());
+        assert!(softmax_rows(&mut y, 3).is_err());
+        assert!(softmax_rows(&mut [], 0).is_ok());
     }
 }

@@ -62,14 +62,23 @@ impl OpDef for LayerNorm {
         };
         let shape = concrete(self, node, &outputs[0])?;
         let inner: usize = shape[self.axis..].iter().product();
-        let pick = |p: &[f32], j: usize| if p.len() == 1 { p[0] } else { p[j] };
-        let mut y = Vec::with_capacity(x.len());
-        for row in x.chunks_exact(inner.max(1)) {
+        // Scale and bias of the normalized size (a scalar repeated), so the row loop is
+        // branch-free and vectorizes.
+        let full = |p: &[f32]| match p {
+            [one] => vec![*one; inner],
+            _ => p.to_vec(),
+        };
+        let scale = full(scale);
+        let bias = bias.map_or_else(|| vec![0.0; inner], full);
+        let mut y = vec![0.0f32; x.len()];
+        for (row, out) in x
+            .chunks_exact(inner.max(1))
+            .zip(y.chunks_exact_mut(inner.max(1)))
+        {
             let (mean, inv) = moments(row, self.epsilon);
-            y.extend(row.iter().enumerate().map(|(j, &v)| {
-                let norm = ((f64::from(v) - mean) * inv) as f32;
-                norm * pick(scale, j) + bias.map_or(0.0, |b| pick(b, j))
-            }));
+            for ((o, &v), (&s, &b)) in out.iter_mut().zip(row).zip(scale.iter().zip(&bias)) {
+                *o = ((f64::from(v) - mean) * inv) as f32 * s + b;
+            }
         }
         Ok(vec![Tensor::from_f32(shape, y)?])
     }
@@ -86,16 +95,30 @@ impl OpDef for LayerNorm {
 }
 
 /// The mean and `1 / sqrt(variance + epsilon)` of `row` (population variance), summed in
-/// f64 in index order (two passes: mean, then squared deviations).
+/// f64 in two passes (mean, then squared deviations), each in a fixed order: [`lane_sum`].
 fn moments(row: &[f32], epsilon: f32) -> (f64, f64) {
     let n = row.len() as f64;
-    let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = row
-        .iter()
-        .map(|&v| (f64::from(v) - mean).powi(2))
-        .sum::<f64>()
-        / n;
+    let mean = lane_sum(row, |v| v) / n;
+    let var = lane_sum(row, |v| (v - mean) * (v - mean)) / n;
     (mean, 1.0 / (var + f64::from(epsilon)).sqrt())
+}
+
+/// `sum f(x[i])` in f64 over 8 lanes (lane `l` adds elements `l, l + 8, ...`, the tail into
+/// the first lanes), then the lanes in index order: independent chains that vectorize,
+/// in an order fixed by the length alone.
+fn lane_sum(row: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    let mut lanes = [0f64; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += f(f64::from(v));
+        }
+    }
+    for (l, &v) in lanes.iter_mut().zip(tail) {
+        *l += f(f64::from(v));
+    }
+    lanes.iter().sum()
 }
 
 fn import(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {

@@ -10,7 +10,7 @@ use crate::onnx::ImportCx;
 use q8_kernels::math::exp;
 use q8_kernels::vector;
 
-/// `exp(x - max) / sum(exp(x - max))` over a block of the input (or its logarithm).
+/// `exp(x - max) * (1 / sum(exp(x - max)))` over a block of the input (or its logarithm).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Softmax {
     /// The normalized axis, in `0..rank`.
@@ -38,9 +38,9 @@ impl Softmax {
 }
 
 impl Softmax {
-    /// One contiguous row: `exp(x - max) / sum` (or `x - max - ln sum`), with the kernels'
-    /// branch-free `exp` and fixed-order [`vector`] reductions, so every loop vectorizes
-    /// with the same bits on every tier.
+    /// One contiguous row: `exp(x - max) * (1 / sum)` (one division per row, as MLAS does)
+    /// or `x - max - ln sum`, with the kernels' branch-free `exp` and fixed-order [`vector`]
+    /// reductions, so every loop vectorizes with the same bits on every tier.
     fn normalize(&self, x: &[f32], y: &mut [f32]) -> q8_kernels::Result<()> {
         let max = vector::max(x);
         vector::map(x, y, |v| exp(v - max))?;
@@ -49,7 +49,8 @@ impl Softmax {
             let log_sum = sum.ln();
             vector::map(x, y, |v| v - max - log_sum)
         } else {
-            vector::map_in_place(y, |e| e / sum);
+            let inv = 1.0 / sum;
+            vector::map_in_place(y, |e| e * inv);
             Ok(())
         }
     }
@@ -72,7 +73,11 @@ impl OpDef for Softmax {
         let (outer, n, inner) = self.blocks(&shape);
         let bad = |m: String| fail(self, node, m);
         let mut y = vec![0.0f32; x.len()];
-        if inner == 1 {
+        if inner == 1 && !self.log {
+            // All rows in one vectorized call (the bits of `normalize` row by row).
+            y.copy_from_slice(x);
+            vector::softmax_rows(&mut y, n).map_err(|e| bad(e.to_string()))?;
+        } else if inner == 1 {
             for (src, dst) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
                 self.normalize(src, dst).map_err(|e| bad(e.to_string()))?;
             }

@@ -64,6 +64,14 @@ dispatch!(
     zip_map<F: Fn(f32, f32) -> f32>(a: &[f32], b: &[f32], y: &mut [f32], f: F) -> () = zip_map_body
 );
 dispatch!(
+    /// `y[i] = f(y[i], b[i])`; equal lengths (checked by the caller).
+    zip_map_in_place<F: Fn(f32, f32) -> f32>(y: &mut [f32], b: &[f32], f: F) -> () = zip_map_in_place_body
+);
+dispatch!(
+    /// [`crate::vector::softmax_rows`]; `row > 0` divides `y.len()` (checked by the caller).
+    softmax_rows<>(y: &mut [f32], row: usize) -> () = softmax_rows_body
+);
+dispatch!(
     /// [`crate::vector::sum`].
     sum<>(x: &[f32]) -> f32 = sum_body
 );
@@ -93,6 +101,26 @@ fn zip_map_body<F: Fn(f32, f32) -> f32>(a: &[f32], b: &[f32], y: &mut [f32], f: 
     }
 }
 
+#[inline(always)]
+fn zip_map_in_place_body<F: Fn(f32, f32) -> f32>(y: &mut [f32], b: &[f32], f: F) {
+    for (o, &v) in y.iter_mut().zip(b) {
+        *o = f(*o, v);
+    }
+}
+
+/// Every row: `max`, `exp(v - max)` in place, the fixed-order sum, then `e * (1 / sum)`; all in
+/// one compiled copy, so short rows pay no per-row dispatch.
+#[inline(always)]
+fn softmax_rows_body(y: &mut [f32], row: usize) {
+    for r in y.chunks_exact_mut(row) {
+        let max = max_body(r);
+        map_in_place_body(r, |v| crate::math::exp(v - max));
+        let sum = sum_body(r);
+        let inv = 1.0 / sum;
+        map_in_place_body(r, |e| e * inv);
+    }
+}
+
 /// Lanes of the fixed-order reductions.
 pub(crate) const LANES: usize = 16;
 
@@ -114,19 +142,28 @@ fn sum_body(x: &[f32]) -> f32 {
     fold_lanes(lanes, |a, b| a + b)
 }
 
-/// As [`sum_body`] with `f32::max` (NaN ignored unless all are NaN; `-inf` for no values).
+/// The maximum by `f32::max` (NaN ignored unless all are NaN; `-inf` for no values). Any
+/// order gives the same result, so four independent lane sets run side by side.
 #[inline(always)]
 fn max_body(x: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for (l, &v) in lanes.iter_mut().zip(c) {
+    let mut sets = [[f32::NEG_INFINITY; LANES]; 4];
+    let blocks = x.chunks_exact(4 * LANES);
+    let rest = blocks.remainder();
+    for b in blocks {
+        for (set, c) in sets.iter_mut().zip(b.chunks_exact(LANES)) {
+            for (l, &v) in set.iter_mut().zip(c) {
+                *l = l.max(v);
+            }
+        }
+    }
+    let [mut lanes, s1, s2, s3] = sets;
+    for s in [s1, s2, s3] {
+        for (l, v) in lanes.iter_mut().zip(s) {
             *l = l.max(v);
         }
     }
-    for (l, &v) in lanes.iter_mut().zip(tail) {
-        *l = l.max(v);
+    for (i, &v) in rest.iter().enumerate() {
+        lanes[i % LANES] = lanes[i % LANES].max(v);
     }
     fold_lanes(lanes, f32::max)
 }

@@ -36,8 +36,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use self::buffers::Buffers;
-use self::eval::{Arg, Ctx, eval};
+pub(crate) use self::buffers::Buffers;
+pub(crate) use self::eval::Arg;
+use self::eval::{Ctx, eval};
 use crate::error::{Error, Result};
 use crate::ir::{Dim, Graph, NodeId, Shape, Tensor, TensorData, ValueId, ValueType, infer};
 
@@ -249,17 +250,7 @@ impl Executor {
                     };
                     args.push(arg);
                 }
-                let tys: Vec<ValueType> = args
-                    .iter()
-                    .map(|a| ValueType::new(a.tensor().dtype(), Shape::known(a.tensor().shape())))
-                    .collect();
-                let ty_refs: Vec<&ValueType> = tys.iter().collect();
-                let out_ty = infer(&node.op, &node.name, &ty_refs)?;
-                let mut ctx = Ctx {
-                    threads: self.threads,
-                    buffers,
-                };
-                eval(&node.op, &node.name, args, &out_ty, &mut ctx)?
+                eval_node(&node.op, &node.name, args, self.threads, buffers)?
             };
             for v in &node.inputs {
                 remaining[v.0] -= 1;
@@ -317,8 +308,34 @@ impl Executor {
     }
 }
 
+/// Infers `op`'s output types from the concrete `args` and computes them, with `threads`
+/// workers of the calling rayon pool and output buffers taken from `buffers`.
+///
+/// # Errors
+/// Inference or evaluation errors naming `node`.
+pub(crate) fn eval_node(
+    op: &crate::ir::Op,
+    node: &str,
+    args: Vec<Arg<'_>>,
+    threads: usize,
+    buffers: &mut Buffers,
+) -> Result<Vec<Tensor>> {
+    let tys: Vec<ValueType> = args
+        .iter()
+        .map(|a| ValueType::new(a.tensor().dtype(), Shape::known(a.tensor().shape())))
+        .collect();
+    let ty_refs: Vec<&ValueType> = tys.iter().collect();
+    let out_ty = infer(op, node, &ty_refs)?;
+    let mut ctx = Ctx { threads, buffers };
+    eval(op, node, args, &out_ty, &mut ctx)
+}
+
 /// Evaluates every node whose inputs are all constants and makes its output a constant.
-fn fold_constants(graph: &mut Graph, threads: usize, buffers: &mut Buffers) -> Result<()> {
+pub(crate) fn fold_constants(
+    graph: &mut Graph,
+    threads: usize,
+    buffers: &mut Buffers,
+) -> Result<()> {
     for id in graph.topo_order()? {
         let node = graph.node(id).expect("live node").clone();
         let consts: Option<Vec<Arc<Tensor>>> = node
@@ -328,14 +345,7 @@ fn fold_constants(graph: &mut Graph, threads: usize, buffers: &mut Buffers) -> R
             .collect();
         let Some(consts) = consts else { continue };
         let args: Vec<Arg<'_>> = consts.iter().map(|t| Arg::Borrowed(t)).collect();
-        let tys: Vec<ValueType> = consts
-            .iter()
-            .map(|t| ValueType::new(t.dtype(), Shape::known(t.shape())))
-            .collect();
-        let ty_refs: Vec<&ValueType> = tys.iter().collect();
-        let out_ty = infer(&node.op, &node.name, &ty_refs)?;
-        let mut ctx = Ctx { threads, buffers };
-        let outs = eval(&node.op, &node.name, args, &out_ty, &mut ctx)?;
+        let outs = eval_node(&node.op, &node.name, args, threads, buffers)?;
         graph.remove_node(id);
         for (&o, t) in node.outputs.iter().zip(outs) {
             graph.set_constant(o, Arc::new(t))?;

@@ -1,5 +1,6 @@
 //! Pattern matching: which nodes become which kernel step.
 
+mod attention;
 mod gelu;
 
 use std::collections::{HashMap, HashSet};
@@ -11,9 +12,8 @@ use q8_kernels::{Activation, QParams, Tier};
 
 use super::report::{LoweringReport, NodeEntry, NodeLowering};
 use super::weights::{bias_values, is_u8_per_tensor, quantized_weights};
-use super::{Step, StepKind, kernel_error, kernel_padding, same_qparams};
+use super::{FallbackNode, Step, StepKind, kernel_error, kernel_padding, same_qparams};
 use crate::error::Result;
-use crate::exec::{ExecOptions, Executor};
 use crate::ir::{Dim, Graph, Node, NodeId, Op, Shape, ValueId};
 use crate::ops::{Unary, UnaryKind};
 
@@ -32,6 +32,8 @@ struct Matcher<'g> {
     /// Why an anchor node was not lowered.
     notes: HashMap<NodeId, String>,
     details: HashMap<usize, String>,
+    /// Nodes computed in f32 inside a fused fallback step (the attention chain).
+    fused_f32: HashSet<NodeId>,
 }
 
 /// Runs pass 2 (packing) and 3 (fusion) over a rewritten graph; see [`super::lower`].
@@ -61,6 +63,7 @@ pub(super) fn fuse(
         steps: Vec::new(),
         notes: HashMap::new(),
         details: HashMap::new(),
+        fused_f32: HashSet::new(),
     };
     for &id in &order {
         if m.claimed.contains_key(&id) {
@@ -70,6 +73,7 @@ pub(super) fn fuse(
         let attempt = match &node.op {
             Op::Conv(_) => m.conv(id)?,
             Op::Gemm(_) | Op::MatMul => m.linear(id)?,
+            Op::Def(d) if d.downcast::<crate::ops::BatchMatMul>().is_some() => m.attention(id)?,
             Op::MaxPool(_)
             | Op::AveragePool { .. }
             | Op::GlobalAveragePool
@@ -697,12 +701,7 @@ impl Matcher<'_> {
         let mut included = Vec::new();
         self.import_into(&mut sub, &mut map, &mut inputs, &mut included, id)?;
         sub.set_outputs(&[map[&node.outputs[0]]]);
-        let exec = Executor::new(
-            &sub,
-            ExecOptions {
-                threads: self.threads,
-            },
-        )?;
+        let body = FallbackNode::new(sub, self.threads)?;
         let why = self
             .notes
             .get(&id)
@@ -710,7 +709,7 @@ impl Matcher<'_> {
             .unwrap_or_else(|| format!("no int8 kernel for {}", node.op.name()));
         let step = Step {
             name: node.name.clone(),
-            kind: StepKind::Fallback(Box::new(exec)),
+            kind: StepKind::Fallback(Box::new(body)),
             inputs,
             output: node.outputs[0],
         };
@@ -828,7 +827,9 @@ impl Matcher<'_> {
                     let s = &self.steps[i];
                     let detail = self.details.get(&i).cloned().unwrap_or_default();
                     match &s.kind {
-                        StepKind::Fallback(_) if s.name == n.name => {
+                        StepKind::Fallback(_)
+                            if s.name == n.name || self.fused_f32.contains(&id) =>
+                        {
                             NodeLowering::Fallback { reason: detail }
                         }
                         StepKind::Fallback(_) => NodeLowering::Constant,

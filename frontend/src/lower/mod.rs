@@ -31,6 +31,7 @@
 //! assert_eq!(lowered.report.fallback_nodes(), ["relu"]);
 //! ```
 
+mod fallback;
 mod fuse;
 mod report;
 pub mod rewrite;
@@ -41,10 +42,10 @@ use q8_kernels::gemm::PackedWeights;
 use q8_kernels::ops::{AddParams, Pool2d};
 use q8_kernels::{Activation, QParams, Tier};
 
+pub use fallback::FallbackNode;
 pub use report::{LoweringReport, NodeEntry, NodeLowering};
 
 use crate::error::{Error, Result};
-use crate::exec::Executor;
 use crate::ir::{Graph, ValueId};
 
 /// Lowering settings.
@@ -117,8 +118,9 @@ pub enum StepKind {
     Add(AddParams),
     /// f32 mean over H, W (`GlobalAveragePool` / `ReduceMean` on f32 values).
     MeanF32,
-    /// A node run by the fp32 executor (a one-node graph with its constant inputs).
-    Fallback(Box<Executor>),
+    /// A node without an int8 kernel, evaluated by the fp32 executor's op on the model's
+    /// threads (constant operands folded at load).
+    Fallback(Box<FallbackNode>),
 }
 
 impl StepKind {

@@ -19,6 +19,7 @@
 //! typed variants of [`crate::ir::Op`]; their [`OpSpec`]s route to the ONNX importer's typed
 //! constructor so that every op q8 reads is listed here.
 
+mod attention;
 mod binary;
 mod cast;
 mod conv_transpose;
@@ -43,8 +44,11 @@ use crate::error::{Error, Result};
 use crate::ir::{DType, Op, Tensor, ValueId, ValueType};
 use crate::onnx::ImportCx;
 
+pub use self::attention::{Attention, ScoreScale};
 pub use self::binary::{Binary, BinaryKind};
 pub use self::cast::cast_tensor;
+pub use self::matmul::BatchMatMul;
+pub use self::softmax::Softmax;
 pub use self::unary::{Unary, UnaryKind};
 
 /// Behaviour of one registered op: inference, evaluation, export and quantization rule.

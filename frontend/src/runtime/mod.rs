@@ -36,10 +36,11 @@ use q8_kernels::Tier;
 pub use layout::Layout;
 
 use self::plan::{Arena, Plan, Slot, layouts};
-use self::run::{Data, In, Out, run_step, to_tensor};
+use self::run::{Data, In, Out, relayout, run_step, to_tensor};
 use crate::error::{Error, Result};
-use crate::ir::{DType, Dim, Graph, NodeId, Tensor};
-use crate::lower::{LowerOptions, Lowered, LoweringReport, lower};
+use crate::exec::Arg;
+use crate::ir::{DType, Dim, Graph, NodeId, Tensor, TensorData};
+use crate::lower::{FallbackNode, LowerOptions, Lowered, LoweringReport, Step, StepKind, lower};
 
 /// Load-time settings.
 #[derive(Clone, Copy, Debug, Default)]
@@ -317,44 +318,11 @@ impl Model {
         let g = &self.lowered.graph;
         for (i, step) in self.lowered.steps.iter().enumerate() {
             let start = Instant::now();
-            let out_shape = &plan.shapes[step.output.0];
-            let len: usize = out_shape.iter().product();
-            let slot = plan.slots[step.output.0];
-            let mut out_buf = match slot {
-                Some(Slot::U8(b)) => Buf::U8(std::mem::take(&mut arena.u8[b])),
-                Some(Slot::F32(b)) => Buf::F32(std::mem::take(&mut arena.f32[b])),
-                Some(Slot::Tensor(b)) => Buf::Tensor(arena.tensors[b].take()),
-                _ => unreachable!("every step output has an arena buffer"),
-            };
-            let outcome = {
-                let ins: Vec<In<'_>> = step
-                    .inputs
-                    .iter()
-                    .map(|&v| self.input_view(plan, arena, inputs, v))
-                    .collect();
-                let out = match &mut out_buf {
-                    Buf::U8(b) => Out::U8(&mut b[..len]),
-                    Buf::F32(b) => Out::F32(&mut b[..len]),
-                    Buf::Tensor(t) => Out::Tensor(t),
-                };
-                let layout = self.layouts[step.output.0];
-                run_step(
-                    step,
-                    plan.convs[i].as_ref(),
-                    self.tier(),
-                    &ins,
-                    out,
-                    out_shape,
-                    layout,
-                )
-            };
-            match (slot, out_buf) {
-                (Some(Slot::U8(b)), Buf::U8(v)) => arena.u8[b] = v,
-                (Some(Slot::F32(b)), Buf::F32(v)) => arena.f32[b] = v,
-                (Some(Slot::Tensor(b)), Buf::Tensor(t)) => arena.tensors[b] = t,
-                _ => unreachable!("buffer returns to its slot"),
+            match &step.kind {
+                StepKind::Fallback(node) => self.fallback_step(i, node, plan, arena, inputs)?,
+                _ => self.kernel_step(i, plan, arena, inputs)?,
             }
-            outcome?;
+            release_dead_tensors(i, step, plan, arena);
             if let Some(t) = times.as_deref_mut() {
                 t.push(start.elapsed());
             }
@@ -372,6 +340,131 @@ impl Model {
             .collect()
     }
 
+    /// Runs kernel step `i` (any kind but a fallback) on its arena buffers.
+    fn kernel_step(
+        &self,
+        i: usize,
+        plan: &Plan,
+        arena: &mut Arena,
+        inputs: &[Tensor],
+    ) -> Result<()> {
+        let step = &self.lowered.steps[i];
+        let out_shape = &plan.shapes[step.output.0];
+        let len: usize = out_shape.iter().product();
+        let slot = plan.slots[step.output.0];
+        let mut out_buf = match slot {
+            Some(Slot::U8(b)) => Buf::U8(std::mem::take(&mut arena.u8[b])),
+            Some(Slot::F32(b)) => Buf::F32(std::mem::take(&mut arena.f32[b])),
+            Some(Slot::Tensor(b)) => Buf::Tensor(arena.tensors[b].take()),
+            _ => unreachable!("every step output has an arena buffer"),
+        };
+        let outcome = {
+            let ins: Vec<In<'_>> = step
+                .inputs
+                .iter()
+                .map(|&v| self.input_view(plan, arena, inputs, v))
+                .collect();
+            let out = match &mut out_buf {
+                Buf::U8(b) => Out::U8(&mut b[..len]),
+                Buf::F32(b) => Out::F32(&mut b[..len]),
+                Buf::Tensor(t) => Out::Tensor(t),
+            };
+            let layout = self.layouts[step.output.0];
+            run_step(
+                step,
+                plan.convs[i].as_ref(),
+                self.tier(),
+                &ins,
+                out,
+                out_shape,
+                layout,
+            )
+        };
+        match (slot, out_buf) {
+            (Some(Slot::U8(b)), Buf::U8(v)) => arena.u8[b] = v,
+            (Some(Slot::F32(b)), Buf::F32(v)) => arena.f32[b] = v,
+            (Some(Slot::Tensor(b)), Buf::Tensor(t)) => arena.tensors[b] = t,
+            _ => unreachable!("buffer returns to its slot"),
+        }
+        outcome
+    }
+
+    /// Runs fallback step `i`: inputs held as whole tensors are lent (or handed over when
+    /// this step is their last reader), others copied into tensors; the result is moved into
+    /// its tensor slot (or, for a u8 value, copied into its buffer in the value's layout).
+    fn fallback_step(
+        &self,
+        i: usize,
+        node: &FallbackNode,
+        plan: &Plan,
+        arena: &mut Arena,
+        inputs: &[Tensor],
+    ) -> Result<()> {
+        let step = &self.lowered.steps[i];
+        let mut handed: Vec<Option<Tensor>> = step
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| match plan.slots[v.0] {
+                Some(Slot::Tensor(b))
+                    if plan.last_use[v.0] == i
+                        && node.reads_once(k)
+                        && step.inputs.iter().filter(|&&w| w == v).count() == 1 =>
+                {
+                    arena.tensors[b].take()
+                }
+                _ => None,
+            })
+            .collect();
+        let mut buffers = std::mem::take(&mut arena.buffers);
+        let result = step
+            .inputs
+            .iter()
+            .zip(handed.iter_mut())
+            .map(|(&v, handed)| match handed.take() {
+                Some(t) => Ok(Arg::Owned(t)),
+                None => {
+                    let view = self.input_view(plan, arena, inputs, v);
+                    match view.whole {
+                        Some(t) => Ok(Arg::Borrowed(t)),
+                        None => to_tensor(&view).map(Arg::Owned),
+                    }
+                }
+            })
+            .collect::<Result<Vec<_>>>()
+            .and_then(|args| node.eval(&step.name, args, self.threads, &mut buffers));
+        arena.buffers = buffers;
+        let t = result?;
+        let out_shape = &plan.shapes[step.output.0];
+        if t.shape() != out_shape.as_slice() {
+            return Err(Error::node(
+                step.kind.label(),
+                &step.name,
+                format!("computed shape {:?}, planned {:?}", t.shape(), out_shape),
+            ));
+        }
+        let layout = self.layouts[step.output.0];
+        match (plan.slots[step.output.0], t.data()) {
+            (Some(Slot::Tensor(b)), _) => arena.tensors[b] = Some(t),
+            (Some(Slot::U8(b)), TensorData::U8(v)) => relayout(
+                v,
+                out_shape,
+                Layout::Plain,
+                &mut arena.u8[b][..v.len()],
+                out_shape,
+                layout,
+            ),
+            _ => {
+                return Err(Error::node(
+                    step.kind.label(),
+                    &step.name,
+                    format!("a {} result does not fit the planned buffer", t.dtype()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The data of value `v` during a run.
     fn input_view<'a>(
         &self,
@@ -382,23 +475,26 @@ impl Model {
     ) -> In<'a> {
         let shape = &plan.shapes[v.0];
         let len: usize = shape.iter().product();
-        let data = match plan.slots[v.0] {
-            Some(Slot::Input(k)) => match inputs[k].as_f32() {
-                Some(x) => Data::F32(x),
-                None => Data::Tensor(&inputs[k]),
+        let whole = match plan.slots[v.0] {
+            Some(Slot::Input(k)) => Some(&inputs[k]),
+            Some(Slot::Tensor(b)) => arena.tensors[b].as_ref(),
+            _ => None,
+        };
+        let data = match (plan.slots[v.0], whole) {
+            (Some(Slot::U8(b)), _) => Data::U8(&arena.u8[b][..len]),
+            (Some(Slot::F32(b)), _) => Data::F32(&arena.f32[b][..len]),
+            (_, Some(t)) => match t.data() {
+                TensorData::F32(x) => Data::F32(x),
+                TensorData::U8(x) => Data::U8(x),
+                _ => Data::Tensor(t),
             },
-            Some(Slot::U8(b)) => Data::U8(&arena.u8[b][..len]),
-            Some(Slot::F32(b)) => Data::F32(&arena.f32[b][..len]),
-            Some(Slot::Tensor(b)) => match &arena.tensors[b] {
-                Some(t) => Data::Tensor(t),
-                None => Data::F32(&[]),
-            },
-            None => Data::F32(&[]),
+            _ => Data::F32(&[]),
         };
         In {
             data,
             shape,
             layout: self.layouts[v.0],
+            whole,
         }
     }
 }
@@ -417,6 +513,19 @@ fn first_nan(values: &[f32]) -> Option<usize> {
                 .position(|x| x.is_nan())
                 .map(|i| start + i)
         })
+}
+
+/// Returns the buffers of the whole-tensor values step `i` was the last reader of.
+fn release_dead_tensors(i: usize, step: &Step, plan: &Plan, arena: &mut Arena) {
+    for v in &step.inputs {
+        if plan.last_use[v.0] == i
+            && let Some(Slot::Tensor(b)) = plan.slots[v.0]
+            && let Some(t) = arena.tensors[b].take()
+            && let TensorData::F32(buf) = t.into_parts().1
+        {
+            arena.buffers.give(buf);
+        }
+    }
 }
 
 /// An arena buffer taken out for the step writing it.

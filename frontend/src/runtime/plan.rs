@@ -5,6 +5,7 @@ use q8_kernels::conv::{Nhwc, PackedConvWeights};
 
 use super::layout::Layout;
 use crate::error::{Error, Result};
+use crate::exec::Buffers;
 use crate::ir::{DType, Graph, NodeId, Shape, ValueId, ValueType, infer};
 use crate::lower::{Step, StepKind};
 
@@ -36,6 +37,8 @@ pub(crate) struct Plan {
     pub f32_sizes: Vec<usize>,
     /// Number of the arena's tensor slots.
     pub tensors: usize,
+    /// Per value: index of the last step reading it (`usize::MAX` for graph outputs).
+    pub last_use: Vec<usize>,
 }
 
 /// Scratch buffers of one run (one arena per concurrent run, reused across runs).
@@ -43,6 +46,8 @@ pub(crate) struct Arena {
     pub u8: Vec<Vec<u8>>,
     pub f32: Vec<Vec<f32>>,
     pub tensors: Vec<Option<crate::ir::Tensor>>,
+    /// f32 buffers of dead tensor slots, reused by the fallback steps' outputs.
+    pub buffers: Buffers,
 }
 
 impl Plan {
@@ -87,19 +92,17 @@ impl Plan {
         for (i, s) in steps.iter().enumerate() {
             let len: usize = shapes[s.output.0].iter().product();
             let dtype = graph.value(s.output).ty.dtype;
-            if !matches!(dtype, DType::U8 | DType::F32) {
-                slots[s.output.0] = Some(Slot::Tensor(tensors));
+            // Fallback steps write whole tensors (moved in, no copy); so do values of other
+            // element types. u8 fallback outputs may be channels-last: they get buffers.
+            let whole = matches!(s.kind, StepKind::Fallback(_)) && dtype != DType::U8;
+            slots[s.output.0] = Some(if whole || !matches!(dtype, DType::U8 | DType::F32) {
                 tensors += 1;
-                continue;
-            }
-            let is_u8 = dtype == DType::U8;
-            let (sizes, free) = if is_u8 {
-                (&mut u8_sizes, &mut free_u8)
+                Slot::Tensor(tensors - 1)
+            } else if dtype == DType::U8 {
+                Slot::U8(take_buffer(&mut u8_sizes, &mut free_u8, len))
             } else {
-                (&mut f32_sizes, &mut free_f32)
-            };
-            let buf = take_buffer(sizes, free, len);
-            slots[s.output.0] = Some(if is_u8 { Slot::U8(buf) } else { Slot::F32(buf) });
+                Slot::F32(take_buffer(&mut f32_sizes, &mut free_f32, len))
+            });
             for v in &s.inputs {
                 if last_use[v.0] == i {
                     match slots[v.0] {
@@ -117,6 +120,7 @@ impl Plan {
             u8_sizes,
             f32_sizes,
             tensors,
+            last_use,
         })
     }
 
@@ -126,6 +130,7 @@ impl Plan {
             u8: self.u8_sizes.iter().map(|&n| vec![0u8; n]).collect(),
             f32: self.f32_sizes.iter().map(|&n| vec![0f32; n]).collect(),
             tensors: vec![None; self.tensors],
+            buffers: Buffers::default(),
         }
     }
 

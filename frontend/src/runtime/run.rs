@@ -18,6 +18,9 @@ pub(crate) struct In<'a> {
     pub data: Data<'a>,
     pub shape: &'a [usize],
     pub layout: Layout,
+    /// The whole tensor when the value is held as one (a graph input, a fallback step's
+    /// output): fallback steps borrow it instead of copying `data`.
+    pub whole: Option<&'a Tensor>,
 }
 
 /// Borrowed element data.
@@ -25,7 +28,7 @@ pub(crate) struct In<'a> {
 pub(crate) enum Data<'a> {
     U8(&'a [u8]),
     F32(&'a [f32]),
-    /// A value of another element type (logical layout), only read by fallback steps.
+    /// A value of another element type (logical layout): shape sub-graphs, masks, ids.
     Tensor(&'a Tensor),
 }
 
@@ -33,7 +36,8 @@ pub(crate) enum Data<'a> {
 pub(crate) enum Out<'a> {
     U8(&'a mut [u8]),
     F32(&'a mut [f32]),
-    /// The slot of a value of another element type (written by fallback steps).
+    /// The slot of a value held as a whole tensor (of another element type here: f32
+    /// fallback outputs are written by [`crate::lower::FallbackNode`] directly).
     Tensor(&'a mut Option<Tensor>),
 }
 
@@ -252,22 +256,6 @@ pub(crate) fn run_step(
             mean_hw(src, four(x.shape, step)?, x.layout, o);
             Ok(())
         }
-        (StepKind::Fallback(exec), out) => {
-            let tensors: Vec<Tensor> = inputs.iter().map(to_tensor).collect::<Result<_>>()?;
-            let result = exec.run_here(&tensors)?;
-            let t = result.into_iter().next().ok_or_else(mismatch)?;
-            match (t.data(), out) {
-                (TensorData::F32(v), Out::F32(o)) => {
-                    relayout(v, t.shape(), Layout::Plain, o, out_shape, out_layout)
-                }
-                (TensorData::U8(v), Out::U8(o)) => {
-                    relayout(v, t.shape(), Layout::Plain, o, out_shape, out_layout)
-                }
-                (_, Out::Tensor(o)) if t.shape() == out_shape => *o = Some(t),
-                _ => return Err(mismatch()),
-            }
-            Ok(())
-        }
         _ => Err(mismatch()),
     }
 }
@@ -350,6 +338,9 @@ fn mean_hw(src: &[f32], [n, c, h, w]: [usize; 4], layout: Layout, out: &mut [f32
 
 /// A step input as an NCHW tensor (for the fp32 executor and observers).
 pub(crate) fn to_tensor(i: &In<'_>) -> Result<Tensor> {
+    if let Some(t) = i.whole {
+        return Ok(t.clone());
+    }
     let shape = i.shape.to_vec();
     let data = match i.data {
         Data::U8(v) => TensorData::U8(plain_copy(v, i)),

@@ -48,7 +48,7 @@ impl Matcher<'_> {
     }
 
     /// The constant scalar that node `id` (of kind `op`) combines with `x`.
-    fn scalar_operand(&self, id: NodeId, op: Op, x: ValueId) -> Option<f32> {
+    pub(super) fn scalar_operand(&self, id: NodeId, op: Op, x: ValueId) -> Option<f32> {
         let n = self.node(id);
         if std::mem::discriminant(&n.op) != std::mem::discriminant(&op) || n.inputs.len() != 2 {
             return None;
@@ -62,7 +62,7 @@ impl Matcher<'_> {
     }
 
     /// The value of a constant f32 tensor with one element.
-    fn scalar(&self, v: ValueId) -> Option<f32> {
+    pub(super) fn scalar(&self, v: ValueId) -> Option<f32> {
         match self.g.value(v).constant.as_ref()?.as_f32() {
             Some([x]) => Some(*x),
             _ => None,

@@ -113,6 +113,9 @@ fn ppocr_detector_weight_scale_floor_is_reported_and_can_be_lowered() {
          floor), eps f32::EPSILON {sqnr_low:.1} dB ({floored_low})"
     );
     assert!(floored >= 10, "{floored} channels at the 2^-12 floor");
-    assert!(floored_low < floored / 4, "{floored_low} channels still at the floor");
+    assert!(
+        floored_low < floored / 4,
+        "{floored_low} channels still at the floor"
+    );
     assert!(sqnr_low >= sqnr + 5.0, "{sqnr:.1} -> {sqnr_low:.1} dB");
 }

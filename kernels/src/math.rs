@@ -122,7 +122,8 @@ pub fn leaky_relu(x: f32, alpha: f32) -> f32 {
     if x >= 0.0 { x } else { alpha * x }
 }
 
-/// `0.5 x (1 + erf(x / sqrt 2))` (ONNX `Gelu`, `approximate = "none"`), in f32 steps.
+/// `0.5 x (1 + erf(x / sqrt 2))` (ONNX `Gelu`, `approximate = "none"`), in f32 steps: the
+/// bits of the decomposed graph `Div(x, 1.4142135) -> Erf -> Add 1 -> Mul x -> Mul 0.5`.
 #[inline(always)]
 pub fn gelu_erf(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x / std::f32::consts::SQRT_2))

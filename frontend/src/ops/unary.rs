@@ -100,8 +100,8 @@ impl UnaryKind {
     /// `x` and `y` differ in length.
     fn map(self, x: &[f32], y: &mut [f32]) -> q8_kernels::Result<()> {
         match self {
-            UnaryKind::Erf => vector::map(x, y, math::erf),
-            UnaryKind::Gelu { tanh: false } => vector::map(x, y, math::gelu_erf),
+            UnaryKind::Erf => vector::map_math(vector::MathFn::Erf, x, y),
+            UnaryKind::Gelu { tanh: false } => vector::map_math(vector::MathFn::GeluErf, x, y),
             UnaryKind::Neg => vector::map(x, y, |v| -v),
             UnaryKind::Abs => vector::map(x, y, f32::abs),
             UnaryKind::Sqrt => vector::map(x, y, f32::sqrt),

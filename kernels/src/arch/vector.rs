@@ -56,6 +56,10 @@ dispatch!(
     map<F: Fn(f32) -> f32>(x: &[f32], y: &mut [f32], f: F) -> () = map_body
 );
 dispatch!(
+    /// [`crate::vector::map_math`]; equal lengths (checked by the caller).
+    map_math<>(f: crate::vector::MathFn, x: &[f32], y: &mut [f32]) -> () = map_math_body
+);
+dispatch!(
     /// `y[i] = f(y[i])`.
     map_in_place<F: Fn(f32) -> f32>(y: &mut [f32], f: F) -> () = map_in_place_body
 );
@@ -84,6 +88,30 @@ dispatch!(
 fn map_body<F: Fn(f32) -> f32>(x: &[f32], y: &mut [f32], f: F) {
     for (o, &v) in y.iter_mut().zip(x) {
         *o = f(v);
+    }
+}
+
+/// One loop per function, each calling it directly (`#[inline(always)]` then holds).
+#[inline(always)]
+fn map_math_body(f: crate::vector::MathFn, x: &[f32], y: &mut [f32]) {
+    use crate::math;
+    use crate::vector::MathFn;
+    match f {
+        MathFn::Erf => {
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = math::erf(v);
+            }
+        }
+        MathFn::GeluErf => {
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = math::gelu_erf(v);
+            }
+        }
+        MathFn::Exp => {
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = math::exp(v);
+            }
+        }
     }
 }
 

@@ -467,22 +467,25 @@ impl Importer {
                         SymInt::Known(k) => {
                             return Err(a.err(format!("target dimension {k} is not supported")));
                         }
-                        SymInt::Sym(name) => match shape
-                            .dims()
-                            .iter()
-                            .position(|d| matches!(d, Dim::Sym(s) if s == name))
-                        {
-                            Some(axis) => ReshapeDim::CopyInput(axis),
-                            // A dim computed from run-time dims: inferred from the element
-                            // count, when it is the only such entry.
-                            None if !inferred => {
-                                inferred = true;
-                                ReshapeDim::Infer
+                        t @ (SymInt::Sym(_) | SymInt::Expr(_)) => {
+                            match shape
+                                .dims()
+                                .iter()
+                                .position(|d| matches!(d, Dim::Sym(s) if **s == *fold::show(t)))
+                            {
+                                Some(axis) => ReshapeDim::CopyInput(axis),
+                                // A dim computed from run-time dims: inferred from the element
+                                // count, when it is the only such entry.
+                                None if !inferred => {
+                                    inferred = true;
+                                    ReshapeDim::Infer
+                                }
+                                None => return Err(a.err(format!(
+                                    "target dimension '{}' is not a dimension of the input {shape}",
+                                    fold::show(t)
+                                ))),
                             }
-                            None => return Err(a.err(format!(
-                                "target dimension '{name}' is not a dimension of the input {shape}"
-                            ))),
-                        },
+                        }
                     });
                 }
                 Op::Reshape { target: dims }

@@ -282,23 +282,24 @@ fn stack(two_d: bool) -> Vec<u8> {
     let x_dims = if two_d {
         vec![Err("N"), Ok(6), Ok(1), Ok(L as i64)]
     } else {
-        vec![Err("N"), Ok(6), Ok(L as i64)]
+        vec![Err("N"), Ok(6), Err("L")]
     };
     model(17, nodes, init, value("x", &x_dims), "y")
 }
 
-/// The sequence length of the quantized model.
+/// The sequence length of the 2-D form and of the calibration batches (the 1-D model's
+/// length is symbolic).
 const L: usize = 37;
 
-fn batch(n: usize, seed: u64, two_d: bool) -> Tensor {
+fn batch(n: usize, seed: u64, two_d: bool, l: usize) -> Tensor {
     let shape = if two_d {
-        vec![n, 6, 1, L]
+        vec![n, 6, 1, l]
     } else {
-        vec![n, 6, L]
+        vec![n, 6, l]
     };
     Tensor::from_f32(
         shape,
-        values(n * 6 * L, seed).iter().map(|v| 2.0 * v).collect(),
+        values(n * 6 * l, seed).iter().map(|v| 2.0 * v).collect(),
     )
     .unwrap()
 }
@@ -314,12 +315,14 @@ fn quantized(two_d: bool) -> Graph {
             .nodes()
             .any(|(_, n)| matches!(n.op, Op::BatchNorm { .. }))
     );
-    p.calibrate((0..4).map(|s| vec![batch(3, s, two_d)]), |_| {})
+    p.calibrate((0..4).map(|s| vec![batch(3, s, two_d, L)]), |_| {})
         .unwrap();
     p.convert().unwrap().graph
 }
 
-fn run_int8(g: &Graph, x: &Tensor, tier: q8_kernels::Tier, threads: usize) -> Tensor {
+/// Runs `xs` (one model, several input shapes) on the int8 runtime, checking that every
+/// conv runs on the int8 kernels.
+fn run_int8(g: &Graph, xs: &[Tensor], tier: q8_kernels::Tier, threads: usize) -> Vec<Tensor> {
     let model = Model::from_graph(
         g,
         &RuntimeOptions {
@@ -339,7 +342,43 @@ fn run_int8(g: &Graph, x: &Tensor, tier: q8_kernels::Tier, threads: usize) -> Te
     assert_eq!(r.int8_coverage(), (4, 4), "{r}");
     assert!(r.fallback_nodes().is_empty(), "{r}");
     assert!(format!("{r}").contains("residual sum"), "{r}");
-    model.run(std::slice::from_ref(x)).unwrap().remove(0)
+    xs.iter()
+        .map(|x| model.run(std::slice::from_ref(x)).unwrap().remove(0))
+        .collect()
+}
+
+/// The int8 runtime against the fp32 executor of the QDQ graph: u8 intermediates within
+/// 1 LSB, outputs close.
+fn check_against_qdq_reference(q: &Graph, x: &Tensor, got: &Tensor) {
+    let mut want = std::collections::HashMap::new();
+    let reference = Executor::new(q, ONE)
+        .unwrap()
+        .run_observed(std::slice::from_ref(x), &mut |_, n, t| {
+            if t.dtype() == DType::U8 {
+                want.insert(n.to_string(), t.clone());
+            }
+        })
+        .unwrap();
+    let model = Model::from_graph(q, &RuntimeOptions::default()).unwrap();
+    let mut compared = 0;
+    model
+        .run_observed(std::slice::from_ref(x), &mut |n, t| {
+            if let (Some(w), TensorData::U8(got)) = (want.get(n), t.data()) {
+                let TensorData::U8(w) = w.data() else { return };
+                for (a, b) in w.iter().zip(got) {
+                    assert!((*a as i32 - *b as i32).abs() <= 1, "{n}: {a} vs {b}");
+                }
+                compared += w.len();
+            }
+        })
+        .unwrap();
+    let l = x.shape()[2];
+    assert!(
+        compared >= x.shape()[0] * 8 * l,
+        "{compared} u8 values compared"
+    );
+    let db = sqnr_db(reference[0].as_f32().unwrap(), got.as_f32().unwrap());
+    assert!(db > 30.0, "L = {l}: int8 vs QDQ reference SQNR {db:.1} dB");
 }
 
 #[test]
@@ -357,51 +396,36 @@ fn quantized_conv1d_stack_runs_on_the_int8_kernels() {
             assert_eq!(q1.value(n.inputs[1]).ty.shape.rank(), 3);
         }
     }
-    let x1 = batch(5, 99, false);
-    let x2 = batch(5, 99, true);
-    let base = run_int8(&q1, &x1, q8_kernels::Tier::Scalar, 1);
-    let ol = base.shape()[2];
-    assert_eq!(base.shape(), &[5, 4, ol]);
-    // The same model as 2-D convs over H = 1: the same codes, the same bits.
-    let flat = run_int8(&q2, &x2, q8_kernels::Tier::Scalar, 1);
-    assert_eq!(flat.shape(), &[5, 4, 1, ol]);
+    // One model (symbolic L) run at several lengths, retargeting its convs per shape.
+    let xs: Vec<Tensor> = [L, 1, 16, 64]
+        .iter()
+        .map(|&l| batch(5, 99 + l as u64, false, l))
+        .collect();
+    let base = run_int8(&q1, &xs, q8_kernels::Tier::Scalar, 1);
+    let ol = base[0].shape()[2];
+    assert_eq!(base[0].shape(), &[5, 4, ol]);
+    // The same model as 2-D convs over H = 1 (L known): the same codes, the same bits.
+    let flat = run_int8(
+        &q2,
+        &[batch(5, 99 + L as u64, true, L)],
+        q8_kernels::Tier::Scalar,
+        1,
+    );
+    assert_eq!(flat[0].shape(), &[5, 4, 1, ol]);
     assert_eq!(
-        base.as_f32().unwrap(),
-        flat.as_f32().unwrap(),
+        base[0].as_f32().unwrap(),
+        flat[0].as_f32().unwrap(),
         "1-D vs 2-D over H = 1"
     );
     for tier in available_tiers("conv1d") {
         for threads in [1, 2] {
-            let got = run_int8(&q1, &x1, tier, threads);
+            let got = run_int8(&q1, &xs, tier, threads);
             assert_eq!(got, base, "{tier}, {threads} threads");
         }
     }
-    // The QDQ reference in f32: u8 intermediates within 1 LSB, outputs close.
-    let mut want = std::collections::HashMap::new();
-    let reference = Executor::new(&q1, ONE)
-        .unwrap()
-        .run_observed(std::slice::from_ref(&x1), &mut |_, n, t| {
-            if t.dtype() == DType::U8 {
-                want.insert(n.to_string(), t.clone());
-            }
-        })
-        .unwrap();
-    let model = Model::from_graph(&q1, &RuntimeOptions::default()).unwrap();
-    let mut compared = 0;
-    model
-        .run_observed(std::slice::from_ref(&x1), &mut |n, t| {
-            if let (Some(w), TensorData::U8(got)) = (want.get(n), t.data()) {
-                let TensorData::U8(w) = w.data() else { return };
-                for (a, b) in w.iter().zip(got) {
-                    assert!((*a as i32 - *b as i32).abs() <= 1, "{n}: {a} vs {b}");
-                }
-                compared += w.len();
-            }
-        })
-        .unwrap();
-    assert!(compared >= 5 * 8 * L, "{compared} u8 values compared");
-    let db = sqnr_db(reference[0].as_f32().unwrap(), base.as_f32().unwrap());
-    assert!(db > 30.0, "int8 vs QDQ reference SQNR {db:.1} dB");
+    for (x, got) in xs.iter().zip(&base) {
+        check_against_qdq_reference(&q1, x, got);
+    }
 }
 
 /// Exporting writes a 3-D Conv (1-D attributes) that imports back to the same graph
@@ -410,7 +434,7 @@ fn quantized_conv1d_stack_runs_on_the_int8_kernels() {
 fn conv1d_export_round_trips() {
     let fp32 = onnx::load_bytes(&stack(false)).unwrap();
     let q = quantized(false);
-    let x = batch(2, 5, false);
+    let x = batch(2, 5, false, 20);
     for g in [&fp32, &q] {
         let m = onnx::to_model(g).unwrap();
         let conv = m

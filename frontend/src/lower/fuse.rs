@@ -14,7 +14,7 @@ use super::report::{LoweringReport, NodeEntry, NodeLowering};
 use super::weights::{bias_values, is_u8_per_tensor, quantized_weights};
 use super::{FallbackNode, Step, StepKind, kernel_error, kernel_padding, same_qparams};
 use crate::error::Result;
-use crate::ir::{Dim, Graph, Node, NodeId, Op, Shape, ValueId};
+use crate::ir::{Dim, Graph, Node, NodeId, Op, Padding, Shape, ValueId, Window2d};
 use crate::ops::{Unary, UnaryKind};
 
 /// Outcome of trying one pattern: matched, or why not (the node then runs in f32).
@@ -189,12 +189,16 @@ impl Matcher<'_> {
         }
     }
 
-    /// Known `[C, H, W]` of a conv input: a rank-4 value, or a rank-3 `[N, C, L]` as
-    /// `[C, 1, L]` (a 1-D conv).
-    fn conv_chw(&self, v: ValueId) -> std::result::Result<[usize; 3], String> {
+    /// `[C, H, W]` of a conv input: a rank-4 value with known C, H, W, or a rank-3
+    /// `[N, C, L]` (a 1-D conv) as `[C, 1, L]`. A 1-D conv with explicit pads may have a
+    /// run-time `L`: the weights are packed for the shortest input the window fits (the
+    /// plans do not depend on the spatial size) and retargeted to each run's shape.
+    fn conv_chw(&self, v: ValueId, window: &Window2d) -> std::result::Result<[usize; 3], String> {
         let dims = self.g.value(v).ty.shape.dims();
+        let fixed_pads = !matches!(window.padding, Padding::SameUpper | Padding::SameLower);
         match dims {
             [_, Dim::Known(c), Dim::Known(l)] => Ok([*c, 1, *l]),
+            [_, Dim::Known(c), Dim::Sym(_)] if fixed_pads => Ok([*c, 1, window.span(1)]),
             _ => self.chw(v),
         }
     }
@@ -247,7 +251,7 @@ impl Matcher<'_> {
                 Err(why) => return Ok(Err(why)),
             },
         };
-        let [c, h, wd] = match self.conv_chw(node.inputs[0]) {
+        let [c, h, wd] = match self.conv_chw(node.inputs[0], &conv.window) {
             Ok(d) => d,
             Err(why) => return Ok(Err(why)),
         };

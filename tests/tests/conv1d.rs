@@ -50,6 +50,8 @@ struct Case {
     stride: usize,
     dilation: usize,
     pads: [usize; 2],
+    /// `auto_pad = SAME_UPPER` instead of `pads`.
+    same: bool,
     bias: bool,
     seed: u64,
 }
@@ -61,9 +63,21 @@ impl Case {
     fn m(&self) -> usize {
         self.groups * self.mg
     }
+    fn span(&self) -> usize {
+        self.dilation * (self.k - 1) + 1
+    }
+    /// The effective pads: explicit, or SAME_UPPER's (extra pad at the end).
+    fn pads(&self) -> [usize; 2] {
+        if !self.same {
+            return self.pads;
+        }
+        let out = self.l.div_ceil(self.stride);
+        let total = ((out - 1) * self.stride + self.span()).saturating_sub(self.l);
+        [total / 2, total - total / 2]
+    }
     fn out_len(&self) -> usize {
-        let span = self.dilation * (self.k - 1) + 1;
-        (self.l + self.pads[0] + self.pads[1] - span) / self.stride + 1
+        let p = self.pads();
+        (self.l + p[0] + p[1] - self.span()) / self.stride + 1
     }
     fn x(&self) -> Vec<f32> {
         values(self.n * self.c() * self.l, self.seed)
@@ -88,8 +102,8 @@ impl Case {
                     for i in 0..self.cg {
                         let ic = g * self.cg + i;
                         for t in 0..self.k {
-                            let pos =
-                                (p * self.stride + t * self.dilation) as i64 - self.pads[0] as i64;
+                            let pos = (p * self.stride + t * self.dilation) as i64
+                                - self.pads()[0] as i64;
                             if pos < 0 || pos >= l as i64 {
                                 continue;
                             }
@@ -118,13 +132,17 @@ impl Case {
             inputs.push("b");
             init.push(f32_tensor("b", &[m], &self.b()));
         }
-        let attrs = vec![
+        let mut attrs = vec![
             ints_attr("kernel_shape", &[k]),
             ints_attr("strides", &[self.stride as i64]),
             ints_attr("dilations", &[self.dilation as i64]),
-            ints_attr("pads", &[self.pads[0] as i64, self.pads[1] as i64]),
             int_attr("group", self.groups as i64),
         ];
+        attrs.push(if self.same {
+            string_attr("auto_pad", "SAME_UPPER")
+        } else {
+            ints_attr("pads", &[self.pads[0] as i64, self.pads[1] as i64])
+        });
         model(
             17,
             vec![node("Conv", "conv", &inputs, &["y"], attrs)],
@@ -160,13 +178,15 @@ fn case() -> impl Strategy<Value = Case> {
                     stride,
                     dilation,
                     pads: [p0, p1],
+                    same: seed % 4 == 0,
                     bias,
                     seed,
                 }
             },
         )
         .prop_filter("the window fits", |c| {
-            c.l + c.pads[0] + c.pads[1] > c.dilation * (c.k - 1)
+            let p = c.pads();
+            c.l + p[0] + p[1] > c.dilation * (c.k - 1)
         })
 }
 
@@ -529,6 +549,49 @@ fn bad_conv1d_attributes_name_the_node() {
         assert!(
             e.contains("bad_conv") && e.contains("Conv") && e.contains(what),
             "{attrs:?} {x:?} {w:?}: {e}"
+        );
+    }
+}
+
+/// A quantized 1-D conv with `auto_pad = SAME_UPPER` and a run-time length (its pads depend
+/// on the length) stays in f32, says why, and computes what the QDQ reference computes.
+#[test]
+fn same_padded_conv1d_with_a_run_time_length_stays_f32() {
+    let c = Case {
+        n: 2,
+        groups: 1,
+        cg: 3,
+        mg: 4,
+        l: 10,
+        k: 4,
+        stride: 2,
+        dilation: 1,
+        pads: [0, 0],
+        same: true,
+        bias: true,
+        seed: 8,
+    };
+    let g = onnx::load_bytes(&c.model()).unwrap();
+    let mut p = prepare(&g, &QuantConfig::x86_default(), ONE).unwrap();
+    let x = |l: usize, seed: u64| Tensor::from_f32(vec![2, 3, l], values(6 * l, seed)).unwrap();
+    p.calibrate((0..2).map(|s| vec![x(10, s)]), |_| {}).unwrap();
+    let q = p.convert().unwrap().graph;
+    let model = Model::from_graph(&q, &RuntimeOptions::default()).unwrap();
+    let r = model.report();
+    let e = r.nodes.iter().find(|e| e.node == "conv").unwrap();
+    assert!(
+        matches!(&e.lowering, NodeLowering::Fallback { reason } if reason.contains("auto_pad SAME")),
+        "{e:?}"
+    );
+    let reference = Executor::new(&q, ONE).unwrap();
+    for l in [7, 10, 31] {
+        let x = x(l, 3);
+        let want = reference.run(std::slice::from_ref(&x)).unwrap();
+        assert_eq!(want[0].shape(), &[2, 4, l.div_ceil(2)]);
+        assert_eq!(
+            model.run(std::slice::from_ref(&x)).unwrap(),
+            want,
+            "L = {l}"
         );
     }
 }

@@ -199,6 +199,11 @@ impl Matcher<'_> {
         match dims {
             [_, Dim::Known(c), Dim::Known(l)] => Ok([*c, 1, *l]),
             [_, Dim::Known(c), Dim::Sym(_)] if fixed_pads => Ok([*c, 1, window.span(1)]),
+            [_, _, _] => Err(format!(
+                "'{}' {} is not [N, C, L] with a known C (and a known L for auto_pad SAME)",
+                self.g.value(v).name,
+                self.g.value(v).ty.shape
+            )),
             _ => self.chw(v),
         }
     }

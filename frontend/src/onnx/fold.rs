@@ -226,7 +226,7 @@ fn at(t: &SymTensor, i: usize) -> &SymInt {
     &t.values[if t.values.len() == 1 { 0 } else { i }]
 }
 
-/// `Equal` of folded integer tensors, as a bool tensor. A run-time dim is at least 1, so it
+/// `Equal` of folded integer tensors, as a bool tensor. A run-time dim (or a sum or product of such) is at least 1, so it
 /// differs from any known value below 1 and equals itself; against a known value >= 1 the
 /// answer is only known at run time (an error).
 pub(crate) fn equal(a: &SymTensor, b: &SymTensor) -> Result<Tensor, String> {
@@ -235,9 +235,7 @@ pub(crate) fn equal(a: &SymTensor, b: &SymTensor) -> Result<Tensor, String> {
         .map(|i| match (at(a, i), at(b, i)) {
             (SymInt::Known(p), SymInt::Known(q)) => Ok(p == q),
             (p, q) if p == q => Ok(true),
-            (SymInt::Sym(_), SymInt::Known(k)) | (SymInt::Known(k), SymInt::Sym(_)) if *k < 1 => {
-                Ok(false)
-            }
+            (p, SymInt::Known(k)) | (SymInt::Known(k), p) if *k < 1 && positive(p) => Ok(false),
             (p, q) => Err(format!(
                 "whether {p:?} equals {q:?} is only known at run time"
             )),
@@ -249,6 +247,17 @@ pub(crate) fn equal(a: &SymTensor, b: &SymTensor) -> Result<Tensor, String> {
         vec![n]
     };
     Tensor::from_bool(shape, values).map_err(|e| e.to_string())
+}
+
+/// True when `v` is certainly >= 1: a run-time dim, or sums and products of such.
+fn positive(v: &SymInt) -> bool {
+    match v {
+        SymInt::Known(k) => *k >= 1,
+        SymInt::Sym(_) => true,
+        SymInt::Expr(e) => {
+            matches!(e.op, ArithOp::Add | ArithOp::Mul) && positive(&e.a) && positive(&e.b)
+        }
+    }
 }
 
 /// A constant `Where` condition of rank <= 1 (bool, or integers read as non-zero = true)

@@ -410,3 +410,64 @@ fn bad_pad_nodes_name_the_node() {
         );
     }
 }
+
+/// Pads read the run-time dims of another graph input: `x [N, 3, L]` padded at the end of
+/// its last axis to the length `K` of `r [K]`.
+#[test]
+fn pads_from_another_inputs_run_time_dim() {
+    let nodes = vec![
+        node("Shape", "sx", &["x"], &["s"], vec![]),
+        node("Gather", "len", &["s", "two"], &["l"], vec![]),
+        node("Shape", "sr", &["r"], &["t"], vec![]),
+        node("Sub", "missing", &["t", "l"], &["e_1"], vec![]),
+        node(
+            "Concat",
+            "pads",
+            &["head", "e_1"],
+            &["pads"],
+            vec![int_attr("axis", 0)],
+        ),
+        node(
+            "Pad",
+            "pad",
+            &["x", "pads"],
+            &["y"],
+            vec![string_attr("mode", "edge")],
+        ),
+    ];
+    let inits = vec![
+        i64_tensor("two", &[1], &[2]),
+        i64_tensor("head", &[5], &[0, 0, 0, 0, 0]),
+    ];
+    let inputs = vec![
+        value("x", &[Err("N"), Ok(3), Err("L")]),
+        value("r", &[Err("K")]),
+    ];
+    let m = model_proto(13, nodes, inits, inputs, &["y"]);
+    let g = onnx::import(&m).unwrap();
+    assert!(matches!(
+        g.value(g.outputs()[0]).ty.shape.dims()[2],
+        Dim::Sym(_)
+    ));
+    let exec = Executor::new(&g, ExecOptions { threads: 1 }).unwrap();
+    let model = Model::from_graph(&g, &RuntimeOptions::default()).unwrap();
+    for (l, k) in [(4usize, 9usize), (5, 5), (8, 3)] {
+        let x = Tensor::from_f32(vec![2, 3, l], data(6 * l, 7)).unwrap();
+        let r = Tensor::from_f32(vec![k], vec![0.0; k]).unwrap();
+        let pads = [0, 0, 0, 0, 0, k as i64 - l as i64];
+        let (want, shape) = reference(x.as_f32().unwrap(), &[2, 3, l], &pads, "edge", 0.0).unwrap();
+        let inputs = [x, r];
+        let got = exec.run(&inputs).unwrap();
+        assert_eq!(got[0].shape(), shape.as_slice());
+        assert_eq!(
+            got[0].as_f32().unwrap(),
+            want.as_slice(),
+            "L = {l}, K = {k}"
+        );
+        assert_eq!(
+            model.run(&inputs).unwrap(),
+            got,
+            "int8 runtime, L = {l}, K = {k}"
+        );
+    }
+}

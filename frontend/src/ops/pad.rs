@@ -187,6 +187,9 @@ impl OpDef for Pad {
     fn eval(&self, node: &str, inputs: &[&Tensor], outputs: &[ValueType]) -> Result<Vec<Tensor>> {
         let out = concrete(self, node, &outputs[0])?;
         let x = inputs[0];
+        if x.shape().len() != self.pads.len() {
+            return Err(fail(self, node, "input rank differs from the pads"));
+        }
         let owned: Vec<Shape> = inputs.iter().map(|t| Shape::known(t.shape())).collect();
         let shapes: Vec<&Shape> = owned.iter().collect();
         let mut maps = Vec::with_capacity(out.len());

@@ -595,3 +595,44 @@ fn same_padded_conv1d_with_a_run_time_length_stays_f32() {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Random Conv attributes on a 1-D conv (any lengths, zero and huge values, bad groups,
+    /// auto_pad strings) load and run or fail with an error naming the node; never panic.
+    #[test]
+    fn mutated_conv1d_nodes_never_panic(
+        attrs in prop::collection::vec(
+            (
+                prop::sample::select(vec!["kernel_shape", "strides", "dilations", "pads"]),
+                prop::collection::vec(prop_oneof![0i64..5, Just(-1), Just(i64::MAX), Just(1 << 30)], 0..5),
+            ),
+            0..4,
+        ),
+        group in prop_oneof![Just(1i64), Just(2), Just(0), Just(-3), Just(i64::MAX)],
+        auto in prop::sample::select(vec!["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID", "same"]),
+        w_rank in 2usize..6,
+    ) {
+        let w_dims: Vec<i64> = [4, 2, 3, 1, 1][..w_rank].to_vec();
+        let len = w_dims.iter().product::<i64>() as usize;
+        let mut list: Vec<_> = attrs.iter().map(|(k, v)| ints_attr(k, v)).collect();
+        list.push(int_attr("group", group));
+        list.push(string_attr("auto_pad", auto));
+        let m = model(
+            17,
+            vec![node("Conv", "mutant", &["x", "w"], &["y"], list)],
+            vec![f32_tensor("w", &w_dims, &values(len, 1))],
+            value("x", &[Ok(1), Ok(2), Err("L")]),
+            "y",
+        );
+        let loaded = onnx::load_bytes(&m).and_then(|g| {
+            let x = Tensor::from_f32(vec![1, 2, 9], values(18, 2)).unwrap();
+            Executor::new(&g, ONE)?.run(&[x])
+        });
+        if let Err(e) = loaded {
+            let e = e.to_string();
+            prop_assert!(e.contains("mutant") && e.contains("Conv"), "{}", e);
+        }
+    }
+}

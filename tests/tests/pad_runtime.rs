@@ -471,3 +471,38 @@ fn pads_from_another_inputs_run_time_dim() {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Random Pad nodes (pads of any length and extreme values, any mode string, axes,
+    /// opset) load and run or fail with an error naming the node and the op; never panic.
+    #[test]
+    fn mutated_pad_nodes_never_panic(
+        pads in prop::collection::vec(prop_oneof![-20i64..20, Just(i64::MIN), Just(i64::MAX), Just(1 << 40)], 0..8),
+        axes in prop::option::of(prop::collection::vec(-4i64..4, 0..4)),
+        mode in prop::sample::select(vec!["constant", "reflect", "edge", "wrap", "", "REFLECT"]),
+        opset in prop::sample::select(vec![10i64, 11, 13, 18, 19]),
+    ) {
+        let mut inputs = vec!["x", "pads", ""];
+        let mut inits = vec![i64_tensor("pads", &[pads.len() as i64], &pads)];
+        if let Some(a) = &axes {
+            inputs.push("axes");
+            inits.push(i64_tensor("axes", &[a.len() as i64], a));
+        }
+        let mut attrs = vec![string_attr("mode", mode)];
+        if opset < 11 {
+            inputs.truncate(1);
+            attrs.push(ints_attr("pads", &pads));
+        }
+        let m = model(opset, vec![node("Pad", "mutant", &inputs, &["y"], attrs)], inits, value("x", &[Ok(2), Ok(3), Ok(4)]), "y");
+        let loaded = onnx::load_bytes(&m).and_then(|g| {
+            let x = Tensor::from_f32(vec![2, 3, 4], data(24, 1)).unwrap();
+            Executor::new(&g, ExecOptions { threads: 1 })?.run(&[x])
+        });
+        if let Err(e) = loaded {
+            let e = e.to_string();
+            prop_assert!(e.contains("mutant") && e.contains("Pad"), "{}", e);
+        }
+    }
+}

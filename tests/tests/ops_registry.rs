@@ -965,8 +965,8 @@ fn pad_places_the_input_inside_the_fill_value() {
     ]);
     for (pads, mode, needle) in [
         (vec![1, 0, 0], "constant", "3 pads"),
-        (vec![-1, 0, 0, 0], "constant", "no cropping"),
-        (vec![0, 0, 0, 0], "reflect", "mode 'reflect'"),
+        (vec![-3, 0, 0, 0], "constant", "crop more than the axis"),
+        (vec![0, 2, 0, 0], "reflect", "a reflect pad of 2"),
     ] {
         let consts = vec![i64_input("pads", &pads)];
         let attrs = vec![string_attr("mode", mode)];

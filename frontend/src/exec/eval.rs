@@ -80,9 +80,14 @@ pub(crate) fn eval(
         Op::Conv(conv) => {
             let x = args[0].tensor();
             let s = x.shape();
+            // A 1-D conv's [N, C, L] is [N, C, 1, L] in memory.
+            let in_hw = match s {
+                [_, _, l] => [1, *l],
+                _ => [s[2], s[3]],
+            };
             let resolved = conv
                 .window
-                .resolve([s[2], s[3]], false)
+                .resolve(in_hw, false)
                 .map_err(|e| Error::node(op.name(), node, e))?;
             let w = f32_of(args[1].tensor(), op, node)?;
             let bias = match args.get(2) {
@@ -92,7 +97,7 @@ pub(crate) fn eval(
             let shape = ConvShape {
                 batch: s[0],
                 in_channels: s[1],
-                in_hw: [s[2], s[3]],
+                in_hw,
                 out_channels: out_shape[1],
                 resolved,
             };

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use super::dtype::DType;
-use super::op::{Op, ReshapeDim};
+use super::op::{Conv, Op, ReshapeDim};
 use super::shape::{Dim, MAX_ELEMENTS, Shape};
-use super::window::Window2d;
+use super::window::{Padding, Window2d};
 use crate::error::{Error, Result};
 
 /// Element type and shape of a value.
@@ -68,46 +68,13 @@ pub fn infer(op: &Op, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType
             for i in 0..inputs.len() {
                 expect_f32(i)?;
             }
-            rank(0, 4)?;
-            rank(1, 4)?;
-            let w = inputs[1]
-                .shape
-                .to_known()
-                .ok_or_else(|| fail("weight shape must be known".into()))?;
-            let g = conv.groups;
-            if g == 0 || w[0] % g != 0 {
-                return Err(fail(format!(
-                    "{} output channels not divisible by group {g}",
-                    w[0]
-                )));
-            }
-            if [w[2], w[3]] != conv.window.kernel {
-                return Err(fail(format!(
-                    "kernel_shape {:?} differs from weight shape {w:?}",
-                    conv.window.kernel
-                )));
-            }
-            if let Dim::Known(c) = x.shape.0[1]
-                && c != w[1] * g
-            {
-                return Err(fail(format!(
-                    "input has {c} channels but weight {w:?} with group {g} expects {}",
-                    w[1] * g
-                )));
-            }
-            if inputs.len() == 3 && inputs[2].shape != Shape::known(&[w[0]]) {
-                return Err(fail(format!(
-                    "bias shape {} must be [{}]",
-                    inputs[2].shape, w[0]
-                )));
-            }
-            let (oh, ow) = window_out(&conv.window, &x.shape, false).map_err(fail)?;
-            same(Shape(vec![x.shape.0[0].clone(), Dim::Known(w[0]), oh, ow]))
+            same(conv_shape(conv, inputs).map_err(fail)?)
         }
         Op::MaxPool(pool) | Op::AveragePool { pool, .. } => {
             expect_f32(0)?;
             rank(0, 4)?;
-            let (oh, ow) = window_out(&pool.window, &x.shape, pool.ceil_mode).map_err(fail)?;
+            let (oh, ow) = window_out(&pool.window, [&x.shape.0[2], &x.shape.0[3]], pool.ceil_mode)
+                .map_err(fail)?;
             same(Shape(vec![
                 x.shape.0[0].clone(),
                 x.shape.0[1].clone(),
@@ -342,9 +309,75 @@ fn check_equal(a: &Dim, b: &Dim) -> std::result::Result<(), ()> {
 }
 
 /// Output spatial dims of a window op on an NCHW shape.
-fn window_out(w: &Window2d, x: &Shape, ceil: bool) -> std::result::Result<(Dim, Dim), String> {
+/// Output shape of a Conv: `[N, OC, OH, OW]` for a 2-D conv (`x` and `w` of rank 4), or
+/// `[N, OC, OL]` for a 1-D conv (rank 3: the window is `1 x k` over `H = 1`).
+fn conv_shape(conv: &Conv, inputs: &[&ValueType]) -> std::result::Result<Shape, String> {
+    let x = &inputs[0].shape;
+    let rank = x.rank();
+    if rank != 3 && rank != 4 {
+        return Err(format!("input must have rank 3 or 4, got shape {x}"));
+    }
+    if inputs[1].shape.rank() != rank {
+        return Err(format!(
+            "weight shape {} must have rank {rank} like the input {x}",
+            inputs[1].shape
+        ));
+    }
+    let w = inputs[1]
+        .shape
+        .to_known()
+        .ok_or("weight shape must be known")?;
+    let g = conv.groups;
+    if g == 0 || w[0] % g != 0 {
+        return Err(format!(
+            "{} output channels not divisible by group {g}",
+            w[0]
+        ));
+    }
+    let window = &conv.window;
+    let kernel = if rank == 3 { [1, w[2]] } else { [w[2], w[3]] };
+    if kernel != window.kernel {
+        return Err(format!(
+            "kernel_shape {:?} differs from weight shape {w:?}",
+            window.kernel
+        ));
+    }
+    let flat_h = match &window.padding {
+        Padding::Explicit { begin, end } => begin[0] == 0 && end[0] == 0,
+        _ => true,
+    };
+    if rank == 3 && (window.strides[0] != 1 || window.dilations[0] != 1 || !flat_h) {
+        return Err(format!(
+            "a 1-D conv's window must be 1 x k over H = 1, got {window:?}"
+        ));
+    }
+    if let Dim::Known(c) = x.0[1]
+        && c != w[1] * g
+    {
+        return Err(format!(
+            "input has {c} channels but weight {w:?} with group {g} expects {}",
+            w[1] * g
+        ));
+    }
+    if inputs.len() == 3 && inputs[2].shape != Shape::known(&[w[0]]) {
+        return Err(format!("bias shape {} must be [{}]", inputs[2].shape, w[0]));
+    }
+    let (n, oc) = (x.0[0].clone(), Dim::Known(w[0]));
+    if rank == 3 {
+        let (_, ol) = window_out(window, [&Dim::Known(1), &x.0[2]], false)?;
+        return Ok(Shape(vec![n, oc, ol]));
+    }
+    let (oh, ow) = window_out(window, [&x.0[2], &x.0[3]], false)?;
+    Ok(Shape(vec![n, oc, oh, ow]))
+}
+
+fn window_out(
+    w: &Window2d,
+    [h, wd]: [&Dim; 2],
+    ceil: bool,
+) -> std::result::Result<(Dim, Dim), String> {
     w.check()?;
-    match (&x.0[2], &x.0[3]) {
+    match (h, wd) {
         (Dim::Known(h), Dim::Known(wd)) => {
             let r = w.resolve([*h, *wd], ceil)?;
             Ok((Dim::Known(r.output[0]), Dim::Known(r.output[1])))

@@ -8,6 +8,11 @@ use crate::ops::DynOp;
 
 /// 2-D convolution. Inputs: `x [N, C, H, W]`, `w [OC, C / groups, KH, KW]`, optional
 /// `bias [OC]`. Output `[N, OC, OH, OW]`.
+///
+/// A 1-D convolution (`x [N, C, L]`, `w [OC, C / groups, k]`, output `[N, OC, OL]`, as
+/// `torch.nn.Conv1d` exports it) is the same op on rank-3 tensors: its window is `1 x k`
+/// over `H = 1` (unit stride and dilation, no padding on H), `[N, C, L]` being
+/// `[N, C, 1, L]` in memory. The input's rank tells the two apart.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv {
     /// Kernel window (its `kernel` equals the weight's KH, KW).
@@ -88,7 +93,7 @@ impl QuantSpec {
 /// A graph operator with its attributes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    /// 2-D convolution.
+    /// 1-D or 2-D convolution.
     Conv(Conv),
     /// General matrix multiply.
     Gemm(Gemm),

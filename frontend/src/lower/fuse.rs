@@ -14,7 +14,7 @@ use super::report::{LoweringReport, NodeEntry, NodeLowering};
 use super::weights::{bias_values, is_u8_per_tensor, quantized_weights};
 use super::{FallbackNode, Step, StepKind, kernel_error, kernel_padding, same_qparams};
 use crate::error::Result;
-use crate::ir::{Dim, Graph, Node, NodeId, Op, Shape, ValueId};
+use crate::ir::{Dim, Graph, Node, NodeId, Op, Padding, Shape, ValueId, Window2d};
 use crate::ops::{Unary, UnaryKind};
 
 /// Outcome of trying one pattern: matched, or why not (the node then runs in f32).
@@ -189,6 +189,25 @@ impl Matcher<'_> {
         }
     }
 
+    /// `[C, H, W]` of a conv input: a rank-4 value with known C, H, W, or a rank-3
+    /// `[N, C, L]` (a 1-D conv) as `[C, 1, L]`. A 1-D conv with explicit pads may have a
+    /// run-time `L`: the weights are packed for the shortest input the window fits (the
+    /// plans do not depend on the spatial size) and retargeted to each run's shape.
+    fn conv_chw(&self, v: ValueId, window: &Window2d) -> std::result::Result<[usize; 3], String> {
+        let dims = self.g.value(v).ty.shape.dims();
+        let fixed_pads = !matches!(window.padding, Padding::SameUpper | Padding::SameLower);
+        match dims {
+            [_, Dim::Known(c), Dim::Known(l)] => Ok([*c, 1, *l]),
+            [_, Dim::Known(c), Dim::Sym(_)] if fixed_pads => Ok([*c, 1, window.span(1)]),
+            [_, _, _] => Err(format!(
+                "'{}' {} is not [N, C, L] with a known C (and a known L for auto_pad SAME)",
+                self.g.value(v).name,
+                self.g.value(v).ty.shape
+            )),
+            _ => self.chw(v),
+        }
+    }
+
     fn push(&mut self, step: Step, nodes: &[NodeId], detail: String) -> usize {
         let index = self.steps.len();
         self.steps.push(step);
@@ -212,11 +231,23 @@ impl Matcher<'_> {
         let Some(w) = quantized_weights(self.g, &node, node.inputs[1])? else {
             return Ok(Err("the weight is not a dequantized s8 constant".into()));
         };
-        if w.shape.len() != 4 || w.axis != 0 {
+        let rank = self.g.value(node.inputs[0]).ty.shape.rank();
+        if w.shape.len() != rank || w.axis != 0 {
             return Ok(Err(
                 "the weight is not quantized per output channel (axis 0)".into(),
             ));
         }
+        // A 1-D conv's weight [OC, C/g, k] is [OC, C/g, 1, k].
+        let w_shape = match w.shape[..] {
+            [oc, ic, k] => [oc, ic, 1, k],
+            [oc, ic, kh, kw] => [oc, ic, kh, kw],
+            _ => {
+                return Ok(Err(format!(
+                    "the weight shape {:?} is not 3-D or 4-D",
+                    w.shape
+                )));
+            }
+        };
         let oc = w.shape[0];
         let bias = match node.inputs.get(2) {
             None => None,
@@ -225,7 +256,7 @@ impl Matcher<'_> {
                 Err(why) => return Ok(Err(why)),
             },
         };
-        let [c, h, wd] = match self.chw(node.inputs[0]) {
+        let [c, h, wd] = match self.conv_chw(node.inputs[0], &conv.window) {
             Ok(d) => d,
             Err(why) => return Ok(Err(why)),
         };
@@ -238,7 +269,7 @@ impl Matcher<'_> {
             .with_dilation(conv.window.dilations)
             .with_padding(kernel_padding(resolved.pad_begin, resolved.pad_end))
             .with_groups(conv.groups);
-        let data = ohwi(&w.data, &w.shape);
+        let data = ohwi(&w.data, w_shape);
         let weights = ConvWeights {
             data: &data,
             scales: &w.scales,
@@ -301,11 +332,14 @@ impl Matcher<'_> {
         };
         let mut inputs = vec![x];
         inputs.extend(residual.map(|(r, _)| r));
+        let (k, st) = (conv.window.kernel, conv.window.strides);
+        let window = if rank == 3 {
+            format!("1-D k{} s{}", k[1], st[1])
+        } else {
+            format!("{}x{} s{}", k[0], k[1], st[0])
+        };
         let detail = format!(
-            "{}x{} s{} g{} {}->{}: {}",
-            conv.window.kernel[0],
-            conv.window.kernel[1],
-            conv.window.strides[0],
+            "{window} g{} {}->{}: {}",
             conv.groups,
             c,
             oc,
@@ -856,8 +890,7 @@ impl Matcher<'_> {
 }
 
 /// ONNX conv weights `[OC][C/g][KH][KW]` to the kernels' `[OC][KH][KW][C/g]`.
-fn ohwi(w: &[i8], shape: &[usize]) -> Vec<i8> {
-    let (oc, ic, kh, kw) = (shape[0], shape[1], shape[2], shape[3]);
+fn ohwi(w: &[i8], [oc, ic, kh, kw]: [usize; 4]) -> Vec<i8> {
     let mut out = vec![0i8; w.len()];
     for o in 0..oc {
         for i in 0..ic {

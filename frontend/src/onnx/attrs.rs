@@ -67,7 +67,7 @@ impl<'a> Attrs<'a> {
         };
         if v.len() != N {
             return Err(self.err(format!(
-                "attribute {key} has {} entries, expected {N} (q8 supports 2-D windows)",
+                "attribute {key} has {} entries, expected {N} (q8 supports 2-D windows, and 1-D for Conv)",
                 v.len()
             )));
         }

@@ -6,6 +6,7 @@ use super::proto::NodeProto;
 use super::{Importer, input};
 use crate::error::{Error, Result};
 use crate::ir::{Dim, ValueId, ValueType};
+use crate::ops::DimExpr;
 
 /// One entry of a shape read at import.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,24 +133,83 @@ impl ImportCx<'_> {
             .iter()
             .map(|v| match v {
                 SymInt::Known(k) => Ok(TargetDim::Known(*k)),
-                SymInt::Sym(sym) => self
-                    .imp
-                    .graph
-                    .inputs()
-                    .iter()
-                    .find_map(|&g| {
-                        let dims = self.imp.graph.value(g).ty.shape.dims();
-                        dims.iter()
-                            .position(|d| matches!(d, Dim::Sym(x) if x == sym))
-                            .map(|axis| TargetDim::Of(g, axis))
-                    })
-                    .ok_or_else(|| {
-                        self.err(format!(
-                            "dimension '{sym}' is not a dimension of a graph input"
-                        ))
-                    }),
+                SymInt::Sym(sym) => self.graph_dim(sym).map(|(g, axis)| TargetDim::Of(g, axis)),
+                SymInt::Expr(_) => Err(self.err(format!(
+                    "dimension '{}' is computed from run-time dimensions; only a graph input's own dimension is supported here",
+                    super::fold::show(v)
+                ))),
             })
             .collect()
+    }
+
+    /// The graph input and axis having run-time dim `sym`.
+    fn graph_dim(&self, sym: &str) -> Result<(ValueId, usize)> {
+        self.imp
+            .graph
+            .inputs()
+            .iter()
+            .find_map(|&g| {
+                let dims = self.imp.graph.value(g).ty.shape.dims();
+                dims.iter()
+                    .position(|d| matches!(d, Dim::Sym(x) if &**x == sym))
+                    .map(|axis| (g, axis))
+            })
+            .ok_or_else(|| {
+                self.err(format!(
+                    "dimension '{sym}' is not a dimension of a graph input"
+                ))
+            })
+    }
+
+    /// Input `i` (a constant or a folded shape value) as integers computed from the input
+    /// shapes at run time: each run-time dim a leaf reading `(node input, axis)`, the graph
+    /// inputs having those dims appended to `inputs` (once each).
+    ///
+    /// # Errors
+    /// [`Error::Node`] when the input is missing or not a folded integer tensor, or names a
+    /// run-time dim no graph input has.
+    pub fn dim_exprs_input(&self, i: usize, inputs: &mut Vec<ValueId>) -> Result<Vec<DimExpr>> {
+        let name =
+            super::input(self.node, i).ok_or_else(|| self.err(format!("input {i} is missing")))?;
+        let s = self.imp.sym(name).ok_or_else(|| {
+            self.err(format!(
+                "input {i} ('{name}') must be a constant or computed from the input shapes"
+            ))
+        })?;
+        s.values.iter().map(|v| self.dim_expr(v, inputs)).collect()
+    }
+
+    fn dim_expr(&self, v: &SymInt, inputs: &mut Vec<ValueId>) -> Result<DimExpr> {
+        Ok(match v {
+            SymInt::Known(k) => DimExpr::Known(*k),
+            SymInt::Sym(sym) => {
+                let (g, axis) = self.graph_dim(sym)?;
+                let input = inputs.iter().position(|&x| x == g).unwrap_or_else(|| {
+                    inputs.push(g);
+                    inputs.len() - 1
+                });
+                DimExpr::Dim { input, axis }
+            }
+            SymInt::Expr(e) => DimExpr::Op(
+                e.op,
+                Box::new(self.dim_expr(&e.a, inputs)?),
+                Box::new(self.dim_expr(&e.b, inputs)?),
+            ),
+        })
+    }
+
+    /// Input `i` when it is a constant; `Ok(None)` when omitted.
+    ///
+    /// # Errors
+    /// [`Error::Node`] when it is given but not a constant.
+    pub fn const_tensor(&self, i: usize) -> Result<Option<std::sync::Arc<crate::ir::Tensor>>> {
+        let Some(name) = input(self.node, i) else {
+            return Ok(None);
+        };
+        self.imp
+            .constant(name)
+            .map(Some)
+            .ok_or_else(|| self.err(format!("input {i} ('{name}') must be a constant")))
     }
 
     /// The f32 values of input `i` when it is a constant; `Ok(None)` when omitted.

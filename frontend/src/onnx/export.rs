@@ -154,12 +154,13 @@ impl Exporter<'_> {
         let mut op_type = node.op.name().to_string();
         let attribute = match &node.op {
             Op::Conv(c) => {
-                let mut a = window_attrs(&c.window);
+                let spatial = g.value(node.inputs[0]).ty.shape.rank().saturating_sub(2);
+                let mut a = window_attrs(&c.window, spatial.clamp(1, 2));
                 a.push(int("group", c.groups as i64));
                 a
             }
             Op::MaxPool(p) => {
-                let mut a = window_attrs(&p.window);
+                let mut a = window_attrs(&p.window, 2);
                 a.push(int("ceil_mode", p.ceil_mode as i64));
                 a
             }
@@ -170,7 +171,7 @@ impl Exporter<'_> {
                 if pool.window.dilations != [1, 1] {
                     return Err(fail("AveragePool with dilation needs opset 19"));
                 }
-                let mut a: Vec<AttributeProto> = window_attrs(&pool.window)
+                let mut a: Vec<AttributeProto> = window_attrs(&pool.window, 2)
                     .into_iter()
                     .filter(|a| a.name != "dilations")
                     .collect();
@@ -256,17 +257,21 @@ impl Exporter<'_> {
     }
 }
 
-fn window_attrs(w: &Window2d) -> Vec<AttributeProto> {
+fn window_attrs(w: &Window2d, spatial: usize) -> Vec<AttributeProto> {
+    // A 1-D window is the W axis of a `1 x k` window over `H = 1`.
+    let axes = 2 - spatial..2;
+    let list = |v: &[usize; 2]| v[axes.clone()].iter().map(|&x| x as i64).collect();
     let mut a = vec![
-        ints("kernel_shape", w.kernel.iter().map(|&k| k as i64).collect()),
-        ints("strides", w.strides.iter().map(|&s| s as i64).collect()),
-        ints("dilations", w.dilations.iter().map(|&d| d as i64).collect()),
+        ints("kernel_shape", list(&w.kernel)),
+        ints("strides", list(&w.strides)),
+        ints("dilations", list(&w.dilations)),
     ];
     match &w.padding {
-        Padding::Explicit { begin, end } => a.push(ints(
-            "pads",
-            begin.iter().chain(end).map(|&p| p as i64).collect(),
-        )),
+        Padding::Explicit { begin, end } => {
+            let mut pads: Vec<i64> = list(begin);
+            pads.extend(list(end));
+            a.push(ints("pads", pads));
+        }
         Padding::SameUpper => a.push(string("auto_pad", "SAME_UPPER")),
         Padding::SameLower => a.push(string("auto_pad", "SAME_LOWER")),
         Padding::Valid => a.push(string("auto_pad", "VALID")),

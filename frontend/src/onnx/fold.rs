@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::ir::{Dim, Tensor, TensorData};
+pub(crate) use crate::ops::ArithOp;
 
 /// One element of a folded integer tensor.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +15,20 @@ pub(crate) enum SymInt {
     Known(i64),
     /// A named dimension, known at run time.
     Sym(Arc<str>),
+    /// Arithmetic on run-time dims, kept as a tree so an op can evaluate it on the concrete
+    /// shapes (see [`crate::ops::DimExpr`]).
+    Expr(Arc<SymExpr>),
+}
+
+/// `a op b` of folded integers, one of them depending on a run-time dim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SymExpr {
+    /// `Add`, `Sub`, `Mul` or `Div` (truncating toward zero).
+    pub op: ArithOp,
+    /// Left operand.
+    pub a: SymInt,
+    /// Right operand.
+    pub b: SymInt,
 }
 
 /// A folded integer tensor of rank 0 or 1.
@@ -63,7 +78,7 @@ impl SymTensor {
             .iter()
             .map(|v| match v {
                 SymInt::Known(k) => Some(*k),
-                SymInt::Sym(_) => None,
+                SymInt::Sym(_) | SymInt::Expr(_) => None,
             })
             .collect()
     }
@@ -160,32 +175,23 @@ pub(crate) fn arith(op: &str, a: &SymTensor, b: &SymTensor) -> Result<SymTensor,
     let n = broadcast_len(a.values.len(), b.values.len())?;
     let mut values = Vec::with_capacity(n);
     for i in 0..n {
+        let arith = ArithOp::from_onnx(op).ok_or_else(|| format!("{op} is not arithmetic"))?;
         let v = match (at(a, i), at(b, i)) {
-            (SymInt::Known(p), SymInt::Known(q)) => {
-                let r = match op {
-                    "Add" => p.checked_add(*q),
-                    "Sub" => p.checked_sub(*q),
-                    "Mul" => p.checked_mul(*q),
-                    _ => p.checked_div(*q),
-                };
-                SymInt::Known(
-                    r.ok_or_else(|| format!("{op} of {p} and {q} overflows or divides by 0"))?,
-                )
-            }
+            (SymInt::Known(p), SymInt::Known(q)) => SymInt::Known(
+                arith
+                    .apply(*p, *q)
+                    .ok_or_else(|| format!("{op} of {p} and {q} overflows or divides by 0"))?,
+            ),
             // Identities keep the run-time dim itself (x * 1, x + 0, x - 0, x / 1).
             (p, SymInt::Known(1)) if matches!(op, "Mul" | "Div") => p.clone(),
             (SymInt::Known(1), q) if op == "Mul" => q.clone(),
             (p, SymInt::Known(0)) if matches!(op, "Add" | "Sub") => p.clone(),
             (SymInt::Known(0), q) if op == "Add" => q.clone(),
-            (p, q) => {
-                let sign = match op {
-                    "Add" => "+",
-                    "Sub" => "-",
-                    "Mul" => "*",
-                    _ => "/",
-                };
-                SymInt::Sym(Arc::from(format!("({}{sign}{})", show(p), show(q))))
-            }
+            (p, q) => SymInt::Expr(Arc::new(SymExpr {
+                op: arith,
+                a: p.clone(),
+                b: q.clone(),
+            })),
         };
         values.push(v);
     }
@@ -195,10 +201,13 @@ pub(crate) fn arith(op: &str, a: &SymTensor, b: &SymTensor) -> Result<SymTensor,
     })
 }
 
-fn show(v: &SymInt) -> String {
+/// The printed form of a folded integer (a run-time dim's name, `(a-b)` for an
+/// expression); symbolic dims derived from it are named so.
+pub(crate) fn show(v: &SymInt) -> String {
     match v {
         SymInt::Known(k) => k.to_string(),
         SymInt::Sym(s) => s.to_string(),
+        SymInt::Expr(e) => format!("({}{}{})", show(&e.a), e.op.sign(), show(&e.b)),
     }
 }
 
@@ -217,7 +226,7 @@ fn at(t: &SymTensor, i: usize) -> &SymInt {
     &t.values[if t.values.len() == 1 { 0 } else { i }]
 }
 
-/// `Equal` of folded integer tensors, as a bool tensor. A run-time dim is at least 1, so it
+/// `Equal` of folded integer tensors, as a bool tensor. A run-time dim (or a sum or product of such) is at least 1, so it
 /// differs from any known value below 1 and equals itself; against a known value >= 1 the
 /// answer is only known at run time (an error).
 pub(crate) fn equal(a: &SymTensor, b: &SymTensor) -> Result<Tensor, String> {
@@ -225,10 +234,8 @@ pub(crate) fn equal(a: &SymTensor, b: &SymTensor) -> Result<Tensor, String> {
     let values = (0..n)
         .map(|i| match (at(a, i), at(b, i)) {
             (SymInt::Known(p), SymInt::Known(q)) => Ok(p == q),
-            (SymInt::Sym(p), SymInt::Sym(q)) if p == q => Ok(true),
-            (SymInt::Sym(_), SymInt::Known(k)) | (SymInt::Known(k), SymInt::Sym(_)) if *k < 1 => {
-                Ok(false)
-            }
+            (p, q) if p == q => Ok(true),
+            (p, SymInt::Known(k)) | (SymInt::Known(k), p) if *k < 1 && positive(p) => Ok(false),
             (p, q) => Err(format!(
                 "whether {p:?} equals {q:?} is only known at run time"
             )),
@@ -240,6 +247,17 @@ pub(crate) fn equal(a: &SymTensor, b: &SymTensor) -> Result<Tensor, String> {
         vec![n]
     };
     Tensor::from_bool(shape, values).map_err(|e| e.to_string())
+}
+
+/// True when `v` is certainly >= 1: a run-time dim, or sums and products of such.
+fn positive(v: &SymInt) -> bool {
+    match v {
+        SymInt::Known(k) => *k >= 1,
+        SymInt::Sym(_) => true,
+        SymInt::Expr(e) => {
+            matches!(e.op, ArithOp::Add | ArithOp::Mul) && positive(&e.a) && positive(&e.b)
+        }
+    }
 }
 
 /// A constant `Where` condition of rank <= 1 (bool, or integers read as non-zero = true)

@@ -305,15 +305,15 @@ impl Importer {
             "Conv" => {
                 let w = v(1)?;
                 let wshape = self.graph.value(w).ty.shape.clone();
-                let kernel = match wshape.dims() {
-                    [_, _, Dim::Known(kh), Dim::Known(kw)] => [*kh, *kw],
+                let (kernel, spatial) = match wshape.dims() {
+                    [_, _, Dim::Known(k)] => ([1, *k], 1),
+                    [_, _, Dim::Known(kh), Dim::Known(kw)] => ([*kh, *kw], 2),
                     _ => {
                         return Err(a.err(format!(
-                            "q8 supports 2-D convolution only; weight shape is {wshape}"
+                            "q8 supports 1-D and 2-D convolution with a known kernel; weight shape is {wshape}"
                         )));
                     }
                 };
-                let kernel = a.sizes("kernel_shape", kernel, 1)?;
                 let groups = usize::try_from(a.int("group", 1))
                     .ok()
                     .filter(|g| (1..=crate::ir::MAX_DIM).contains(g))
@@ -324,7 +324,7 @@ impl Importer {
                 }
                 return Ok((
                     Op::Conv(Conv {
-                        window: self.window(a, kernel)?,
+                        window: self.window(a, kernel, spatial)?,
                         groups,
                     }),
                     inputs,
@@ -339,7 +339,7 @@ impl Importer {
                     return Err(a.err("storage_order 1 is not supported"));
                 }
                 let pool = Pool {
-                    window: self.window(a, kernel)?,
+                    window: self.window(a, kernel, 2)?,
                     ceil_mode: a.flag("ceil_mode", false)?,
                 };
                 if n.op_type == "MaxPool" {
@@ -467,22 +467,25 @@ impl Importer {
                         SymInt::Known(k) => {
                             return Err(a.err(format!("target dimension {k} is not supported")));
                         }
-                        SymInt::Sym(name) => match shape
-                            .dims()
-                            .iter()
-                            .position(|d| matches!(d, Dim::Sym(s) if s == name))
-                        {
-                            Some(axis) => ReshapeDim::CopyInput(axis),
-                            // A dim computed from run-time dims: inferred from the element
-                            // count, when it is the only such entry.
-                            None if !inferred => {
-                                inferred = true;
-                                ReshapeDim::Infer
+                        t @ (SymInt::Sym(_) | SymInt::Expr(_)) => {
+                            match shape
+                                .dims()
+                                .iter()
+                                .position(|d| matches!(d, Dim::Sym(s) if **s == *fold::show(t)))
+                            {
+                                Some(axis) => ReshapeDim::CopyInput(axis),
+                                // A dim computed from run-time dims: inferred from the element
+                                // count, when it is the only such entry.
+                                None if !inferred => {
+                                    inferred = true;
+                                    ReshapeDim::Infer
+                                }
+                                None => return Err(a.err(format!(
+                                    "target dimension '{}' is not a dimension of the input {shape}",
+                                    fold::show(t)
+                                ))),
                             }
-                            None => return Err(a.err(format!(
-                                "target dimension '{name}' is not a dimension of the input {shape}"
-                            ))),
-                        },
+                        }
                     });
                 }
                 Op::Reshape { target: dims }
@@ -603,11 +606,26 @@ impl Importer {
         Ok((op, vec![x]))
     }
 
-    /// Window geometry from `strides`, `dilations`, `pads` and `auto_pad`.
-    fn window(&self, a: &Attrs, kernel: [usize; 2]) -> Result<Window2d> {
-        let strides = a.sizes("strides", [1, 1], 1)?;
-        let dilations = a.sizes("dilations", [1, 1], 1)?;
-        let pads = a.sizes("pads", [0, 0, 0, 0], 0)?;
+    /// Window geometry from `kernel_shape`, `strides`, `dilations`, `pads` and `auto_pad`:
+    /// the window of a Conv or pool node with `spatial` (1 or 2) spatial axes. A 1-D window
+    /// (over `[N, C, L]`) is the 2-D window `1 x k` over `H = 1`: unit stride and dilation
+    /// and no padding on H. `kernel` is the weight's (`[1, k]` in 1-D); a `kernel_shape`
+    /// attribute must have `spatial` entries and agree with it (checked at inference).
+    fn window(&self, a: &Attrs, kernel: [usize; 2], spatial: usize) -> Result<Window2d> {
+        let (kernel, strides, dilations, pads) = if spatial == 1 {
+            let [k] = a.sizes("kernel_shape", [kernel[1]], 1)?;
+            let [s] = a.sizes("strides", [1], 1)?;
+            let [d] = a.sizes("dilations", [1], 1)?;
+            let [b, e] = a.sizes("pads", [0, 0], 0)?;
+            ([1, k], [1, s], [1, d], [0, b, 0, e])
+        } else {
+            (
+                a.sizes("kernel_shape", kernel, 1)?,
+                a.sizes("strides", [1, 1], 1)?,
+                a.sizes("dilations", [1, 1], 1)?,
+                a.sizes("pads", [0, 0, 0, 0], 0)?,
+            )
+        };
         let padding = match a.string("auto_pad", "NOTSET").as_str() {
             "NOTSET" | "" => Padding::Explicit {
                 begin: [pads[0], pads[1]],

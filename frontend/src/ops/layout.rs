@@ -1,5 +1,5 @@
-//! Data-movement ops of any element type and rank: Transpose, Slice, Gather, Split, and
-//! constant-mode Pad (f32). Each
+//! Data-movement ops of any element type and rank: Transpose, Slice, Gather and Split
+//! (Pad has its own module). Each
 //! computes, for every output element, the input element it copies ([`take`]).
 
 use super::{AttrValue, Exported, OpDef, OpSpec, arity, check_axis, concrete, def, fail};
@@ -597,116 +597,6 @@ fn import_split(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
     Ok((def(Split { axis, sizes, parts }), vec![x]))
 }
 
-/// `Pad` in constant mode with non-negative pads: the input placed at `begin` inside an
-/// output of `value`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Pad {
-    /// Leading pad per axis.
-    pub begin: Vec<usize>,
-    /// Trailing pad per axis.
-    pub end: Vec<usize>,
-    /// Fill value (f32 inputs).
-    pub value: f32,
-}
-
-impl OpDef for Pad {
-    fn name(&self) -> &'static str {
-        "Pad"
-    }
-
-    fn infer(&self, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType>> {
-        let x = super::one_f32(self, node, inputs)?;
-        if x.shape.rank() != self.begin.len() {
-            return Err(fail(
-                self,
-                node,
-                format!("{} pads for shape {}", 2 * self.begin.len(), x.shape),
-            ));
-        }
-        let dims = x
-            .shape
-            .dims()
-            .iter()
-            .zip(self.begin.iter().zip(&self.end))
-            .map(|(d, (&b, &e))| match d {
-                Dim::Known(n) => Dim::Known(n + b + e),
-                d if b + e == 0 => d.clone(),
-                d => Dim::sym(&format!("{d}+{}", b + e)),
-            })
-            .collect();
-        Ok(vec![ValueType::new(x.dtype, Shape(dims))])
-    }
-
-    fn eval(&self, node: &str, inputs: &[&Tensor], outputs: &[ValueType]) -> Result<Vec<Tensor>> {
-        let out = concrete(self, node, &outputs[0])?;
-        let x = super::f32_input(self, node, inputs, 0)?;
-        let mut y = vec![self.value; out.iter().product()];
-        let axes: Vec<(usize, Vec<usize>)> = strides(&out)
-            .into_iter()
-            .zip(inputs[0].shape().iter().zip(&self.begin))
-            .map(|(st, (&len, &b))| (st, (b..b + len).collect()))
-            .collect();
-        for (&o, &v) in walk(&axes).iter().zip(x) {
-            y[o] = v;
-        }
-        Ok(vec![Tensor::from_f32(out, y)?])
-    }
-
-    fn export(&self, _node: &str) -> Result<Exported> {
-        let pads: Vec<i64> = self
-            .begin
-            .iter()
-            .chain(&self.end)
-            .map(|&p| p as i64)
-            .collect();
-        let len = pads.len();
-        Ok(Exported {
-            attrs: vec![("mode", AttrValue::Str("constant".into()))],
-            operands: vec![
-                Some(("pads", Tensor::from_i64(vec![len], pads)?)),
-                Some(("value", Tensor::from_f32(vec![], vec![self.value])?)),
-            ],
-        })
-    }
-}
-
-fn import_pad(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {
-    let x = cx.input(0)?;
-    let rank = cx.ty(x).shape.rank();
-    let a = cx.attrs();
-    let mode = a.string("mode", "constant");
-    if mode != "constant" || cx.has_input(3) {
-        return Err(cx.err(format!(
-            "mode '{mode}' or axes are not supported (constant mode only)"
-        )));
-    }
-    let (pads, value) = if cx.opset() < 11 {
-        (a.ints("pads").map(<[i64]>::to_vec), a.float("value", 0.0))
-    } else {
-        let v = cx.const_floats(2)?.unwrap_or_else(|| vec![0.0]);
-        (cx.const_ints(1)?, v.first().copied().unwrap_or(0.0))
-    };
-    let pads = pads.unwrap_or_default();
-    if pads.len() != 2 * rank {
-        return Err(cx.err(format!("{} pads for a rank-{rank} input", pads.len())));
-    }
-    let pads = pads
-        .iter()
-        .map(|&p| usize::try_from(p).ok().filter(|&p| p <= MAX_DIM))
-        .collect::<Option<Vec<usize>>>()
-        .ok_or_else(|| {
-            cx.err(format!(
-                "pads {pads:?} must be in 0..={MAX_DIM} (no cropping)"
-            ))
-        })?;
-    let op = Pad {
-        begin: pads[..rank].to_vec(),
-        end: pads[rank..].to_vec(),
-        value,
-    };
-    Ok((def(op), vec![x]))
-}
-
 /// The family's registry entries.
 pub(super) const SPECS: &[OpSpec] = &[
     OpSpec {
@@ -723,11 +613,6 @@ pub(super) const SPECS: &[OpSpec] = &[
         op_type: "Gather",
         since: 1,
         import: import_gather,
-    },
-    OpSpec {
-        op_type: "Pad",
-        since: 2,
-        import: import_pad,
     },
     OpSpec {
         op_type: "Split",

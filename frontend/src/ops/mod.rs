@@ -23,12 +23,14 @@ mod attention;
 mod binary;
 mod cast;
 mod conv_transpose;
+mod dim_expr;
 mod expand;
 mod index;
 mod layout;
 mod logic;
 mod matmul;
 mod norm;
+mod pad;
 mod range;
 mod reduce;
 mod resize;
@@ -47,7 +49,9 @@ use crate::onnx::ImportCx;
 pub use self::attention::{Attention, ScoreScale};
 pub use self::binary::{Binary, BinaryKind};
 pub use self::cast::cast_tensor;
+pub use self::dim_expr::{ArithOp, DimExpr, DimValue};
 pub use self::matmul::BatchMatMul;
+pub use self::pad::{Pad, PadMode};
 pub use self::softmax::Softmax;
 pub use self::unary::{Unary, UnaryKind};
 
@@ -213,6 +217,7 @@ pub(crate) fn specs() -> impl Iterator<Item = &'static OpSpec> {
         resize::SPECS,
         conv_transpose::SPECS,
         layout::SPECS,
+        pad::SPECS,
         logic::SPECS,
         index::SPECS,
         range::SPECS,

@@ -63,7 +63,11 @@ impl Plan {
         for s in steps {
             convs.push(match &s.kind {
                 StepKind::Conv { packed, .. } => {
-                    let [n, c, h, w] = four(&shapes[s.inputs[0].0], s)?;
+                    // A 1-D conv's [N, C, L] is [N, C, 1, L].
+                    let [n, c, h, w] = match shapes[s.inputs[0].0][..] {
+                        [n, c, l] => [n, c, 1, l],
+                        ref x => four(x, s)?,
+                    };
                     Some(
                         packed
                             .for_input(Nhwc::new(n, h, w, c))

@@ -79,47 +79,8 @@ pub(crate) fn run_step(
             };
             ops::dequantize(tier, src, *qp, o).map_err(err)
         }
-        (
-            StepKind::Conv {
-                input,
-                residual,
-                activation,
-                output,
-                ..
-            },
-            out,
-        ) => {
-            let Data::U8(src) = x.data else {
-                return Err(mismatch());
-            };
-            let packed = conv.ok_or_else(mismatch)?;
-            let residual = match (residual, inputs.get(1)) {
-                (
-                    Some(qparams),
-                    Some(In {
-                        data: Data::U8(data),
-                        ..
-                    }),
-                ) => Some(Residual {
-                    data,
-                    qparams: *qparams,
-                }),
-                (None, None) => None,
-                _ => return Err(mismatch()),
-            };
-            let epilogue = ConvEpilogue {
-                residual,
-                activation: *activation,
-            };
-            let dst = match (out, output) {
-                (Out::U8(data), Some(qparams)) => ConvOutput::U8 {
-                    data,
-                    qparams: *qparams,
-                },
-                (Out::F32(data), None) => ConvOutput::F32(data),
-                _ => return Err(mismatch()),
-            };
-            conv2d(tier, packed, src, *input, &epilogue, dst).map_err(err)
+        (StepKind::Conv { .. }, out) => {
+            conv_step(step, conv.ok_or_else(mismatch)?, tier, inputs, out)
         }
         (
             StepKind::Linear {
@@ -258,6 +219,102 @@ pub(crate) fn run_step(
         }
         _ => Err(mismatch()),
     }
+}
+
+/// Runs a conv step on its retargeted weights `packed`. A rank-3 value (the `[N, C, L]`
+/// of a 1-D conv) is held in logical order (`Layout::Plain`) while the kernels read and
+/// write channels-last `[N][L][C]` (`[N][H][W][C]` with `H = 1`): the input and residual
+/// are transposed into copies and the result is transposed back into `out`.
+fn conv_step(
+    step: &Step,
+    packed: &PackedConvWeights,
+    tier: Tier,
+    inputs: &[In<'_>],
+    out: Out<'_>,
+) -> Result<()> {
+    let StepKind::Conv {
+        input,
+        residual,
+        activation,
+        output,
+        ..
+    } = &step.kind
+    else {
+        return Err(Error::node(
+            step.kind.label(),
+            &step.name,
+            "not a conv step",
+        ));
+    };
+    let err = |e: q8_kernels::Error| Error::node(step.kind.label(), &step.name, e.to_string());
+    let mismatch = || {
+        Error::node(
+            step.kind.label(),
+            &step.name,
+            "input or output element type does not fit the step",
+        )
+    };
+    let src = channels_last(&inputs[0]).ok_or_else(mismatch)?;
+    let r = match (residual, inputs.get(1)) {
+        (Some(qparams), Some(r)) => Some((channels_last(r).ok_or_else(mismatch)?, *qparams)),
+        (None, None) => None,
+        _ => return Err(mismatch()),
+    };
+    let epilogue = ConvEpilogue {
+        residual: r.as_ref().map(|(data, qparams)| Residual {
+            data,
+            qparams: *qparams,
+        }),
+        activation: *activation,
+    };
+    let o = packed.output_shape();
+    let one_d = (inputs[0].shape.len() == 3).then_some([o.n, o.c, 1, o.w]);
+    let run = |dst: ConvOutput<'_>| conv2d(tier, packed, &src, *input, &epilogue, dst);
+    match (out, output) {
+        (Out::U8(data), Some(qparams)) => from_channels_last(data, one_d, |data| {
+            run(ConvOutput::U8 {
+                data,
+                qparams: *qparams,
+            })
+        })
+        .map_err(err),
+        (Out::F32(data), None) => {
+            from_channels_last(data, one_d, |data| run(ConvOutput::F32(data))).map_err(err)
+        }
+        _ => Err(mismatch()),
+    }
+}
+
+/// A u8 conv input channels-last: borrowed as is (rank 4, held NHWC), or a rank-3
+/// `[N][C][L]` transposed into `[N][L][C]`. `None` for other data.
+fn channels_last<'a>(i: &In<'a>) -> Option<Cow<'a, [u8]>> {
+    let Data::U8(v) = i.data else {
+        return None;
+    };
+    match *i.shape {
+        [n, c, l] if i.layout == Layout::Plain => {
+            let mut o = vec![0u8; v.len()];
+            nchw_to_nhwc(v, [n, c, 1, l], &mut o);
+            Some(Cow::Owned(o))
+        }
+        _ => Some(Cow::Borrowed(v)),
+    }
+}
+
+/// Lets `write` fill `dst` channels-last: directly, or (`one_d = Some([n, c, 1, l])`, a
+/// rank-3 output held in logical order) through a scratch buffer transposed into `dst`.
+fn from_channels_last<T: Copy + Default, E>(
+    dst: &mut [T],
+    one_d: Option<[usize; 4]>,
+    write: impl FnOnce(&mut [T]) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let Some(shape) = one_d else {
+        return write(dst);
+    };
+    let mut scratch = vec![T::default(); dst.len()];
+    write(&mut scratch)?;
+    nhwc_to_nchw(&scratch, shape, dst);
+    Ok(())
 }
 
 /// A u8 input in logical row-major order: borrowed as is, or (a rank-4 channels-last

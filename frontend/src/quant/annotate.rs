@@ -224,10 +224,11 @@ enum Request {
 /// already holds QuantizeLinear / DequantizeLinear nodes.
 pub fn annotate(graph: &Graph, config: &QuantConfig) -> Result<Annotation> {
     config.validate()?;
-    if let Some((_, n)) = graph
-        .nodes()
-        .find(|(_, n)| matches!(n.op, Op::QuantizeLinear(_) | Op::DequantizeLinear(_)))
-    {
+    if let Some((_, n)) = graph.nodes().find(|(_, n)| match &n.op {
+        Op::QuantizeLinear(_) | Op::DequantizeLinear(_) => true,
+        Op::Def(d) => matches!(d.name(), "DynamicQuantizeLinear" | "MatMulInteger"),
+        _ => false,
+    }) {
         return Err(QuantError::Model(format!(
             "the model is already quantized (node '{}' is {}); quantize its fp32 original",
             n.name,

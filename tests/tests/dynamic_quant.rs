@@ -1,0 +1,410 @@
+//! Dynamic quantization: `DynamicQuantizeLinear` and `MatMulInteger` against straightforward
+//! references of the ONNX spec (shapes of rank 1-4 with tails, all-equal and extreme
+//! values, zero points scalar and per column), their errors naming node and op, export
+//! round trips; `quantize --dynamic` of linear layers (ONNX Runtime's form), run by the fp32
+//! executor and by the int8 runtime with the same bits.
+
+mod onnx_support;
+
+use onnx_support::{broadcast_offset, indices, model_proto, node, run_node, typed_value};
+use proptest::prelude::*;
+use q8_frontend::exec::{ExecOptions, Executor};
+use q8_frontend::ir::{Tensor, TensorData};
+use q8_frontend::onnx;
+use q8_frontend::onnx::proto::TensorProto;
+
+/// The spec's DynamicQuantizeLinear, written out plainly (f32 throughout, as numpy's
+/// float32 reference; `round` is half to even). A zero scale gives zero point 0, y = 0.
+fn ref_dql(x: &[f32]) -> (Vec<u8>, f32, u8) {
+    let lo = x.iter().fold(0.0f32, |a, &v| if v < a { v } else { a });
+    let hi = x.iter().fold(0.0f32, |a, &v| if v > a { v } else { a });
+    let scale = (hi - lo) / 255.0;
+    if scale == 0.0 {
+        return (vec![0; x.len()], 0.0, 0);
+    }
+    let zp = (0.0 - lo / scale).round_ties_even().clamp(0.0, 255.0);
+    let y = x
+        .iter()
+        .map(|&v| ((v / scale).round_ties_even() + zp).clamp(0.0, 255.0) as u8)
+        .collect();
+    (y, scale, zp as u8)
+}
+
+/// Values of one of several kinds: spread over a range from 1e-30 to 1e30, all equal, all
+/// zero, one sign only.
+fn values(n: usize) -> impl Strategy<Value = Vec<f32>> {
+    let spread = (
+        prop::sample::select(vec![1e-30f32, 1e-3, 1.0, 7.5, 1e4, 1e30]),
+        0u64..1000,
+    )
+        .prop_map(move |(r, seed)| {
+            (0..n)
+                .map(|i| r * (((i as u64 * 7919 + seed * 104_729) % 2001) as f32 / 1000.0 - 1.0))
+                .collect::<Vec<f32>>()
+        });
+    prop_oneof![
+        3 => spread,
+        1 => (-100.0f32..100.0).prop_map(move |v| vec![v; n]),
+        1 => Just(vec![0.0; n]),
+        1 => prop::collection::vec(0.0f32..3.0, n),
+        1 => prop::collection::vec(-5.0f32..-0.01, n),
+    ]
+}
+
+/// A shape of rank 1-4 with small dims (tails included).
+fn shape() -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(prop::sample::select(vec![1usize, 2, 3, 15, 16, 17]), 1..=4)
+        .prop_filter("bounded", |s| s.iter().product::<usize>() <= 4096)
+}
+
+fn u8_tensor(shape: Vec<usize>, v: Vec<u8>) -> Tensor {
+    Tensor::new(shape, TensorData::U8(v)).unwrap()
+}
+
+fn i8_tensor(shape: Vec<usize>, v: Vec<i8>) -> Tensor {
+    Tensor::new(shape, TensorData::I8(v)).unwrap()
+}
+
+/// `(A - za) x (B - zb[col])` with numpy matmul broadcasting, in i64.
+fn ref_mmi(a: &Tensor, b: &Tensor, za: i64, zb: &[i64]) -> (Vec<usize>, Vec<i64>) {
+    let ints = |t: &Tensor| -> Vec<i64> {
+        match t.data() {
+            TensorData::U8(v) => v.iter().map(|&x| x as i64).collect(),
+            TensorData::I8(v) => v.iter().map(|&x| x as i64).collect(),
+            _ => unreachable!(),
+        }
+    };
+    let (av, bv) = (ints(a), ints(b));
+    let (sa, sb) = (a.shape(), b.shape());
+    let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
+    let n = sb[sb.len() - 1];
+    let (ba, bb) = (&sa[..sa.len() - 2], &sb[..sb.len() - 2]);
+    let rank = ba.len().max(bb.len());
+    let pad = |s: &[usize]| [vec![1; rank - s.len()], s.to_vec()].concat();
+    let batch: Vec<usize> = pad(ba)
+        .iter()
+        .zip(pad(bb))
+        .map(|(&x, y)| x.max(y))
+        .collect();
+    let mut out_shape = batch.clone();
+    out_shape.extend([m, n]);
+    let mut y = Vec::new();
+    for idx in indices(&out_shape) {
+        let (bi, i, j) = (&idx[..rank], idx[rank], idx[rank + 1]);
+        let mut acc = 0i64;
+        for kk in 0..k {
+            let ai = [bi.to_vec(), vec![i, kk]].concat();
+            let bi2 = [bi.to_vec(), vec![kk, j]].concat();
+            let mut sa_full = ba.to_vec();
+            sa_full.extend([m, k]);
+            let mut sb_full = bb.to_vec();
+            sb_full.extend([k, n]);
+            let x = av[broadcast_offset(&ai, &sa_full)] - za;
+            let w = bv[broadcast_offset(&bi2, &sb_full)] - zb[if zb.len() == 1 { 0 } else { j }];
+            acc += x * w;
+        }
+        y.push(acc);
+    }
+    (out_shape, y)
+}
+
+fn lcg(seed: u64, n: usize) -> Vec<u64> {
+    let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            s >> 33
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn dynamic_quantize_linear_matches_the_spec(
+        (shape, x) in shape().prop_flat_map(|s| {
+            let n = s.iter().product();
+            (Just(s), values(n))
+        })
+    ) {
+        let t = Tensor::from_f32(shape.clone(), x.clone()).unwrap();
+        let out = run_node(11, "DynamicQuantizeLinear", vec![], &[t], vec![], 3).unwrap();
+        let (y, scale, zp) = ref_dql(&x);
+        prop_assert_eq!(out[0].shape(), &shape[..]);
+        prop_assert_eq!(out[0].data(), &TensorData::U8(y));
+        prop_assert_eq!(out[1].shape(), &[] as &[usize]);
+        prop_assert_eq!(out[1].as_f32().unwrap()[0].to_bits(), scale.to_bits());
+        prop_assert_eq!(out[2].data(), &TensorData::U8(vec![zp]));
+    }
+
+    #[test]
+    fn matmul_integer_matches_the_reference(
+        batch_a in prop::collection::vec(prop::sample::select(vec![1usize, 2, 3]), 0..=2),
+        batch_b in prop::collection::vec(prop::sample::select(vec![1usize, 2]), 0..=1),
+        m in prop::sample::select(vec![1usize, 2, 5, 16, 17]),
+        k in prop::sample::select(vec![1usize, 3, 15, 16, 17, 33]),
+        n in prop::sample::select(vec![1usize, 4, 15, 16, 17]),
+        signed_a in any::<bool>(),
+        signed_b in any::<bool>(),
+        zp_kind in 0usize..4,
+        seed in 0u64..10_000,
+    ) {
+        // Batch dims of A and B broadcast: B's (if any) is applied to A's last batch axis.
+        let mut sa = batch_a.clone();
+        sa.extend([m, k]);
+        let mut sb: Vec<usize> = match (batch_a.last(), batch_b.first()) {
+            (Some(&d), Some(&e)) if e != 1 => vec![d],
+            (_, Some(_)) => vec![1],
+            _ => vec![],
+        };
+        sb.extend([k, n]);
+        let na: usize = sa.iter().product();
+        let nb: usize = sb.iter().product();
+        let ra = lcg(seed, na);
+        let rb = lcg(seed + 1, nb + n + 1);
+        let a = if signed_a {
+            i8_tensor(sa.clone(), ra.iter().map(|&r| r as u8 as i8).collect())
+        } else {
+            u8_tensor(sa.clone(), ra.iter().map(|&r| r as u8).collect())
+        };
+        let b = if signed_b {
+            i8_tensor(sb.clone(), rb[..nb].iter().map(|&r| r as u8 as i8).collect())
+        } else {
+            u8_tensor(sb.clone(), rb[..nb].iter().map(|&r| r as u8).collect())
+        };
+        let zp_a = rb[nb] as u8;
+        let zp_b: Vec<u8> = rb[nb + 1..].to_vec().iter().map(|&r| r as u8).collect();
+        let zp_t = |signed: bool, dims: Vec<usize>, v: &[u8]| {
+            if signed {
+                i8_tensor(dims, v.iter().map(|&x| x as i8).collect())
+            } else {
+                u8_tensor(dims, v.to_vec())
+            }
+        };
+        let as_i = |signed: bool, v: u8| if signed { v as i8 as i64 } else { v as i64 };
+        let mut inputs = vec![a.clone(), b.clone()];
+        let (za, zb) = match zp_kind {
+            0 => (0, vec![0]),
+            1 => {
+                inputs.push(zp_t(signed_a, vec![], &[zp_a]));
+                (as_i(signed_a, zp_a), vec![0])
+            }
+            2 => {
+                inputs.push(zp_t(signed_a, vec![1], &[zp_a]));
+                inputs.push(zp_t(signed_b, vec![], &zp_b[..1]));
+                (as_i(signed_a, zp_a), vec![as_i(signed_b, zp_b[0])])
+            }
+            _ => {
+                inputs.push(zp_t(signed_a, vec![], &[zp_a]));
+                inputs.push(zp_t(signed_b, vec![n], &zp_b));
+                (as_i(signed_a, zp_a), zp_b.iter().map(|&z| as_i(signed_b, z)).collect())
+            }
+        };
+        let out = run_node(10, "MatMulInteger", vec![], &inputs, vec![], 1).unwrap();
+        let (shape, want) = ref_mmi(&a, &b, za, &zb);
+        prop_assert_eq!(out[0].shape(), &shape[..]);
+        let want: Vec<i32> = want.iter().map(|&v| v as i32).collect();
+        prop_assert_eq!(out[0].data(), &TensorData::I32(want));
+    }
+}
+
+#[test]
+fn dynamic_quantize_linear_edge_values() {
+    let run = |x: Vec<f32>| {
+        let t = Tensor::from_f32(vec![x.len()], x).unwrap();
+        run_node(11, "DynamicQuantizeLinear", vec![], &[t], vec![], 3)
+    };
+    // The spec's example: [0, 2, -3, -2.5, 1.34, 0.5] -> scale 5 / 255, zp 153.
+    let out = run(vec![0.0, 2.0, -3.0, -2.5, 1.34, 0.5]).unwrap();
+    assert_eq!(out[1].as_f32().unwrap(), &[5.0 / 255.0]);
+    assert_eq!(out[2].data(), &TensorData::U8(vec![153]));
+    assert_eq!(
+        out[0].data(),
+        &TensorData::U8(vec![153, 255, 0, 26, 221, 179])
+    );
+    // Ties round half to even: scale 1, zero point rne(127.5) = 128.
+    let out = run(vec![-127.5, 127.5, 0.5, 1.5, 2.5, -0.5, -1.5]).unwrap();
+    assert_eq!(out[1].as_f32().unwrap(), &[1.0]);
+    assert_eq!(out[2].data(), &TensorData::U8(vec![128]));
+    assert_eq!(
+        out[0].data(),
+        &TensorData::U8(vec![0, 255, 128, 130, 130, 128, 126])
+    );
+    // All zero: scale 0, zero point 0, y = 0.
+    let out = run(vec![0.0; 5]).unwrap();
+    assert_eq!(out[1].as_f32().unwrap(), &[0.0]);
+    assert_eq!(out[0].data(), &TensorData::U8(vec![0; 5]));
+    for (bad, needle) in [
+        (vec![1.0, f32::NAN], "NaN"),
+        (vec![f32::INFINITY], "inf"),
+        (vec![f32::NEG_INFINITY, 0.0], "-inf"),
+        (vec![f32::MAX, -f32::MAX], "too wide"),
+    ] {
+        let err = run(bad).unwrap_err();
+        assert!(
+            err.contains("DynamicQuantizeLinear node 'n'") && err.contains(needle),
+            "{err}"
+        );
+    }
+}
+
+/// (op type, opset, inputs, expected error fragment).
+type MutatedCase = (&'static str, i64, Vec<Tensor>, &'static str);
+
+#[test]
+fn mutated_nodes_name_the_node_and_op() {
+    let u = |s: Vec<usize>| {
+        let n = s.iter().product();
+        u8_tensor(s, vec![1; n])
+    };
+    let f = Tensor::from_f32(vec![2, 3], vec![0.5; 6]).unwrap();
+    let cases: Vec<MutatedCase> = vec![
+        ("DynamicQuantizeLinear", 11, vec![u(vec![2])], "must be f32"),
+        (
+            "DynamicQuantizeLinear",
+            11,
+            vec![f.clone(), f.clone()],
+            "input",
+        ),
+        (
+            "MatMulInteger",
+            10,
+            vec![f.clone(), u(vec![3, 2])],
+            "u8 or i8",
+        ),
+        (
+            "MatMulInteger",
+            10,
+            vec![u(vec![2, 3]), u(vec![4, 2])],
+            "inner dimensions",
+        ),
+        ("MatMulInteger", 10, vec![u(vec![2, 3])], "input"),
+        (
+            "MatMulInteger",
+            10,
+            vec![u(vec![2, 3]), u(vec![3, 2]), u(vec![2])],
+            "must be a scalar",
+        ),
+        (
+            "MatMulInteger",
+            10,
+            vec![u(vec![2, 3]), u(vec![3, 2]), u(vec![]), u(vec![3])],
+            "or [N]",
+        ),
+        (
+            "MatMulInteger",
+            10,
+            vec![u(vec![2, 3]), u(vec![3, 2]), i8_tensor(vec![], vec![0])],
+            "zero point",
+        ),
+        (
+            "MatMulInteger",
+            10,
+            vec![u(vec![2, 2, 3]), u(vec![3, 3, 2])],
+            "broadcast",
+        ),
+        (
+            "MatMulInteger",
+            10,
+            vec![u(vec![]), u(vec![3, 2])],
+            "rank >= 1",
+        ),
+    ];
+    for (op, opset, inputs, needle) in cases {
+        let outs = if op == "DynamicQuantizeLinear" { 3 } else { 1 };
+        let err = run_node(opset, op, vec![], &inputs, vec![], outs).unwrap_err();
+        assert!(
+            err.contains(&format!("{op} node 'n'")) && err.contains(needle),
+            "{op}: {err}"
+        );
+    }
+}
+
+/// DQL -> MatMulInteger (omitted a_zero_point, given b_zero_point) as an ONNX model.
+fn dql_matmul_integer_model() -> q8_frontend::ir::Graph {
+    let w: Vec<i32> = (0..12).map(|i| (i * 37 % 255) - 127).collect();
+    let weight = TensorProto {
+        name: "w".into(),
+        dims: vec![4, 3],
+        data_type: 3,
+        int32_data: w,
+        ..Default::default()
+    };
+    let wzp = TensorProto {
+        name: "wzp".into(),
+        dims: vec![3],
+        data_type: 3,
+        int32_data: vec![1, -2, 0],
+        ..Default::default()
+    };
+    let m = model_proto(
+        11,
+        vec![
+            node(
+                "DynamicQuantizeLinear",
+                "dql",
+                &["x"],
+                &["xq", "xs", "xz"],
+                vec![],
+            ),
+            node(
+                "MatMulInteger",
+                "mmi",
+                &["xq", "w", "", "wzp"],
+                &["acc"],
+                vec![],
+            ),
+            node(
+                "MatMulInteger",
+                "mmi2",
+                &["xq", "w", "xz", "wzp"],
+                &["acc2"],
+                vec![],
+            ),
+        ],
+        vec![weight, wzp],
+        vec![typed_value("x", 1, &[Err("batch"), Ok(2), Ok(4)])],
+        &["acc", "acc2", "xs"],
+    );
+    onnx::import(&m).unwrap()
+}
+
+#[test]
+fn dql_and_matmul_integer_round_trip_through_export() {
+    let g = dql_matmul_integer_model();
+    let bytes = onnx::encode_model(&onnx::to_model(&g).unwrap());
+    let back = onnx::load_bytes(&bytes).unwrap();
+    let ops = |g: &q8_frontend::ir::Graph| {
+        let mut v: Vec<_> = g
+            .nodes()
+            .map(|(_, n)| (n.name.clone(), n.op.clone(), n.inputs.len()))
+            .collect();
+        v.sort_by(|p, q| p.0.cmp(&q.0));
+        v
+    };
+    assert_eq!(ops(&g), ops(&back));
+    let x: Vec<f32> = (0..24).map(|i| (i as f32 * 0.7).sin() * 3.0).collect();
+    let x = Tensor::from_f32(vec![3, 2, 4], x).unwrap();
+    let run = |g| {
+        Executor::new(g, ExecOptions { threads: 1 })
+            .unwrap()
+            .run(std::slice::from_ref(&x))
+            .unwrap()
+    };
+    let (a, b) = (run(&g), run(&back));
+    assert_eq!(a, b);
+    assert_eq!(a[0].shape(), &[3, 2, 3]);
+    // With the activation's own zero point the product is (x_q - zp) x (w - wzp).
+    let (xq, _, zp) = ref_dql(x.as_f32().unwrap());
+    let xq = u8_tensor(vec![3, 2, 4], xq);
+    let w = i8_tensor(
+        vec![4, 3],
+        (0..12).map(|i| ((i * 37 % 255) - 127) as i8).collect(),
+    );
+    let (_, want) = ref_mmi(&xq, &w, zp as i64, &[1, -2, 0]);
+    let want: Vec<i32> = want.iter().map(|&v| v as i32).collect();
+    assert_eq!(a[1].data(), &TensorData::I32(want));
+}

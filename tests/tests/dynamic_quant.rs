@@ -408,3 +408,216 @@ fn dql_and_matmul_integer_round_trip_through_export() {
     let want: Vec<i32> = want.iter().map(|&v| v as i32).collect();
     assert_eq!(a[1].data(), &TensorData::I32(want));
 }
+
+// ---- quantize --dynamic ----
+
+use q8_frontend::models::{mean_min_cosine, mean_pool, token_batch};
+use q8_frontend::quant::{
+    OpQuantSpec, PatternKind, QuantConfig, Quantized, Setting, WeightGranularity, prepare,
+};
+
+fn f32_init(name: &str, dims: &[usize], seed: u64, scale: f32) -> TensorProto {
+    let n: usize = dims.iter().product();
+    let v: Vec<f32> = lcg(seed, n)
+        .iter()
+        .map(|&r| scale * ((r % 2001) as f32 / 1000.0 - 1.0))
+        .collect();
+    onnx_support::f32_tensor(
+        name,
+        &dims.iter().map(|&d| d as i64).collect::<Vec<_>>(),
+        &v,
+    )
+}
+
+/// A small fp32 model of linear layers: `x [b, s, 20]` -> MatMul W1 [20, 17] -> Add b1 ->
+/// Relu -> MatMul W2 [17, 5]; and `z [b, 20]` -> Gemm (transB, bias) -> Gemm (no bias), plus
+/// a second MatMul reading `x` (so one DynamicQuantizeLinear serves two layers).
+fn linear_model() -> q8_frontend::ir::Graph {
+    let gemm_attrs = || vec![onnx_support::int_attr("transB", 1)];
+    let m = model_proto(
+        13,
+        vec![
+            node("MatMul", "fc1", &["x", "w1"], &["h1"], vec![]),
+            node("Add", "fc1_bias", &["h1", "b1"], &["h2"], vec![]),
+            node("Relu", "relu", &["h2"], &["h3"], vec![]),
+            node("MatMul", "fc2", &["h3", "w2"], &["y"], vec![]),
+            node("MatMul", "side", &["x", "w3"], &["y_side"], vec![]),
+            node("Gemm", "g1", &["z", "gw1", "gb1"], &["u1"], gemm_attrs()),
+            node("Gemm", "g2", &["u1", "gw2"], &["u"], gemm_attrs()),
+        ],
+        vec![
+            f32_init("w1", &[20, 17], 1, 0.4),
+            f32_init("b1", &[17], 2, 0.1),
+            f32_init("w2", &[17, 5], 3, 0.5),
+            f32_init("w3", &[20, 16], 4, 0.3),
+            f32_init("gw1", &[16, 20], 5, 0.4),
+            f32_init("gb1", &[16], 6, 0.2),
+            f32_init("gw2", &[15, 16], 7, 0.6),
+        ],
+        vec![
+            typed_value("x", 1, &[Err("b"), Ok(3), Ok(20)]),
+            typed_value("z", 1, &[Err("b"), Ok(20)]),
+        ],
+        &["y", "y_side", "u"],
+    );
+    onnx::import(&m).unwrap()
+}
+
+/// Dynamic quantization without any calibration.
+fn quantize_dynamic(g: &q8_frontend::ir::Graph, config: &QuantConfig) -> Quantized {
+    prepare(g, config, ExecOptions { threads: 1 })
+        .unwrap()
+        .convert()
+        .unwrap()
+}
+
+fn count_ops(g: &q8_frontend::ir::Graph, op: &str) -> usize {
+    g.nodes().filter(|(_, n)| n.op.name() == op).count()
+}
+
+fn linear_inputs(b: usize, seed: u64) -> Vec<Tensor> {
+    let x: Vec<f32> = lcg(seed, b * 60)
+        .iter()
+        .map(|&r| (r % 1000) as f32 / 250.0 - 2.0)
+        .collect();
+    let z: Vec<f32> = lcg(seed + 9, b * 20)
+        .iter()
+        .map(|&r| (r % 1000) as f32 / 100.0 - 3.0)
+        .collect();
+    vec![
+        Tensor::from_f32(vec![b, 3, 20], x).unwrap(),
+        Tensor::from_f32(vec![b, 20], z).unwrap(),
+    ]
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    q8_frontend::models::cosine_similarity(a, b)
+}
+
+#[test]
+fn quantize_dynamic_writes_onnx_runtime_form_without_calibration() {
+    let g = linear_model();
+    let q = quantize_dynamic(&g, &QuantConfig::dynamic());
+    assert_eq!(q.annotation.patterns.len(), 5);
+    assert!(
+        q.annotation
+            .patterns
+            .iter()
+            .all(|p| p.kind == PatternKind::DynamicLinear)
+    );
+    assert!(q.activations.is_empty());
+    // x feeds fc1 and side: one DynamicQuantizeLinear; h3, z, u1: one each.
+    assert_eq!(count_ops(&q.graph, "DynamicQuantizeLinear"), 4);
+    assert_eq!(count_ops(&q.graph, "MatMulInteger"), 5);
+    assert_eq!(count_ops(&q.graph, "Cast"), 5);
+    assert_eq!(count_ops(&q.graph, "Mul"), 10);
+    // fc1's Add stays (fp32); g1's bias becomes one.
+    assert_eq!(count_ops(&q.graph, "Add"), 2);
+    assert_eq!(
+        count_ops(&q.graph, "Gemm") + count_ops(&q.graph, "MatMul"),
+        0
+    );
+    // The MatMulInteger keeps the layer's name; weights per output channel.
+    assert!(q.graph.node_by_name("fc1").is_some());
+    let w = q.weights.iter().find(|w| w.node == "g1").unwrap();
+    assert_eq!(w.scales.len(), 16);
+
+    let exec = |g| Executor::new(g, ExecOptions { threads: 1 }).unwrap();
+    let x = linear_inputs(4, 3);
+    let want = exec(&g).run(&x).unwrap();
+    let got = exec(&q.graph).run(&x).unwrap();
+    for (w, o) in want.iter().zip(&got) {
+        assert_eq!(w.shape(), o.shape());
+        let c = cosine(w.as_f32().unwrap(), o.as_f32().unwrap());
+        assert!(c > 0.999, "cosine {c}");
+    }
+    // Saved and loaded back: the same graph computes the same bits.
+    let path = std::env::temp_dir().join(format!("q8_dyn_{}.onnx", std::process::id()));
+    q.save(&path).unwrap();
+    let back = onnx::load(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(exec(&back).run(&x).unwrap(), got);
+}
+
+#[test]
+fn dynamic_mode_options_per_tensor_weights_and_mixed_configs() {
+    let g = linear_model();
+    let mut spec = OpQuantSpec::x86_default().with_dynamic(true);
+    spec.weight.granularity = WeightGranularity::PerTensor;
+    let q = quantize_dynamic(&g, &QuantConfig::with_global(Setting::Quantize(spec)));
+    assert!(q.weights.iter().all(|w| w.scales.len() == 1));
+    let x = linear_inputs(2, 5);
+    let got = Executor::new(&q.graph, ExecOptions { threads: 1 })
+        .unwrap()
+        .run(&x)
+        .unwrap();
+    assert_eq!(got[0].shape(), &[2, 3, 5]);
+    // A static global with one layer dynamic: the static ones still need calibration.
+    let mut mixed = QuantConfig::x86_default();
+    mixed.set_node("g2", Setting::Quantize(spec));
+    let p = prepare(&g, &mixed, ExecOptions { threads: 1 }).unwrap();
+    let err = p.convert().unwrap_err().to_string();
+    assert!(err.contains("calibration"), "{err}");
+    let kind = |name: &str| {
+        let id = g.node_by_name(name).unwrap();
+        p.annotation().pattern_of(id).map(|m| m.kind)
+    };
+    assert_eq!(kind("g2"), Some(PatternKind::DynamicLinear));
+    assert_eq!(kind("g1"), Some(PatternKind::Linear));
+    // An already dynamically quantized model is rejected.
+    let err = prepare(
+        &q.graph,
+        &QuantConfig::dynamic(),
+        ExecOptions { threads: 1 },
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("already quantized"), "{err}");
+}
+
+const HIDDEN: usize = 32;
+const VOCAB: usize = 96;
+
+fn tiny_bert() -> q8_frontend::ir::Graph {
+    onnx::load(q8_tests::data("tiny_bert/tiny_bert.onnx")).unwrap()
+}
+
+fn read_i64(name: &str) -> Tensor {
+    let a = q8_frontend::npy::read(q8_tests::data(name)).unwrap();
+    Tensor::new(
+        a.shape().to_vec(),
+        TensorData::I64(a.values::<i64>().unwrap().to_vec()),
+    )
+    .unwrap()
+}
+
+/// `ort_dynamic_2x16.npy` is ONNX Runtime 1.32's output of the model q8 writes for
+/// `q8 quantize tiny_bert.onnx --dynamic` on `ids_2x16` / `mask_2x16`.
+#[test]
+fn tiny_bert_dynamic_matches_onnx_runtime_and_keeps_embeddings() {
+    let g = tiny_bert();
+    let q = quantize_dynamic(&g, &QuantConfig::dynamic());
+    assert_eq!(count_ops(&q.graph, "MatMulInteger"), 12);
+    let exec = Executor::new(&q.graph, ExecOptions { threads: 1 }).unwrap();
+    let inputs = [
+        read_i64("tiny_bert/ids_2x16.npy"),
+        read_i64("tiny_bert/mask_2x16.npy"),
+    ];
+    let out = exec.run(&inputs).unwrap();
+    let want = q8_tests::read_f32("tiny_bert/ort_dynamic_2x16.npy");
+    let err = q8_tests::max_rel_err(want.as_f32().unwrap(), out[0].as_f32().unwrap());
+    assert!(err < 1e-4, "relative error {err} vs ONNX Runtime");
+
+    let (ids, mask) = token_batch(6, 40, VOCAB, 99).unwrap();
+    let inputs = [ids, mask.clone()];
+    let fp32 = Executor::new(&g, ExecOptions { threads: 1 })
+        .unwrap()
+        .run(&inputs)
+        .unwrap();
+    let dynamic = exec.run(&inputs).unwrap();
+    let a = mean_pool(fp32[0].as_f32().unwrap(), &mask, HIDDEN).unwrap();
+    let b = mean_pool(dynamic[0].as_f32().unwrap(), &mask, HIDDEN).unwrap();
+    let (mean, min) = mean_min_cosine(&a, &b);
+    assert!(mean >= 0.99, "mean cosine {mean} (min {min})");
+}

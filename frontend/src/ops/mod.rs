@@ -47,7 +47,7 @@ use crate::onnx::ImportCx;
 
 pub use self::attention::{Attention, ScoreScale};
 pub use self::binary::{Binary, BinaryKind};
-pub use self::cast::cast_tensor;
+pub use self::cast::{Cast, cast_tensor};
 pub use self::dynamic::{
     DynamicQParams, DynamicQuantizeLinear, MatMulInteger, dynamic_qparams, dynamic_quantize,
 };

@@ -60,20 +60,27 @@ pub struct Quantized {
 }
 
 impl Prepared {
-    /// Builds the QDQ graph from the observers' qparams.
+    /// Builds the QDQ graph from the observers' qparams; dynamic linear patterns become ONNX
+    /// Runtime's dynamic form (see [`super::dynamic`]), which needs no calibration.
     ///
     /// # Errors
-    /// [`QuantError::Calibration`] before any calibration batch; [`QuantError::Model`] when
+    /// [`QuantError::Calibration`] before any calibration batch when some activation is
+    /// quantized statically; [`QuantError::Model`] when
     /// the rewritten graph does not validate (e.g. a generated name is already taken).
     pub fn convert(&self) -> Result<Quantized> {
-        if self.batches == 0 {
+        if self.batches == 0 && !self.annotation.groups.is_empty() {
             return Err(QuantError::Calibration(
                 "convert needs at least one calibration batch".into(),
             ));
         }
         let mut g = self.graph.clone();
         let mut weights = Vec::new();
+        let mut dql = super::dynamic::DqlCache::new();
         for p in &self.annotation.patterns {
+            if p.spec.dynamic {
+                weights.push(super::dynamic::rewrite(&mut g, p, &mut dql)?);
+                continue;
+            }
             let Some(w) = p.weight else { continue };
             let anchor = p.nodes[0];
             let name = g.node(anchor).expect("live node").name.clone();
@@ -228,7 +235,7 @@ fn readers_of(fp32: &Graph, v: ValueId, points: &[QuantPoint]) -> Vec<NodeId> {
 
 /// Symmetric s8 weights: `clamp(rne(w * (1 / s_c)), -128, 127)` per channel, as torch's
 /// `quantize_per_channel` computes them.
-fn quantize_weight(w: &[f32], shape: &[usize], qp: &ChannelQParams) -> Vec<i8> {
+pub(super) fn quantize_weight(w: &[f32], shape: &[usize], qp: &ChannelQParams) -> Vec<i8> {
     let channels = qp.scales.len();
     let inner = if channels == 1 {
         w.len().max(1)
@@ -248,7 +255,7 @@ fn quantize_weight(w: &[f32], shape: &[usize], qp: &ChannelQParams) -> Vec<i8> {
 
 /// The weight spec of a pattern anchored on `op`: a MatMul's weight is `[K, N]`, so its
 /// output channels are axis 1 (a conv's and a Gemm's are axis 0).
-fn weight_spec(spec: &WeightSpec, op: &Op) -> WeightSpec {
+pub(super) fn weight_spec(spec: &WeightSpec, op: &Op) -> WeightSpec {
     match (op, spec.granularity) {
         (Op::MatMul, WeightGranularity::PerChannel { axis: 0 }) => WeightSpec {
             granularity: WeightGranularity::PerChannel { axis: 1 },

@@ -621,3 +621,189 @@ fn tiny_bert_dynamic_matches_onnx_runtime_and_keeps_embeddings() {
     let (mean, min) = mean_min_cosine(&a, &b);
     assert!(mean >= 0.99, "mean cosine {mean} (min {min})");
 }
+
+// ---- the int8 runtime ----
+
+use q8_frontend::lower::NodeLowering;
+use q8_frontend::runtime::{Model, RuntimeOptions};
+
+/// Runs `g` on every available tier with 1 and 2 threads; every result must equal the fp32
+/// executor's bits. Returns the models' reports of the first run.
+fn runtime_matches_executor(
+    g: &q8_frontend::ir::Graph,
+    inputs: &[Tensor],
+    test: &str,
+) -> q8_frontend::lower::LoweringReport {
+    let want = Executor::new(g, ExecOptions { threads: 1 })
+        .unwrap()
+        .run(inputs)
+        .unwrap();
+    let mut report = None;
+    for tier in q8_tests::available_tiers(test) {
+        for threads in [1, 2] {
+            let rt = RuntimeOptions {
+                tier: Some(tier),
+                threads,
+            };
+            let model = Model::from_graph(g, &rt).unwrap();
+            let got = model.run(inputs).unwrap();
+            assert_eq!(got.len(), want.len());
+            for (i, (w, o)) in want.iter().zip(&got).enumerate() {
+                assert_eq!(w.shape(), o.shape(), "output {i}, tier {tier}");
+                match (w.as_f32(), o.as_f32()) {
+                    (Some(a), Some(b)) => {
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert!(
+                            bits(a) == bits(b),
+                            "output {i}: tier {tier}, {threads} threads differ from the executor"
+                        );
+                    }
+                    _ => assert_eq!(w, o, "output {i}: tier {tier}, {threads} threads"),
+                }
+            }
+            report.get_or_insert_with(|| model.report().clone());
+        }
+    }
+    report.unwrap()
+}
+
+fn dynamic_steps(report: &q8_frontend::lower::LoweringReport) -> usize {
+    report
+        .nodes
+        .iter()
+        .filter(|e| e.op == "MatMulInteger")
+        .filter(|e| matches!(&e.lowering, NodeLowering::Lowered { kernel, .. } if kernel.starts_with("int8 dynamic linear")))
+        .count()
+}
+
+#[test]
+fn runtime_dynamic_linear_is_bit_identical_to_the_executor() {
+    let g = linear_model();
+    for per_tensor in [false, true] {
+        let mut spec = OpQuantSpec::x86_default().with_dynamic(true);
+        if per_tensor {
+            spec.weight.granularity = WeightGranularity::PerTensor;
+        }
+        let q = quantize_dynamic(&g, &QuantConfig::with_global(Setting::Quantize(spec)));
+        for (b, seed) in [(1, 1), (4, 2), (7, 3)] {
+            let report = runtime_matches_executor(&q.graph, &linear_inputs(b, seed), "dynamic");
+            assert_eq!(dynamic_steps(&report), 5);
+            // Every DynamicQuantizeLinear runs inside the linear steps.
+            assert!(report.nodes.iter().filter(|e| e.op == "DynamicQuantizeLinear").all(
+                |e| matches!(&e.lowering, NodeLowering::Lowered { kernel, .. } if kernel.starts_with("int8 dynamic"))
+            ));
+        }
+    }
+}
+
+#[test]
+fn runtime_tiny_bert_dynamic_is_bit_identical_and_keeps_embeddings() {
+    let g = tiny_bert();
+    let q = quantize_dynamic(&g, &QuantConfig::dynamic());
+    let (ids, mask) = token_batch(3, 24, VOCAB, 7).unwrap();
+    let inputs = [ids, mask.clone()];
+    let report = runtime_matches_executor(&q.graph, &inputs, "tiny_bert_dynamic");
+    assert_eq!(dynamic_steps(&report), 12);
+    let fp32 = Executor::new(&g, ExecOptions { threads: 1 })
+        .unwrap()
+        .run(&inputs)
+        .unwrap();
+    let int8 = Model::from_graph(&q.graph, &RuntimeOptions::default())
+        .unwrap()
+        .run(&inputs)
+        .unwrap();
+    let a = mean_pool(fp32[0].as_f32().unwrap(), &mask, HIDDEN).unwrap();
+    let b = mean_pool(int8[0].as_f32().unwrap(), &mask, HIDDEN).unwrap();
+    let (mean, min) = mean_min_cosine(&a, &b);
+    assert!(mean >= 0.99, "mean cosine {mean} (min {min})");
+}
+
+/// A non-finite activation is an error naming the DynamicQuantizeLinear node, in the
+/// runtime as in the executor.
+#[test]
+fn runtime_rejects_non_finite_activations_naming_the_quantizer() {
+    let q = quantize_dynamic(&linear_model(), &QuantConfig::dynamic());
+    let dql = q
+        .graph
+        .nodes()
+        .find(|(_, n)| n.op.name() == "DynamicQuantizeLinear" && n.inputs[0] == q.graph.inputs()[1])
+        .map(|(_, n)| n.name.clone())
+        .unwrap();
+    let mut x = linear_inputs(2, 1);
+    let (shape, mut z) = (x[1].shape().to_vec(), x[1].as_f32().unwrap().to_vec());
+    z[3] = f32::INFINITY;
+    x[1] = Tensor::from_f32(shape, z).unwrap();
+    let exec = Executor::new(&q.graph, ExecOptions { threads: 1 }).unwrap();
+    let model = Model::from_graph(&q.graph, &RuntimeOptions::default()).unwrap();
+    for err in [
+        exec.run(&x).unwrap_err().to_string(),
+        model.run(&x).unwrap_err().to_string(),
+    ] {
+        assert!(
+            err.contains(&format!("DynamicQuantizeLinear node '{dql}'")) && err.contains("inf"),
+            "{err}"
+        );
+    }
+}
+
+/// Unmatched forms (no activation zero point; DQL outputs read elsewhere) run as fallback
+/// steps, with every output of a multi-output node available.
+#[test]
+fn runtime_runs_unmatched_dynamic_forms_in_fallback() {
+    let g = dql_matmul_integer_model();
+    let x: Vec<f32> = (0..48).map(|i| (i as f32 * 0.37).cos() * 2.0).collect();
+    let x = Tensor::from_f32(vec![6, 2, 4], x).unwrap();
+    runtime_matches_executor(&g, &[x], "dynamic_fallback");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Random linear layers (ranks 2-4, K and N tails, extreme and constant inputs): the
+    /// int8 runtime gives the executor's bits on every tier and thread count.
+    #[test]
+    fn runtime_dynamic_linear_matches_executor_on_random_shapes(
+        lead in prop::collection::vec(prop::sample::select(vec![1usize, 2, 3, 17]), 1..=3),
+        k in prop::sample::select(vec![1usize, 15, 16, 17, 64, 65]),
+        n in prop::sample::select(vec![1usize, 15, 16, 17, 33]),
+        gemm in any::<bool>(),
+        bias in any::<bool>(),
+        seed in 0u64..1000,
+        kind in 0usize..4,
+    ) {
+        let lead = if gemm { vec![lead[0]] } else { lead };
+        let w_dims = if gemm { vec![n, k] } else { vec![k, n] };
+        let mut inputs = vec!["x", "w"];
+        let mut inits = vec![f32_init("w", &w_dims, seed, 0.5)];
+        let mut nodes = vec![];
+        let attrs = if gemm { vec![onnx_support::int_attr("transB", 1)] } else { vec![] };
+        if bias {
+            inits.push(f32_init("b", &[n], seed + 1, 0.3));
+            if gemm {
+                inputs.push("b");
+            }
+        }
+        let mm_out = if bias && !gemm { "h" } else { "y" };
+        nodes.push(node(if gemm { "Gemm" } else { "MatMul" }, "fc", &inputs, &[mm_out], attrs));
+        if bias && !gemm {
+            nodes.push(node("Add", "bias", &["h", "b"], &["y"], vec![]));
+        }
+        let mut dims: Vec<Result<i64, &str>> = lead.iter().map(|&d| Ok(d as i64)).collect();
+        dims.push(Ok(k as i64));
+        let m = model_proto(13, nodes, inits, vec![typed_value("x", 1, &dims)], &["y"]);
+        let g = onnx::import(&m).unwrap();
+        let q = quantize_dynamic(&g, &QuantConfig::dynamic());
+        let count: usize = lead.iter().product::<usize>() * k;
+        let x: Vec<f32> = match kind {
+            0 => lcg(seed, count).iter().map(|&r| (r % 2001) as f32 / 100.0 - 10.0).collect(),
+            1 => vec![1.5; count],
+            2 => vec![0.0; count],
+            _ => lcg(seed, count).iter().map(|&r| (r % 2001) as f32 * 1e25 - 1e28).collect(),
+        };
+        let mut shape = lead.clone();
+        shape.push(k);
+        let x = Tensor::from_f32(shape, x).unwrap();
+        let report = runtime_matches_executor(&q.graph, &[x], "dynamic_prop");
+        prop_assert_eq!(dynamic_steps(&report), 1);
+    }
+}

@@ -61,7 +61,8 @@ pub struct Quantized {
 
 impl Prepared {
     /// Builds the QDQ graph from the observers' qparams; dynamic linear patterns become ONNX
-    /// Runtime's dynamic form (see [`super::dynamic`]), which needs no calibration.
+    /// Runtime's dynamic form (`DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul
+    /// [-> Add]`), which needs no calibration.
     ///
     /// # Errors
     /// [`QuantError::Calibration`] before any calibration batch when some activation is

@@ -807,3 +807,25 @@ proptest! {
         prop_assert_eq!(dynamic_steps(&report), 1);
     }
 }
+
+/// ONNX Runtime's own `quantize_dynamic` of tiny_bert (`dynamic_refs.py`): q8 loads it, its
+/// fp32 executor matches ONNX Runtime, and the int8 runtime lowers all 12 MatMulIntegers
+/// with the executor's bits on every tier and thread count.
+#[test]
+fn onnx_runtime_dynamic_model_runs_on_the_int8_kernels() {
+    let g = onnx::load(q8_tests::data("tiny_bert/tiny_bert_ort_dynamic.onnx")).unwrap();
+    let inputs = [
+        read_i64("tiny_bert/ids_2x16.npy"),
+        read_i64("tiny_bert/mask_2x16.npy"),
+    ];
+    let out = Executor::new(&g, ExecOptions { threads: 1 })
+        .unwrap()
+        .run(&inputs)
+        .unwrap();
+    let want = q8_tests::read_f32("tiny_bert/ort_ort_dynamic_2x16.npy");
+    let err = q8_tests::max_rel_err(want.as_f32().unwrap(), out[0].as_f32().unwrap());
+    assert!(err < 1e-4, "relative error {err} vs ONNX Runtime");
+    let report = runtime_matches_executor(&g, &inputs, "ort_dynamic");
+    assert_eq!(dynamic_steps(&report), 12);
+    assert_eq!(report.int8_coverage(), (12, 16));
+}

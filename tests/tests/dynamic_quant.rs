@@ -10,8 +10,14 @@ use onnx_support::{broadcast_offset, indices, model_proto, node, run_node, typed
 use proptest::prelude::*;
 use q8_frontend::exec::{ExecOptions, Executor};
 use q8_frontend::ir::{Tensor, TensorData};
+use q8_frontend::lower::NodeLowering;
+use q8_frontend::models::{mean_min_cosine, mean_pool, token_batch};
 use q8_frontend::onnx;
 use q8_frontend::onnx::proto::TensorProto;
+use q8_frontend::quant::{
+    OpQuantSpec, PatternKind, QuantConfig, Quantized, Setting, WeightGranularity, prepare,
+};
+use q8_frontend::runtime::{Model, RuntimeOptions};
 
 /// The spec's DynamicQuantizeLinear, written out plainly (f32 throughout, as numpy's
 /// float32 reference; `round` is half to even). A zero scale gives zero point 0, y = 0.
@@ -411,11 +417,6 @@ fn dql_and_matmul_integer_round_trip_through_export() {
 
 // ---- quantize --dynamic ----
 
-use q8_frontend::models::{mean_min_cosine, mean_pool, token_batch};
-use q8_frontend::quant::{
-    OpQuantSpec, PatternKind, QuantConfig, Quantized, Setting, WeightGranularity, prepare,
-};
-
 fn f32_init(name: &str, dims: &[usize], seed: u64, scale: f32) -> TensorProto {
     let n: usize = dims.iter().product();
     let v: Vec<f32> = lcg(seed, n)
@@ -623,9 +624,6 @@ fn tiny_bert_dynamic_matches_onnx_runtime_and_keeps_embeddings() {
 }
 
 // ---- the int8 runtime ----
-
-use q8_frontend::lower::NodeLowering;
-use q8_frontend::runtime::{Model, RuntimeOptions};
 
 /// Runs `g` on every available tier with 1 and 2 threads; every result must equal the fp32
 /// executor's bits. Returns the models' reports of the first run.

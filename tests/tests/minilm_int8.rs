@@ -5,6 +5,10 @@
 //! attention mask) of the int8 model against fp32: mean cosine similarity >= 0.99, both for
 //! the QDQ graph on the reference executor and on the int8 runtime.
 //!
+//! The fp32 executor against ONNX Runtime 1.32 (`tests/data/minilm/make_refs.py`, the same
+//! `token_batch` ids): sentence embeddings at 2 x 40 and 3 x 128 tokens, and the 2 x 40
+//! `last_hidden_state`, within 1e-4 relative (max abs error / max abs value).
+//!
 //! Ignored by default (the model is not in the repository); run with
 //! `cargo test --release -p q8-tests --test minilm_int8 -- --ignored --nocapture`.
 
@@ -30,6 +34,28 @@ fn model_path() -> PathBuf {
 /// Embeddings from the outputs of one run (output 2 is `last_hidden_state`).
 fn embeddings(out: &[Tensor], mask: &Tensor) -> Vec<Vec<f32>> {
     mean_pool(out[2].as_f32().unwrap(), mask, HIDDEN).unwrap()
+}
+
+#[test]
+#[ignore = "needs the 69 MB MiniLM model (../shared/models/fetch.sh)"]
+fn fp32_matches_onnx_runtime_at_two_sequence_lengths() {
+    let graph = q8_frontend::onnx::load(model_path()).unwrap();
+    let exec = Executor::new(&graph, ExecOptions { threads: 0 }).unwrap();
+    for (batch, seq, seed, outputs) in [(2, 40, 5, &[2, 3][..]), (3, 128, 9, &[3][..])] {
+        let (ids, mask) = token_batch(batch, seq, VOCAB, seed).unwrap();
+        let out = exec.run(&[ids, mask]).unwrap();
+        for &o in outputs {
+            let name = if o == 2 { "hidden" } else { "embedding" };
+            let want = q8_tests::read_f32(&format!("minilm/ort_{batch}x{seq}_{name}.npy"));
+            assert_eq!(out[o].shape(), want.shape(), "{batch}x{seq} output {o}");
+            let err = q8_tests::max_rel_err(want.as_f32().unwrap(), out[o].as_f32().unwrap());
+            println!("fp32 MiniLM {batch}x{seq} {name}: relative error vs ONNX Runtime {err:.2e}");
+            assert!(
+                err <= 1e-4,
+                "{batch}x{seq} {name}: relative error {err:.2e}"
+            );
+        }
+    }
 }
 
 #[test]

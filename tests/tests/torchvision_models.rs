@@ -40,7 +40,6 @@ fn check(name: &str) {
     let quantized = prepared.convert().unwrap();
     let coverage = quantized.coverage();
     let (int8, total) = (coverage.quantized(), coverage.nodes.len());
-    eprintln!("{name}: {int8} of {total} nodes quantized");
     assert!(int8 > 0, "{name}: nothing quantized");
     let model = Model::from_graph(
         &quantized.graph,
@@ -52,6 +51,8 @@ fn check(name: &str) {
     .unwrap();
     let got = model.run(std::slice::from_ref(&x)).unwrap().remove(0);
     assert_eq!(got.shape(), want.shape(), "{name} int8");
+    let sqnr = q8_tests::sqnr_db(want.as_f32().unwrap(), got.as_f32().unwrap());
+    eprintln!("{name}: {int8} of {total} nodes int8, int8 SQNR vs ORT fp32 {sqnr:.1} dB");
 }
 
 #[test]

@@ -19,6 +19,25 @@ pub(super) fn take(data: &TensorData, positions: &[usize]) -> TensorData {
     pick!(F32, U8, I8, I32, I64, Bool)
 }
 
+/// The runs `data[s..s + run]` for each `s` of `starts`, concatenated ([`take`] of whole
+/// contiguous blocks, copied as slices).
+pub(super) fn take_runs(data: &TensorData, starts: &[usize], run: usize) -> TensorData {
+    macro_rules! pick {
+        ($($v:ident),*) => {
+            match data {
+                $(TensorData::$v(x) => {
+                    let mut out = Vec::with_capacity(starts.len() * run);
+                    for &s in starts {
+                        out.extend_from_slice(&x[s..s + run]);
+                    }
+                    TensorData::$v(out)
+                })*
+            }
+        };
+    }
+    pick!(F32, U8, I8, I32, I64, Bool)
+}
+
 /// Row-major strides of `shape`.
 pub(super) fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];
@@ -420,14 +439,10 @@ impl OpDef for Gather {
             .collect::<Result<Vec<usize>>>()?;
         let outer: usize = x.shape()[..self.axis].iter().product();
         let inner: usize = x.shape()[self.axis + 1..].iter().product();
-        let mut positions = Vec::with_capacity(outer * picked.len() * inner);
-        for o in 0..outer {
-            for &p in &picked {
-                let base = (o * len + p) * inner;
-                positions.extend(base..base + inner);
-            }
-        }
-        Ok(vec![Tensor::new(out, take(x.data(), &positions))?])
+        let starts: Vec<usize> = (0..outer)
+            .flat_map(|o| picked.iter().map(move |&p| (o * len + p) * inner))
+            .collect();
+        Ok(vec![Tensor::new(out, take_runs(x.data(), &starts, inner))?])
     }
 
     fn export(&self, _node: &str) -> Result<Exported> {

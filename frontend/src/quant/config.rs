@@ -166,6 +166,20 @@ impl OpQuantSpec {
         self
     }
 
+    /// Another floor for the weight scales (the X86 recipe's is 2^-12, which leaves channels
+    /// with `max |w| < 127.5 * 2^-12 ~ 0.031` fewer than 255 levels; `f32::EPSILON` is
+    /// torch's observer default). Checked by [`OpQuantSpec::validate`].
+    ///
+    /// ```
+    /// use q8_frontend::quant::OpQuantSpec;
+    /// let spec = OpQuantSpec::x86_default().with_weight_eps(f32::EPSILON);
+    /// assert_eq!(spec.weight.eps, f32::EPSILON);
+    /// ```
+    pub fn with_weight_eps(mut self, eps: f32) -> OpQuantSpec {
+        self.weight.eps = eps;
+        self
+    }
+
     /// Another activation observer.
     pub fn with_observer(mut self, observer: ObserverKind) -> OpQuantSpec {
         self.activation.observer = observer;

@@ -38,7 +38,8 @@ pub struct WeightQParams {
     pub node: String,
     /// Per-channel scales (zero points are 0).
     pub scales: Vec<f32>,
-    /// Channels whose scale is the eps floor (fewer than 255 levels used).
+    /// Channels with nonzero weights whose scale is the eps floor (fewer than 255 levels
+    /// used); all-zero channels are not counted.
     pub floor_channels: usize,
 }
 
@@ -96,6 +97,8 @@ impl Prepared {
             let qp = weight_spec(&p.spec.weight, &g.node(anchor).expect("live node").op)
                 .qparams(data, t.shape())?;
             let q = quantize_weight(data, t.shape(), &qp);
+            let floor_channels =
+                floored_channels(&q, t.shape(), &qp.scales, qp.axis, p.spec.weight.eps);
             let qv = g.add_constant(
                 &format!("{name}.weight_quantized"),
                 Tensor::new(t.shape().to_vec(), TensorData::I8(q))?,
@@ -114,10 +117,9 @@ impl Prepared {
                 &format!("{name}.weight_dequantized"),
             )?;
             g.set_input(anchor, 1, dq)?;
-            let floor = p.spec.weight.eps;
             weights.push(WeightQParams {
                 node: name,
-                floor_channels: qp.scales.iter().filter(|&&s| s <= floor).count(),
+                floor_channels,
                 scales: qp.scales,
             });
         }
@@ -236,13 +238,37 @@ fn readers_of(fp32: &Graph, v: ValueId, points: &[QuantPoint]) -> Vec<NodeId> {
 
 /// Symmetric s8 weights: `clamp(rne(w * (1 / s_c)), -128, 127)` per channel, as torch's
 /// `quantize_per_channel` computes them.
+/// Elements per channel block: channel of element `i` is `(i / inner) % channels`.
+fn channel_inner(len: usize, shape: &[usize], channels: usize, axis: usize) -> usize {
+    if channels == 1 {
+        len.max(1)
+    } else {
+        shape[axis + 1..].iter().product::<usize>().max(1)
+    }
+}
+
+/// Channels of the quantized weights `q` with a nonzero code whose scale is at most `floor`.
+pub(super) fn floored_channels(
+    q: &[i8],
+    shape: &[usize],
+    scales: &[f32],
+    axis: usize,
+    floor: f32,
+) -> usize {
+    let inner = channel_inner(q.len(), shape, scales.len(), axis);
+    let mut used = vec![false; scales.len()];
+    for (i, &v) in q.iter().enumerate() {
+        used[(i / inner) % scales.len()] |= v != 0;
+    }
+    used.iter()
+        .zip(scales)
+        .filter(|&(&u, &s)| u && s <= floor)
+        .count()
+}
+
 pub(super) fn quantize_weight(w: &[f32], shape: &[usize], qp: &ChannelQParams) -> Vec<i8> {
     let channels = qp.scales.len();
-    let inner = if channels == 1 {
-        w.len().max(1)
-    } else {
-        shape[qp.axis + 1..].iter().product::<usize>().max(1)
-    };
+    let inner = channel_inner(w.len(), shape, channels, qp.axis);
     let inv: Vec<f32> = qp.scales.iter().map(|s| 1.0f32 / s).collect();
     w.iter()
         .enumerate()

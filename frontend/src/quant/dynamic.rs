@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 
 use super::annotate::PatternMatch;
-use super::convert::{WeightQParams, quantize_weight, weight_spec};
+use super::convert::{WeightQParams, floored_channels, quantize_weight, weight_spec};
 use super::error::{QuantError, Result};
 use crate::ir::{DType, Graph, Op, Tensor, TensorData, ValueId};
 use crate::ops::{self, DynamicQuantizeLinear, MatMulInteger};
@@ -63,6 +63,8 @@ struct Weight {
     k: usize,
     n: usize,
     scales: Vec<f32>,
+    /// Channels with nonzero weights at the scale floor.
+    floor_channels: usize,
     bias: Option<ValueId>,
 }
 
@@ -85,6 +87,7 @@ fn quantize(g: &Graph, p: &PatternMatch, name: &str) -> Result<Weight> {
     };
     let qp = weight_spec(&p.spec.weight, &node.op).qparams(data, &shape)?;
     let q = quantize_weight(data, &shape, &qp);
+    let floor_channels = floored_channels(&q, &shape, &qp.scales, qp.axis, p.spec.weight.eps);
     let gemm = matches!(node.op, Op::Gemm(_));
     let (k, n) = if gemm {
         (shape[1], shape[0])
@@ -101,6 +104,7 @@ fn quantize(g: &Graph, p: &PatternMatch, name: &str) -> Result<Weight> {
         k,
         n,
         scales: qp.scales,
+        floor_channels,
         bias: node.inputs.get(2).copied(),
     })
 }
@@ -153,10 +157,9 @@ pub(super) fn rewrite(
     }
     let last = g.value(y).producer.expect("just added");
     g.set_output(last, 0, out)?;
-    let floor = p.spec.weight.eps;
     Ok(WeightQParams {
         node: name,
-        floor_channels: w.scales.iter().filter(|&&s| s <= floor).count(),
+        floor_channels: w.floor_channels,
         scales: w.scales,
     })
 }

@@ -108,17 +108,36 @@ fn zip_map_in_place_body<F: Fn(f32, f32) -> f32>(y: &mut [f32], b: &[f32], f: F)
     }
 }
 
-/// Every row: `max`, `exp(v - max)` in place, the fixed-order sum, then `e * (1 / sum)`; all in
-/// one compiled copy, so short rows pay no per-row dispatch.
+/// Every row: `max`, `exp(v - max)` in place with the fixed-order sum of [`sum_body`] in the
+/// same pass, then `e * (1 / sum)`; all in one compiled copy, so short rows pay no per-row
+/// dispatch.
 #[inline(always)]
 fn softmax_rows_body(y: &mut [f32], row: usize) {
     for r in y.chunks_exact_mut(row) {
         let max = max_body(r);
-        map_in_place_body(r, |v| crate::math::exp(v - max));
-        let sum = sum_body(r);
+        let sum = exp_sum_body(r, max);
         let inv = 1.0 / sum;
         map_in_place_body(r, |e| e * inv);
     }
+}
+
+/// `x[i] = exp(x[i] - max)` and the sum of the results in [`sum_body`]'s order (so the same
+/// bits as the two passes), in one pass.
+#[inline(always)]
+fn exp_sum_body(x: &mut [f32], max: f32) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let mut chunks = x.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *v = crate::math::exp(*v - max);
+            *l += *v;
+        }
+    }
+    for (l, v) in lanes.iter_mut().zip(chunks.into_remainder()) {
+        *v = crate::math::exp(*v - max);
+        *l += *v;
+    }
+    fold_lanes(lanes, |a, b| a + b)
 }
 
 /// Lanes of the fixed-order reductions.

@@ -39,8 +39,8 @@ pub struct Args {
     /// Samples per calibration (and comparison) batch.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
-    /// Config file: lines `observer = NAME`, `reduce_range = true|false`, `fp32_node = NAME`,
-    /// `fp32_op = TYPE` (`#` starts a comment). Flags given as well are applied after it.
+    /// Config file: lines `observer = NAME`, `reduce_range = true|false`, `weight_eps = E`,
+    /// `fp32_node = NAME`, `fp32_op = TYPE` (`#` starts a comment). Flags given as well are applied after it.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Activation observer: histogram (default, PyTorch's), minmax, moving-average, mse,
@@ -50,6 +50,10 @@ pub struct Args {
     /// Activations in [0, 127] (CPUs without VNNI).
     #[arg(long)]
     reduce_range: bool,
+    /// Floor of the weight scales (default 2^-12, the X86 recipe's; small-magnitude channels,
+    /// e.g. after BatchNorm folding, at the floor use fewer than 255 levels: 1.2e-7 lifts it).
+    #[arg(long)]
+    weight_eps: Option<f32>,
     /// Keep this node (ONNX node name) in fp32; repeatable.
     #[arg(long = "fp32-node")]
     fp32_nodes: Vec<String>,
@@ -91,6 +95,7 @@ struct CalibrationJson {
 struct Options {
     observer: Option<ObserverKind>,
     reduce_range: bool,
+    weight_eps: Option<f32>,
     fp32_nodes: Vec<String>,
     fp32_ops: Vec<String>,
 }
@@ -156,7 +161,7 @@ pub fn run(args: Args) -> Result<(), String> {
     print!("{coverage}");
     if !floored.is_empty() {
         println!(
-            "weight channels at the 2^-12 scale floor (fewer than 255 levels): {}",
+            "weight channels at the scale floor (fewer than 255 levels; --weight-eps lowers it): {}",
             floored.join(", ")
         );
     }
@@ -207,6 +212,7 @@ fn build_config(args: &Args) -> Result<QuantConfig, String> {
         o.observer = Some(parse_observer(name)?);
     }
     o.reduce_range |= args.reduce_range;
+    o.weight_eps = args.weight_eps.or(o.weight_eps);
     o.fp32_nodes.extend(args.fp32_nodes.iter().cloned());
     o.fp32_ops.extend(args.fp32_ops.iter().cloned());
     let mut spec = OpQuantSpec::x86_default()
@@ -217,6 +223,9 @@ fn build_config(args: &Args) -> Result<QuantConfig, String> {
     }
     if let Some(kind) = o.observer {
         spec = spec.with_observer(kind);
+    }
+    if let Some(eps) = o.weight_eps {
+        spec = spec.with_weight_eps(eps);
     }
     let mut config = QuantConfig::with_global(Setting::Quantize(spec));
     for op in o.fp32_ops {
@@ -272,11 +281,17 @@ fn read_config_file(path: &Path) -> Result<Options, String> {
                     format!("{file} line {}: reduce_range must be true or false", i + 1)
                 })?;
             }
+            "weight_eps" => {
+                o.weight_eps =
+                    Some(value.parse().map_err(|_| {
+                        format!("{file} line {}: weight_eps must be a number", i + 1)
+                    })?);
+            }
             "fp32_node" => o.fp32_nodes.push(value.to_string()),
             "fp32_op" => o.fp32_ops.push(value.to_string()),
             other => {
                 return Err(format!(
-                    "{file} line {}: unknown key '{other}' (observer, reduce_range, fp32_node, fp32_op)",
+                    "{file} line {}: unknown key '{other}' (observer, reduce_range, weight_eps, fp32_node, fp32_op)",
                     i + 1
                 ));
             }
@@ -308,17 +323,21 @@ mod tests {
         let good = dir.join(format!("q8_quantize_cfg_{}.txt", std::process::id()));
         std::fs::write(
             &good,
-            "# digits\nobserver = minmax\nreduce_range = true\nfp32_node = /fc/Gemm # head\nfp32_op = Mul\n",
+            "# digits\nobserver = minmax\nreduce_range = true\nweight_eps = 1e-6\nfp32_node = /fc/Gemm # head\nfp32_op = Mul\n",
         )
         .unwrap();
         let o = read_config_file(&good).unwrap();
         assert_eq!(o.observer, Some(ObserverKind::MinMax));
         assert!(o.reduce_range);
+        assert_eq!(o.weight_eps, Some(1e-6));
         assert_eq!(o.fp32_nodes, ["/fc/Gemm"]);
         assert_eq!(o.fp32_ops, ["Mul"]);
         std::fs::write(&good, "observer = mse\nthreads 4\n").unwrap();
         let err = read_config_file(&good).unwrap_err();
         assert!(err.contains("line 2: expected `key = value`"), "{err}");
+        std::fs::write(&good, "weight_eps = tiny\n").unwrap();
+        let err = read_config_file(&good).unwrap_err();
+        assert!(err.contains("line 1: weight_eps must be a number"), "{err}");
         std::fs::write(&good, "bits = 4\n").unwrap();
         let err = read_config_file(&good).unwrap_err();
         assert!(err.contains("line 1: unknown key 'bits'"), "{err}");

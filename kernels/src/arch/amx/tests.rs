@@ -260,7 +260,14 @@ fn argument_errors() {
     assert_eq!(emu.config_loads, 1, "rejected calls never touch the tiles");
     // The native entry point refuses to run without AMX instead of faulting.
     let mut packed = a_tiles();
-    let a_op = AOperand::new(&b, m, |i| &a[i * 80..][..k], Some((&a, 80)), &mut packed);
+    let a_op = AOperand::new(
+        &b,
+        m,
+        20,
+        |i| &a[i * 80..][..k],
+        Some((&a, 80)),
+        &mut packed,
+    );
     let native = gemm_tiles(&b, &a_op, 0, 20, |_| Ok(()));
     if cpu::is_available(Tier::Amx) {
         assert!(native.is_ok());

@@ -208,9 +208,15 @@ pub(crate) fn run(
         match (&w.body, engine) {
             (Body::Amx(b), Engine::Amx) => {
                 let uniform = rows.uniform();
-                let a_op =
-                    amx::AOperand::new(b, rows.len(), |r| rows.row(r), uniform, &mut s.a_tiles);
                 let (j0, j1) = (p_begin * PANEL, (p_end * PANEL).min(n));
+                let a_op = amx::AOperand::new(
+                    b,
+                    rows.len(),
+                    j1 - j0,
+                    |r| rows.row(r),
+                    uniform,
+                    &mut s.a_tiles,
+                );
                 amx::gemm_tiles(b, &a_op, j0, j1 - j0, |blk| amx_epilogue(ep, m0, blk))
             }
             _ => {

@@ -21,8 +21,12 @@ enum Operand {
 /// What a fallback step computes.
 #[derive(Debug)]
 enum Body {
-    /// `op` on its operands.
-    Node { op: Op, operands: Vec<Operand> },
+    /// Output `output` of `op` on its operands.
+    Node {
+        op: Op,
+        operands: Vec<Operand>,
+        output: usize,
+    },
     /// A value fixed at load time (a constant-derived node a step reads).
     Constant(Arc<Tensor>),
 }
@@ -64,15 +68,18 @@ impl FallbackNode {
             .iter()
             .map(|&v| operand(&sub, v))
             .collect::<Result<_>>()?;
+        let output = node.outputs.iter().position(|&o| o == out).unwrap_or(0);
         Ok(FallbackNode {
             body: Body::Node {
                 op: node.op.clone(),
                 operands,
+                output,
             },
         })
     }
 
-    /// Computes the node's first output from the step's inputs (in the step's order).
+    /// Computes the node's output (the sub-graph's output it was built for) from the step's
+    /// inputs (in the step's order).
     ///
     /// # Errors
     /// Wrong input count, or the op's inference / evaluation errors naming `name`.
@@ -83,9 +90,13 @@ impl FallbackNode {
         threads: usize,
         buffers: &mut Buffers,
     ) -> Result<Tensor> {
-        let (op, operands) = match &self.body {
+        let (op, operands, output) = match &self.body {
             Body::Constant(c) => return Ok(Tensor::clone(c)),
-            Body::Node { op, operands } => (op, operands),
+            Body::Node {
+                op,
+                operands,
+                output,
+            } => (op, operands, *output),
         };
         // Inputs read once move into the op (which may then work in place); an input read
         // twice (`Mul(x, x)`) is lent to both operands.
@@ -117,7 +128,7 @@ impl FallbackNode {
         }
         eval_node(op, name, args, threads, buffers)?
             .into_iter()
-            .next()
+            .nth(output)
             .ok_or_else(|| Error::node(op.name(), name, "produced no output"))
     }
 }

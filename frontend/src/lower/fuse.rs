@@ -1,6 +1,7 @@
 //! Pattern matching: which nodes become which kernel step.
 
 mod attention;
+mod dynamic;
 mod gelu;
 
 use std::collections::{HashMap, HashSet};
@@ -74,6 +75,9 @@ pub(super) fn fuse(
             Op::Conv(_) => m.conv(id)?,
             Op::Gemm(_) | Op::MatMul => m.linear(id)?,
             Op::Def(d) if d.downcast::<crate::ops::BatchMatMul>().is_some() => m.attention(id)?,
+            Op::Def(d) if d.downcast::<crate::ops::MatMulInteger>().is_some() => {
+                m.dynamic_linear(id)?
+            }
             Op::MaxPool(_)
             | Op::AveragePool { .. }
             | Op::GlobalAveragePool
@@ -88,6 +92,7 @@ pub(super) fn fuse(
             m.notes.insert(id, why);
         }
     }
+    m.claim_dynamic_quantizers(&order);
     let constant = m.constant_derived(&order);
     for &id in &order {
         if m.claimed.contains_key(&id) || constant.contains(&id) {
@@ -726,29 +731,36 @@ impl Matcher<'_> {
         spatial && ty.shape.rank() == 4 && ty.dtype == crate::ir::DType::F32
     }
 
-    /// A one-node graph (plus the constant-derived nodes it reads) for the fp32 executor.
+    /// A one-node graph (plus the constant-derived nodes it reads) for the fp32 executor:
+    /// one step per output that is read (or a graph output), the first output always.
     fn fallback(&mut self, id: NodeId) -> Result<()> {
         let node = self.node(id).clone();
-        let mut sub = Graph::new(&node.name);
-        let mut map: HashMap<ValueId, ValueId> = HashMap::new();
-        let mut inputs = Vec::new();
-        let mut included = Vec::new();
-        self.import_into(&mut sub, &mut map, &mut inputs, &mut included, id)?;
-        sub.set_outputs(&[map[&node.outputs[0]]]);
-        let body = FallbackNode::new(sub, self.threads)?;
         let why = self
             .notes
             .get(&id)
             .cloned()
             .unwrap_or_else(|| format!("no int8 kernel for {}", node.op.name()));
-        let step = Step {
-            name: node.name.clone(),
-            kind: StepKind::Fallback(Box::new(body)),
-            inputs,
-            output: node.outputs[0],
-        };
-        included.push(id);
-        self.push(step, &included, why);
+        for (i, &out) in node.outputs.iter().enumerate() {
+            let read = self.users.get(&out).is_some_and(|u| !u.is_empty()) || self.g.is_output(out);
+            if i > 0 && !read {
+                continue;
+            }
+            let mut sub = Graph::new(&node.name);
+            let mut map: HashMap<ValueId, ValueId> = HashMap::new();
+            let mut inputs = Vec::new();
+            let mut included = Vec::new();
+            self.import_into(&mut sub, &mut map, &mut inputs, &mut included, id)?;
+            sub.set_outputs(&[map[&out]]);
+            let body = FallbackNode::new(sub, self.threads)?;
+            let step = Step {
+                name: node.name.clone(),
+                kind: StepKind::Fallback(Box::new(body)),
+                inputs,
+                output: out,
+            };
+            included.push(id);
+            self.push(step, &included, why.clone());
+        }
         Ok(())
     }
 

@@ -10,7 +10,10 @@
 //! 3. Fusion: `dq -> conv -> [relu | clip | add(dq(r)) | add(dq(r)) -> relu] -> [q]` becomes
 //!    one int8 convolution with the matching epilogue and u8 (with `q`) or f32 output;
 //!    `dq -> gemm/matmul -> [add(bias)] -> [relu | clip | leaky relu | tanh | gelu |
-//!    add(dq(r)) [-> relu]] -> [q]` an int8 linear on any input rank; `q(maxpool(dq))`, average pools,
+//!    add(dq(r)) [-> relu]] -> [q]` an int8 linear on any input rank; ONNX Runtime's dynamic form
+//!    `DynamicQuantizeLinear -> MatMulInteger (constant s8 weight) -> Cast -> Mul [-> Add]` an
+//!    int8 dynamic linear (the activation quantized per call inside the step, same bits as the
+//!    fp32 executor); `q(maxpool(dq))`, average pools,
 //!    global average pool (also `ReduceMean` over H, W), flatten / reshape and channel
 //!    concat u8 ops; `q(add(dq(a), dq(b)) [-> relu])` the u8 add.
 //! 4. Everything else runs in f32 between explicit quantize / dequantize steps, and the
@@ -92,6 +95,21 @@ pub enum StepKind {
         /// `Some` = u8 output; `None` = f32 output.
         output: Option<QParams>,
     },
+    /// A dynamically quantized linear layer (ONNX Runtime's `DynamicQuantizeLinear ->
+    /// MatMulInteger -> Cast -> Mul [-> Add]`): input `[x]`, f32 `[.., K]`, quantized per call
+    /// by [`crate::ops::dynamic_qparams`] / [`crate::ops::dynamic_quantize`]; the GEMM's exact
+    /// i32 accumulators then become `(acc as f32) * (x_scale * scales[n]) [+ bias[n]]`, the
+    /// nodes' f32 arithmetic in their order, so the bits are the fp32 executor's.
+    DynamicLinear {
+        /// Packed `[N, K]` s8 weights (scale 1, no bias: the epilogue is applied in f32).
+        packed: PackedWeights,
+        /// Name of the `DynamicQuantizeLinear` node (named in errors).
+        quantizer: String,
+        /// Weight scale per output column.
+        scales: Vec<f32>,
+        /// Bias per output column.
+        bias: Option<Vec<f32>>,
+    },
     /// u8 max pool (qparams unchanged).
     MaxPool(Pool2d),
     /// u8 average pool.
@@ -137,6 +155,7 @@ impl StepKind {
                 output: Some(_), ..
             } => "int8 linear (u8 out)",
             StepKind::Linear { output: None, .. } => "int8 linear (f32 out)",
+            StepKind::DynamicLinear { .. } => "int8 dynamic linear (f32 out)",
             StepKind::MaxPool(_) => "u8 max pool",
             StepKind::AvgPool { .. } => "u8 average pool",
             StepKind::GlobalAvgPool(_) => "u8 global average pool",

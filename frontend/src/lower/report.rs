@@ -68,12 +68,13 @@ impl LoweringReport {
             .collect()
     }
 
-    /// Count of compute nodes (Conv, Gemm, MatMul) running on int8 kernels, and in total.
+    /// Count of compute nodes (Conv, Gemm, MatMul, MatMulInteger) running on int8 kernels,
+    /// and in total.
     pub fn int8_coverage(&self) -> (usize, usize) {
         let compute: Vec<&NodeEntry> = self
             .nodes
             .iter()
-            .filter(|e| matches!(e.op.as_str(), "Conv" | "Gemm" | "MatMul"))
+            .filter(|e| matches!(e.op.as_str(), "Conv" | "Gemm" | "MatMul" | "MatMulInteger"))
             .collect();
         let int8 = compute
             .iter()

@@ -232,6 +232,7 @@ impl Exporter<'_> {
                         None => String::new(),
                     });
                 }
+                inputs = d.export_inputs(inputs);
                 e.attrs.into_iter().map(|(k, v)| attr(k, v)).collect()
             }
             Op::MatMul

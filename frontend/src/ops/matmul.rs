@@ -13,7 +13,7 @@ use crate::onnx::ImportCx;
 pub struct BatchMatMul;
 
 /// `(batch dims, M, K)` of A and `(batch dims, K, N)` of B after 1-D promotion.
-fn split<T: Clone>(dims: &[T], one: T, is_a: bool) -> (Vec<T>, T, T) {
+pub(super) fn split<T: Clone>(dims: &[T], one: T, is_a: bool) -> (Vec<T>, T, T) {
     let promoted: Vec<T> = match (dims.len(), is_a) {
         (1, true) => vec![one, dims[0].clone()],
         (1, false) => vec![dims[0].clone(), one],
@@ -79,23 +79,8 @@ impl OpDef for BatchMatMul {
             .ok_or_else(|| fail(self, node, "batch dims do not broadcast"))?;
         let count: usize = batch.iter().product();
         let mut y = vec![0.0f32; count * m * n];
-        // Batch index -> operand matrix index, with broadcasting (size-1 axes repeat).
-        let index = |i: usize, dims: &[usize]| -> usize {
-            let (mut rest, mut at, mut stride) = (i, 0, 1);
-            for (axis, &len) in batch.iter().enumerate().rev() {
-                let pos = rest % len;
-                rest /= len;
-                let offset = axis + dims.len();
-                if offset >= batch.len() {
-                    let d = dims[offset - batch.len()];
-                    at += if d == 1 { 0 } else { pos * stride };
-                    stride *= d;
-                }
-            }
-            at
-        };
         for (i, dst) in y.chunks_exact_mut((m * n).max(1)).enumerate().take(count) {
-            let (ia, ib) = (index(i, &ba), index(i, &bb));
+            let (ia, ib) = (batch_offset(i, &batch, &ba), batch_offset(i, &batch, &bb));
             gemm(
                 dst,
                 n,
@@ -108,6 +93,23 @@ impl OpDef for BatchMatMul {
         }
         Ok(vec![Tensor::from_f32(out, y)?])
     }
+}
+
+/// The matrix index, in an operand with batch dims `dims`, of output batch entry `i` of the
+/// broadcast batch shape `batch` (size-1 and missing axes repeat).
+pub(super) fn batch_offset(i: usize, batch: &[usize], dims: &[usize]) -> usize {
+    let (mut rest, mut at, mut stride) = (i, 0, 1);
+    for (axis, &len) in batch.iter().enumerate().rev() {
+        let pos = rest % len;
+        rest /= len;
+        let offset = axis + dims.len();
+        if offset >= batch.len() {
+            let d = dims[offset - batch.len()];
+            at += if d == 1 { 0 } else { pos * stride };
+            stride *= d;
+        }
+    }
+    at
 }
 
 fn import(cx: &ImportCx<'_>) -> Result<(Op, Vec<ValueId>)> {

@@ -24,6 +24,7 @@ mod binary;
 mod cast;
 mod conv_transpose;
 mod dim_expr;
+mod dynamic;
 mod expand;
 mod index;
 mod layout;
@@ -48,8 +49,11 @@ use crate::onnx::ImportCx;
 
 pub use self::attention::{Attention, ScoreScale};
 pub use self::binary::{Binary, BinaryKind};
-pub use self::cast::cast_tensor;
+pub use self::cast::{Cast, cast_tensor};
 pub use self::dim_expr::{ArithOp, DimExpr, DimValue};
+pub use self::dynamic::{
+    DynamicQParams, DynamicQuantizeLinear, MatMulInteger, dynamic_qparams, dynamic_quantize,
+};
 pub use self::matmul::BatchMatMul;
 pub use self::pad::{Pad, PadMode};
 pub use self::softmax::Softmax;
@@ -84,6 +88,13 @@ pub trait OpDef: OpAny + fmt::Debug + Send + Sync {
     fn export(&self, node: &str) -> Result<Exported> {
         let _ = node;
         Ok(Exported::default())
+    }
+
+    /// The node's input names as written to ONNX, from its graph inputs' names followed by
+    /// the [`Exported::operands`]: an op with an omitted optional input in the middle
+    /// inserts its `""` here.
+    fn export_inputs(&self, inputs: Vec<String>) -> Vec<String> {
+        inputs
     }
 
     /// What the X86 quantization recipe does with this op.
@@ -227,6 +238,7 @@ pub(crate) fn specs() -> impl Iterator<Item = &'static OpSpec> {
         matmul::SPECS,
         expand::SPECS,
         cast::SPECS,
+        dynamic::SPECS,
     ]
     .into_iter()
     .flatten()

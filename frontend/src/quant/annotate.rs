@@ -95,6 +95,9 @@ pub enum PatternKind {
     LinearUnary(Unary),
     /// Gemm alone.
     Linear,
+    /// A linear layer (Gemm / MatMul alone) quantized dynamically: activation qparams per
+    /// call (`DynamicQuantizeLinear`), weights s8 at convert.
+    DynamicLinear,
     /// Mul of two same-shaped tensors.
     Mul,
     /// An int8-in int8-out op whose output shares its input's quantizer (MaxPool,
@@ -114,6 +117,7 @@ impl PatternKind {
             PatternKind::LinearAdd => "linear+add".into(),
             PatternKind::LinearUnary(u) => format!("linear+{}", u.name()),
             PatternKind::Linear => "linear".into(),
+            PatternKind::DynamicLinear => "linear (dynamic)".into(),
             PatternKind::Mul => "mul".into(),
             PatternKind::Propagation => "int8-in-int8-out".into(),
         }
@@ -224,10 +228,11 @@ enum Request {
 /// already holds QuantizeLinear / DequantizeLinear nodes.
 pub fn annotate(graph: &Graph, config: &QuantConfig) -> Result<Annotation> {
     config.validate()?;
-    if let Some((_, n)) = graph
-        .nodes()
-        .find(|(_, n)| matches!(n.op, Op::QuantizeLinear(_) | Op::DequantizeLinear(_)))
-    {
+    if let Some((_, n)) = graph.nodes().find(|(_, n)| match &n.op {
+        Op::QuantizeLinear(_) | Op::DequantizeLinear(_) => true,
+        Op::Def(d) => matches!(d.name(), "DynamicQuantizeLinear" | "MatMulInteger"),
+        _ => false,
+    }) {
         return Err(QuantError::Model(format!(
             "the model is already quantized (node '{}' is {}); quantize its fp32 original",
             n.name,
@@ -540,11 +545,7 @@ impl Annotator<'_> {
                 return;
             }
             Setting::Quantize(spec) if spec.dynamic => {
-                let why = "dynamic quantization is configured, and q8's convert produces static QDQ graphs only";
-                for n in c.nodes {
-                    self.status
-                        .insert(n, NodeStatus::Fp32(Fp32Reason::Unsupported(why.into())));
-                }
+                self.claim_dynamic(c, *spec);
                 return;
             }
             Setting::Quantize(spec) => *spec,
@@ -570,6 +571,30 @@ impl Annotator<'_> {
         });
     }
 
+    /// Dynamic quantization of a linear anchor alone (its post-ops stay fp32, as in ONNX
+    /// Runtime's form): no activation quantizer, the weight quantized at convert. Any other
+    /// pattern stays fp32.
+    fn claim_dynamic(&mut self, c: Candidate, spec: OpQuantSpec) {
+        let anchor = c.nodes[0];
+        if !matches!(self.op(anchor), Op::Gemm(_) | Op::MatMul) {
+            self.status.insert(
+                anchor,
+                NodeStatus::Fp32(Fp32Reason::Unsupported(DYNAMIC_ONLY.into())),
+            );
+            return;
+        }
+        let index = self.patterns.len();
+        self.status
+            .insert(anchor, NodeStatus::Quantized { pattern: index });
+        self.patterns.push(PatternMatch {
+            kind: PatternKind::DynamicLinear,
+            nodes: vec![anchor],
+            output: self.out(anchor),
+            weight: c.weight,
+            spec,
+        });
+    }
+
     /// Step 2 of the recipe for one node.
     fn propagate(&mut self, id: NodeId) {
         let node = self.graph.node(id).expect("live node");
@@ -587,6 +612,13 @@ impl Annotator<'_> {
             Setting::Fp32 => {
                 self.status
                     .insert(id, NodeStatus::Fp32(Fp32Reason::Override(source)));
+                return;
+            }
+            Setting::Quantize(spec) if spec.dynamic => {
+                self.status.insert(
+                    id,
+                    NodeStatus::Fp32(Fp32Reason::Unsupported(DYNAMIC_ONLY.into())),
+                );
                 return;
             }
             Setting::Quantize(spec) => *spec,
@@ -650,6 +682,10 @@ impl Annotator<'_> {
         });
     }
 }
+
+/// Why a node under a dynamic setting that is not a linear layer stays fp32.
+const DYNAMIC_ONLY: &str =
+    "dynamic quantization covers linear layers only (MatMul / Gemm with a constant weight)";
 
 /// Ops PyTorch's recipe counts as taking int8 input (`quantizable_ops`).
 fn takes_int8(op: &Op) -> bool {

@@ -130,8 +130,10 @@ pub struct OpQuantSpec {
     /// Weight quantization (conv / linear).
     pub weight: WeightSpec,
     /// Dynamic quantization: activation qparams are computed per call from the tensor itself
-    /// ([`ActivationSpec::dynamic_qparams`]) instead of by an observer. Meant for linear layers
-    /// (Gemm / MatMul); the observer kind is then unused.
+    /// (ONNX `DynamicQuantizeLinear`, [`crate::ops::dynamic_qparams`]: u8 [0, 255] over the
+    /// range extended to 0) instead of by an observer. Applies to linear layers (Gemm /
+    /// MatMul with a constant weight); other patterns under a dynamic setting stay fp32. The
+    /// observer kind and the activation range are then unused.
     pub dynamic: bool,
 }
 
@@ -255,6 +257,14 @@ impl QuantConfig {
     /// Everything quantizable gets [`OpQuantSpec::x86_default`].
     pub fn x86_default() -> QuantConfig {
         QuantConfig::with_global(Setting::Quantize(OpQuantSpec::x86_default()))
+    }
+
+    /// Dynamic quantization of every linear layer ([`OpQuantSpec::dynamic`]), everything
+    /// else fp32; needs no calibration.
+    pub fn dynamic() -> QuantConfig {
+        QuantConfig::with_global(Setting::Quantize(
+            OpQuantSpec::x86_default().with_dynamic(true),
+        ))
     }
 
     /// A config with this global setting and no overrides.

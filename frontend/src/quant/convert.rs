@@ -61,20 +61,28 @@ pub struct Quantized {
 }
 
 impl Prepared {
-    /// Builds the QDQ graph from the observers' qparams.
+    /// Builds the QDQ graph from the observers' qparams; dynamic linear patterns become ONNX
+    /// Runtime's dynamic form (`DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul
+    /// [-> Add]`), which needs no calibration.
     ///
     /// # Errors
-    /// [`QuantError::Calibration`] before any calibration batch; [`QuantError::Model`] when
+    /// [`QuantError::Calibration`] before any calibration batch when some activation is
+    /// quantized statically; [`QuantError::Model`] when
     /// the rewritten graph does not validate (e.g. a generated name is already taken).
     pub fn convert(&self) -> Result<Quantized> {
-        if self.batches == 0 {
+        if self.batches == 0 && !self.annotation.groups.is_empty() {
             return Err(QuantError::Calibration(
                 "convert needs at least one calibration batch".into(),
             ));
         }
         let mut g = self.graph.clone();
         let mut weights = Vec::new();
+        let mut dql = super::dynamic::DqlCache::new();
         for p in &self.annotation.patterns {
+            if p.spec.dynamic {
+                weights.push(super::dynamic::rewrite(&mut g, p, &mut dql)?);
+                continue;
+            }
             let Some(w) = p.weight else { continue };
             let anchor = p.nodes[0];
             let name = g.node(anchor).expect("live node").name.clone();
@@ -240,7 +248,13 @@ fn channel_inner(len: usize, shape: &[usize], channels: usize, axis: usize) -> u
 }
 
 /// Channels of the quantized weights `q` with a nonzero code whose scale is at most `floor`.
-fn floored_channels(q: &[i8], shape: &[usize], scales: &[f32], axis: usize, floor: f32) -> usize {
+pub(super) fn floored_channels(
+    q: &[i8],
+    shape: &[usize],
+    scales: &[f32],
+    axis: usize,
+    floor: f32,
+) -> usize {
     let inner = channel_inner(q.len(), shape, scales.len(), axis);
     let mut used = vec![false; scales.len()];
     for (i, &v) in q.iter().enumerate() {
@@ -252,7 +266,7 @@ fn floored_channels(q: &[i8], shape: &[usize], scales: &[f32], axis: usize, floo
         .count()
 }
 
-fn quantize_weight(w: &[f32], shape: &[usize], qp: &ChannelQParams) -> Vec<i8> {
+pub(super) fn quantize_weight(w: &[f32], shape: &[usize], qp: &ChannelQParams) -> Vec<i8> {
     let channels = qp.scales.len();
     let inner = channel_inner(w.len(), shape, channels, qp.axis);
     let inv: Vec<f32> = qp.scales.iter().map(|s| 1.0f32 / s).collect();
@@ -268,7 +282,7 @@ fn quantize_weight(w: &[f32], shape: &[usize], qp: &ChannelQParams) -> Vec<i8> {
 
 /// The weight spec of a pattern anchored on `op`: a MatMul's weight is `[K, N]`, so its
 /// output channels are axis 1 (a conv's and a Gemm's are axis 0).
-fn weight_spec(spec: &WeightSpec, op: &Op) -> WeightSpec {
+pub(super) fn weight_spec(spec: &WeightSpec, op: &Op) -> WeightSpec {
     match (op, spec.granularity) {
         (Op::MatMul, WeightGranularity::PerChannel { axis: 0 }) => WeightSpec {
             granularity: WeightGranularity::PerChannel { axis: 1 },

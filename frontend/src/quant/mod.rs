@@ -31,6 +31,7 @@ mod calibrate;
 mod clipping;
 pub mod config;
 mod convert;
+mod dynamic;
 mod error;
 mod histogram;
 mod l2_search;

@@ -231,7 +231,7 @@ pub(crate) fn layouts(graph: &Graph, steps: &[Step]) -> Vec<Layout> {
             StepKind::Reshape | StepKind::Fallback(_) => {
                 graph.value(s.output).ty.dtype == DType::U8
             }
-            StepKind::Linear { .. } | StepKind::MeanF32 => false,
+            StepKind::Linear { .. } | StepKind::DynamicLinear { .. } | StepKind::MeanF32 => false,
         };
         layout[s.output.0] = if nhwc && rank4 {
             Layout::Nhwc

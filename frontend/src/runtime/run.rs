@@ -130,6 +130,24 @@ pub(crate) fn run_step(
             };
             gemm::gemm(&src, k, m, *input, packed, &epilogue, dst, &options).map_err(err)
         }
+        (
+            StepKind::DynamicLinear {
+                packed,
+                quantizer,
+                scales,
+                bias,
+            },
+            Out::F32(o),
+        ) => {
+            let src = plain_f32(x).ok_or_else(mismatch)?;
+            let linear = DynamicLinear {
+                packed,
+                quantizer,
+                scales,
+                bias: bias.as_deref(),
+            };
+            linear.run(step, tier, &src, x.shape, o)
+        }
         (StepKind::MaxPool(pool), Out::U8(o)) => {
             let Data::U8(src) = x.data else {
                 return Err(mismatch());
@@ -315,6 +333,82 @@ fn from_channels_last<T: Copy + Default, E>(
     write(&mut scratch)?;
     nhwc_to_nchw(&scratch, shape, dst);
     Ok(())
+}
+
+/// The parts of a [`StepKind::DynamicLinear`] step.
+struct DynamicLinear<'a> {
+    packed: &'a gemm::PackedWeights,
+    quantizer: &'a str,
+    scales: &'a [f32],
+    bias: Option<&'a [f32]>,
+}
+
+impl DynamicLinear<'_> {
+    /// `o = (acc as f32) * (x_scale * scales[n]) [+ bias[n]]` with `acc` the exact
+    /// `(x_u8 - x_zp) x W` of the GEMM, `x` quantized per call as DynamicQuantizeLinear does.
+    fn run(
+        &self,
+        step: &Step,
+        tier: Tier,
+        x: &[f32],
+        shape: &[usize],
+        o: &mut [f32],
+    ) -> Result<()> {
+        let err = |e: q8_kernels::Error| Error::node(step.kind.label(), &step.name, e.to_string());
+        let (k, n) = (self.packed.k(), self.packed.n());
+        let m = x.len() / k;
+        if m * k != x.len() || shape.last() != Some(&k) || o.len() != m * n {
+            return Err(Error::node(
+                step.kind.label(),
+                &step.name,
+                format!("input shape {shape:?} does not end in K = {k}"),
+            ));
+        }
+        let qp = crate::ops::dynamic_qparams(x)
+            .map_err(|e| Error::node("DynamicQuantizeLinear", self.quantizer, e))?;
+        if m == 0 {
+            return Ok(());
+        }
+        let mut xq = vec![0u8; x.len()];
+        crate::ops::dynamic_quantize(x, qp, &mut xq);
+        let mut acc = vec![0i32; m * n];
+        let options = GemmOptions {
+            tier: Some(tier),
+            parallelism: Parallelism::Global,
+        };
+        // The i32 output ignores the activation scale: only the zero point enters.
+        let aq = q8_kernels::QParams::new(1.0, i32::from(qp.zero_point)).map_err(err)?;
+        let dst = Output::I32 {
+            data: &mut acc,
+            ldc: n,
+        };
+        let epilogue = Epilogue::default();
+        gemm::gemm(&xq, k, m, aq, self.packed, &epilogue, dst, &options).map_err(err)?;
+        let scale: Vec<f32> = self.scales.iter().map(|&s| qp.scale * s).collect();
+        for (row, acc) in o.chunks_exact_mut(n).zip(acc.chunks_exact(n)) {
+            for ((y, &a), &s) in row.iter_mut().zip(acc).zip(&scale) {
+                *y = a as f32 * s;
+            }
+            if let Some(b) = self.bias {
+                for (y, &b) in row.iter_mut().zip(b) {
+                    *y += b;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An f32 input in logical row-major order (borrowed, or a rank-4 channels-last value
+/// transposed into a copy). `None` for other data.
+fn plain_f32<'a>(i: &In<'a>) -> Option<Cow<'a, [f32]>> {
+    let Data::F32(v) = i.data else {
+        return None;
+    };
+    if i.layout == Layout::Plain {
+        return Some(Cow::Borrowed(v));
+    }
+    Some(Cow::Owned(plain_copy(v, i)))
 }
 
 /// A u8 input in logical row-major order: borrowed as is, or (a rank-4 channels-last

@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use q8_frontend::exec::ExecOptions;
-use q8_frontend::ir::Tensor;
+use q8_frontend::ir::{Graph, Tensor};
 use q8_frontend::quant::{
-    ActivationQParams, Comparison, CoverageReport, ObserverKind, OpQuantSpec, QuantConfig, Setting,
-    compare, prepare,
+    ActivationQParams, CalibrationProgress, Comparison, CoverageReport, ObserverKind, OpQuantSpec,
+    Prepared, QuantConfig, Setting, WeightGranularity, compare, prepare,
 };
 use q8_frontend::{inputs, onnx};
 use serde::Serialize;
@@ -23,8 +23,16 @@ pub struct Args {
     /// Calibration inputs, samples on the first axis: a `.npy` array (f32 or f64, NCHW for
     /// image models), one `.npz` with an array per input name, or `name=file.npy` per input
     /// (repeatable).
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "dynamic", conflicts_with = "dynamic")]
     calib: Vec<String>,
+    /// Dynamic quantization of the linear layers (MatMul with a constant 2-D weight, Gemm):
+    /// activations quantized per call (DynamicQuantizeLinear), s8 weights, everything else
+    /// fp32; ONNX Runtime's `quantize_dynamic` form. Needs no calibration data.
+    #[arg(long)]
+    dynamic: bool,
+    /// One weight scale per tensor instead of per output channel.
+    #[arg(long)]
+    per_tensor_weights: bool,
     /// Where to write the QDQ model.
     #[arg(short, long)]
     output: PathBuf,
@@ -101,19 +109,12 @@ pub fn run(args: Args) -> Result<(), String> {
         threads: args.threads,
     };
     let mut prepared = prepare(&graph, &config, options).map_err(|e| format!("{model}: {e}"))?;
-    let calib = inputs::read_inputs(&graph, &args.calib).map_err(|e| e.to_string())?;
-    let total = inputs::samples(&calib).map_err(|e| e.to_string())?;
-    let bar = ProgressBar::new(total as u64).with_style(
-        ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} samples {elapsed}")
-            .map_err(|e| e.to_string())?,
-    );
     let start = Instant::now();
-    let done = prepared
-        .calibrate(batches(&calib, args.batch_size)?, |p| {
-            bar.set_position(p.samples as u64)
-        })
-        .map_err(|e| format!("{model} calibrated on {}: {e}", args.calib.join(" ")))?;
-    bar.finish_and_clear();
+    let done = if args.dynamic {
+        CalibrationProgress::default()
+    } else {
+        calibrate(&graph, &mut prepared, &args)?
+    };
     let calib_ms = start.elapsed().as_secs_f64() * 1e3;
     let quantized = prepared.convert().map_err(|e| format!("{model}: {e}"))?;
     quantized
@@ -149,10 +150,14 @@ pub fn run(args: Args) -> Result<(), String> {
             sqnr: comparison.as_ref(),
         });
     }
-    println!(
-        "calibrated {model} on {} images in {} batches ({calib_ms:.0} ms)",
-        done.samples, done.batches
-    );
+    if args.dynamic {
+        println!("{model}: dynamic quantization (no calibration)");
+    } else {
+        println!(
+            "calibrated {model} on {} images in {} batches ({calib_ms:.0} ms)",
+            done.samples, done.batches
+        );
+    }
     print!("{coverage}");
     if !floored.is_empty() {
         println!(
@@ -165,6 +170,28 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     println!("wrote {}", args.output.display());
     Ok(())
+}
+
+/// Calibrates on `--calib` with a progress bar.
+fn calibrate(
+    graph: &Graph,
+    prepared: &mut Prepared,
+    args: &Args,
+) -> Result<CalibrationProgress, String> {
+    let model = args.model.display();
+    let calib = inputs::read_inputs(graph, &args.calib).map_err(|e| e.to_string())?;
+    let total = inputs::samples(&calib).map_err(|e| e.to_string())?;
+    let bar = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} samples {elapsed}")
+            .map_err(|e| e.to_string())?,
+    );
+    let done = prepared
+        .calibrate(batches(&calib, args.batch_size)?, |p| {
+            bar.set_position(p.samples as u64)
+        })
+        .map_err(|e| format!("{model} calibrated on {}: {e}", args.calib.join(" ")))?;
+    bar.finish_and_clear();
+    Ok(done)
 }
 
 /// `set` in batches of `size` samples, for calibration and comparison.
@@ -188,7 +215,12 @@ fn build_config(args: &Args) -> Result<QuantConfig, String> {
     o.weight_eps = args.weight_eps.or(o.weight_eps);
     o.fp32_nodes.extend(args.fp32_nodes.iter().cloned());
     o.fp32_ops.extend(args.fp32_ops.iter().cloned());
-    let mut spec = OpQuantSpec::x86_default().with_reduce_range(o.reduce_range);
+    let mut spec = OpQuantSpec::x86_default()
+        .with_reduce_range(o.reduce_range)
+        .with_dynamic(args.dynamic);
+    if args.per_tensor_weights {
+        spec.weight.granularity = WeightGranularity::PerTensor;
+    }
     if let Some(kind) = o.observer {
         spec = spec.with_observer(kind);
     }

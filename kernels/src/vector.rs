@@ -27,6 +27,36 @@ fn same_len(what: &str, a: usize, b: usize) -> Result<()> {
     }
 }
 
+/// `(min(0, x..), max(0, x..), every x finite)` in one pass (the range ONNX's
+/// DynamicQuantizeLinear quantizes; min / max of finite values do not depend on the order).
+///
+/// ```
+/// assert_eq!(q8_kernels::vector::range_with_zero(&[1.5, -2.0]), (-2.0, 1.5, true));
+/// assert!(!q8_kernels::vector::range_with_zero(&[1.0, f32::NAN]).2);
+/// ```
+pub fn range_with_zero(x: &[f32]) -> (f32, f32, bool) {
+    imp::range_with_zero(Width::current(), x)
+}
+
+/// `y[i] = clamp(rne(x[i] / scale) + zero_point, 0, 255)`, dividing as ONNX's
+/// QuantizeLinear / DynamicQuantizeLinear specify (not [`crate::ops::quantize`]'s multiply
+/// by `1 / scale`); `rne` by the `1.5 · 2^23` trick after clamping to `[-512, 512]`, exact
+/// there. NaN gives 0. `scale` must be finite and > 0 for a meaningful result.
+///
+/// ```
+/// let mut y = [0u8; 3];
+/// q8_kernels::vector::quantize_dividing(&[0.5, 1.5, -9.0], 1.0, 3, &mut y).unwrap();
+/// assert_eq!(y, [3, 5, 0]);
+/// ```
+///
+/// # Errors
+/// [`Error::Shape`] when the lengths differ.
+pub fn quantize_dividing(x: &[f32], scale: f32, zero_point: u8, y: &mut [u8]) -> Result<()> {
+    same_len("vector::quantize_dividing", x.len(), y.len())?;
+    imp::quantize_dividing(Width::current(), x, scale, f32::from(zero_point), y);
+    Ok(())
+}
+
 /// A [`crate::math`] function for [`map_math`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MathFn {
@@ -55,6 +85,11 @@ pub fn map_math(f: MathFn, x: &[f32], y: &mut [f32]) -> Result<()> {
     same_len("vector::map_math", x.len(), y.len())?;
     imp::map_math(Width::current(), f, x, y);
     Ok(())
+}
+
+/// `y[i] = f(y[i])` for a [`crate::math`] function (see [`map_math`]).
+pub fn map_math_in_place(f: MathFn, y: &mut [f32]) {
+    imp::map_math_in_place(Width::current(), f, y);
 }
 
 /// `y[i] = f(x[i])`.
@@ -191,6 +226,12 @@ mod tests {
                     let big: Vec<f32> = x.iter().map(|v| v * 40.0).collect();
                     let mut m = vec![0f32; n];
                     imp::map_math(w, f, &big, &mut m);
+                    let mut in_place = big.clone();
+                    imp::map_math_in_place(w, f, &mut in_place);
+                    assert_eq!(
+                        in_place.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        m.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                    );
                     assert!(
                         m.iter()
                             .zip(&big)
@@ -254,5 +295,58 @@ mod tests {
         assert!(softmax_rows(&mut y, 0).is_err());
         assert!(softmax_rows(&mut y, 3).is_err());
         assert!(softmax_rows(&mut [], 0).is_ok());
+        assert!(map_math(MathFn::Erf, &[1.0], &mut y).is_err());
+        assert!(quantize_dividing(&[1.0], 1.0, 0, &mut [0u8; 2]).is_err());
+    }
+
+    /// The quantization and range bodies on every width against scalar definitions: ties to
+    /// even, saturation, NaN, signed zeros, tails.
+    #[test]
+    fn quantize_dividing_and_range_match_their_definitions() {
+        let want = |v: f32, scale: f32, zp: u8| -> u8 {
+            if v.is_nan() {
+                return 0;
+            }
+            let r = (v / scale).round_ties_even() + f32::from(zp);
+            r.clamp(0.0, 255.0) as u8
+        };
+        let special = [
+            0.5f32,
+            1.5,
+            2.5,
+            -0.5,
+            -1.5,
+            -0.0,
+            1e30,
+            -1e30,
+            f32::NAN,
+            127.49,
+        ];
+        for n in [0usize, 1, 15, 16, 17, 33, 200] {
+            let mut x = values(n);
+            for (v, s) in x.iter_mut().zip(special.iter().cycle()).step_by(3) {
+                *v = *s;
+            }
+            for (scale, zp) in [(1.0f32, 0u8), (0.01, 128), (0.5, 255), (3.0e-3, 7)] {
+                let expect: Vec<u8> = x.iter().map(|&v| want(v, scale, zp)).collect();
+                for w in widths() {
+                    let mut y = vec![0u8; n];
+                    imp::quantize_dividing(w, &x, scale, f32::from(zp), &mut y);
+                    assert_eq!(y, expect, "{w:?} n {n} scale {scale} zp {zp}");
+                }
+            }
+            let finite: Vec<f32> = x.iter().copied().filter(|v| v.is_finite()).collect();
+            let lo = finite.iter().copied().fold(0.0f32, f32::min);
+            let hi = finite.iter().copied().fold(0.0f32, f32::max);
+            for w in widths() {
+                let has_nan = x.iter().any(|v| v.is_nan());
+                assert_eq!(
+                    imp::range_with_zero(w, &finite),
+                    (lo, hi, true),
+                    "{w:?} n {n}"
+                );
+                assert_eq!(imp::range_with_zero(w, &x).2, !has_nan, "{w:?} n {n}");
+            }
+        }
     }
 }

@@ -702,6 +702,17 @@ fn runtime_tiny_bert_dynamic_is_bit_identical_and_keeps_embeddings() {
     let inputs = [ids, mask.clone()];
     let report = runtime_matches_executor(&q.graph, &inputs, "tiny_bert_dynamic");
     assert_eq!(dynamic_steps(&report), 12);
+    // Each layer's decomposed GELU (Div, Erf, Add, Mul, Mul) runs in the FFN step.
+    let fused_erfs = report
+        .nodes
+        .iter()
+        .filter(|e| e.op == "Erf")
+        .filter(|e| {
+            matches!(&e.lowering, NodeLowering::Lowered { kernel, detail, .. }
+            if kernel.starts_with("int8 dynamic linear") && detail.contains("gelu"))
+        })
+        .count();
+    assert_eq!(fused_erfs, 2, "one fused GELU per layer");
     let fp32 = Executor::new(&g, ExecOptions { threads: 1 })
         .unwrap()
         .run(&inputs)

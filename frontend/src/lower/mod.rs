@@ -109,6 +109,9 @@ pub enum StepKind {
         scales: Vec<f32>,
         /// Bias per output column.
         bias: Option<Vec<f32>>,
+        /// The decomposed exact GELU that followed the layer, applied last
+        /// ([`q8_kernels::math::gelu_erf`], the five nodes' bits).
+        gelu: bool,
     },
     /// u8 max pool (qparams unchanged).
     MaxPool(Pool2d),

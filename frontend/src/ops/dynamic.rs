@@ -40,14 +40,7 @@ pub struct DynamicQParams {
 /// A message when `x` holds a NaN or an infinity, or when `max - min` overflows f32 (the
 /// scale would not be finite).
 pub fn dynamic_qparams(x: &[f32]) -> std::result::Result<DynamicQParams, String> {
-    let (mut lo, mut hi, mut finite) = (0.0f32, 0.0f32, true);
-    for c in x.chunks(64) {
-        for &v in c {
-            lo = lo.min(v);
-            hi = hi.max(v);
-            finite &= v.is_finite();
-        }
-    }
+    let (lo, hi, finite) = q8_kernels::vector::range_with_zero(x);
     if !finite {
         let bad = x
             .iter()
@@ -70,20 +63,15 @@ pub fn dynamic_qparams(x: &[f32]) -> std::result::Result<DynamicQParams, String>
             zero_point: 0,
         });
     }
-    let zp = rne_clamped(0.0 - lo / scale).clamp(0.0, 255.0);
+    // saturate(rne(0 - lo / scale)), as quantizing -lo with zero point 0 computes it
+    // (negation is exact, so (-lo) / scale is -(lo / scale)).
+    let mut zp = [0u8];
+    let done = q8_kernels::vector::quantize_dividing(&[-lo], scale, 0, &mut zp);
+    debug_assert!(done.is_ok());
     Ok(DynamicQParams {
         scale,
-        zero_point: zp as u8,
+        zero_point: zp[0],
     })
-}
-
-/// `round_half_even(t)` for `t` clamped to `[-512, 512]` first (enough for a u8 result
-/// after adding a zero point in `0..=255`): the 1.5 * 2^23 trick, exact for `|t| < 2^22`
-/// and vectorizable (unlike a call to `rintf`).
-#[inline]
-fn rne_clamped(t: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0;
-    (t.clamp(-512.0, 512.0) + MAGIC) - MAGIC
 }
 
 /// `y[i] = saturate(round_half_even(x[i] / scale) + zero_point)` (all zeros when the scale
@@ -93,10 +81,9 @@ pub fn dynamic_quantize(x: &[f32], qp: DynamicQParams, y: &mut [u8]) {
         y.fill(0);
         return;
     }
-    let zp = f32::from(qp.zero_point);
-    for (d, &v) in y.iter_mut().zip(x) {
-        *d = (rne_clamped(v / qp.scale) + zp).clamp(0.0, 255.0) as u8;
-    }
+    // Equal lengths are this function's contract.
+    let done = q8_kernels::vector::quantize_dividing(x, qp.scale, qp.zero_point, y);
+    debug_assert!(done.is_ok());
 }
 
 /// `DynamicQuantizeLinear(x)`: `y` (u8, the shape of `x`), `y_scale` (f32 scalar) and

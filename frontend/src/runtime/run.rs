@@ -136,6 +136,7 @@ pub(crate) fn run_step(
                 quantizer,
                 scales,
                 bias,
+                gelu,
             },
             Out::F32(o),
         ) => {
@@ -145,6 +146,7 @@ pub(crate) fn run_step(
                 quantizer,
                 scales,
                 bias: bias.as_deref(),
+                gelu: *gelu,
             };
             linear.run(step, tier, &src, x.shape, o)
         }
@@ -335,12 +337,19 @@ fn from_channels_last<T: Copy + Default, E>(
     Ok(())
 }
 
+thread_local! {
+    /// Per-thread scratch of dynamic linear steps (the u8 activations, the i32 sums), kept
+    /// between calls so that large steps do not fault in fresh pages on every run.
+    static DYNAMIC_SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<i32>)> = Default::default();
+}
+
 /// The parts of a [`StepKind::DynamicLinear`] step.
 struct DynamicLinear<'a> {
     packed: &'a gemm::PackedWeights,
     quantizer: &'a str,
     scales: &'a [f32],
     bias: Option<&'a [f32]>,
+    gelu: bool,
 }
 
 impl DynamicLinear<'_> {
@@ -354,7 +363,6 @@ impl DynamicLinear<'_> {
         shape: &[usize],
         o: &mut [f32],
     ) -> Result<()> {
-        let err = |e: q8_kernels::Error| Error::node(step.kind.label(), &step.name, e.to_string());
         let (k, n) = (self.packed.k(), self.packed.n());
         let m = x.len() / k;
         if m * k != x.len() || shape.last() != Some(&k) || o.len() != m * n {
@@ -369,21 +377,37 @@ impl DynamicLinear<'_> {
         if m == 0 {
             return Ok(());
         }
-        let mut xq = vec![0u8; x.len()];
-        crate::ops::dynamic_quantize(x, qp, &mut xq);
-        let mut acc = vec![0i32; m * n];
+        DYNAMIC_SCRATCH.with(|scratch| {
+            let (xq, acc) = &mut *scratch.borrow_mut();
+            xq.resize(x.len(), 0);
+            acc.resize(m * n, 0);
+            self.quantized_product(step, tier, x, qp, (xq, acc), o)
+        })
+    }
+
+    /// The body of [`DynamicLinear::run`] on the calling thread's scratch buffers.
+    fn quantized_product(
+        &self,
+        step: &Step,
+        tier: Tier,
+        x: &[f32],
+        qp: crate::ops::DynamicQParams,
+        (xq, acc): (&mut [u8], &mut [i32]),
+        o: &mut [f32],
+    ) -> Result<()> {
+        let err = |e: q8_kernels::Error| Error::node(step.kind.label(), &step.name, e.to_string());
+        let (k, n) = (self.packed.k(), self.packed.n());
+        let m = x.len() / k;
+        crate::ops::dynamic_quantize(x, qp, xq);
         let options = GemmOptions {
             tier: Some(tier),
             parallelism: Parallelism::Global,
         };
         // The i32 output ignores the activation scale: only the zero point enters.
         let aq = q8_kernels::QParams::new(1.0, i32::from(qp.zero_point)).map_err(err)?;
-        let dst = Output::I32 {
-            data: &mut acc,
-            ldc: n,
-        };
+        let dst = Output::I32 { data: acc, ldc: n };
         let epilogue = Epilogue::default();
-        gemm::gemm(&xq, k, m, aq, self.packed, &epilogue, dst, &options).map_err(err)?;
+        gemm::gemm(xq, k, m, aq, self.packed, &epilogue, dst, &options).map_err(err)?;
         let scale: Vec<f32> = self.scales.iter().map(|&s| qp.scale * s).collect();
         for (row, acc) in o.chunks_exact_mut(n).zip(acc.chunks_exact(n)) {
             for ((y, &a), &s) in row.iter_mut().zip(acc).zip(&scale) {
@@ -394,6 +418,9 @@ impl DynamicLinear<'_> {
                     *y += b;
                 }
             }
+        }
+        if self.gelu {
+            q8_kernels::vector::map_math_in_place(q8_kernels::vector::MathFn::GeluErf, o);
         }
         Ok(())
     }

@@ -60,6 +60,18 @@ dispatch!(
     map_math<>(f: crate::vector::MathFn, x: &[f32], y: &mut [f32]) -> () = map_math_body
 );
 dispatch!(
+    /// [`crate::vector::map_math_in_place`].
+    map_math_in_place<>(f: crate::vector::MathFn, y: &mut [f32]) -> () = map_math_in_place_body
+);
+dispatch!(
+    /// [`crate::vector::range_with_zero`].
+    range_with_zero<>(x: &[f32]) -> (f32, f32, bool) = range_with_zero_body
+);
+dispatch!(
+    /// [`crate::vector::quantize_dividing`]; equal lengths (checked by the caller).
+    quantize_dividing<>(x: &[f32], scale: f32, zp: f32, y: &mut [u8]) -> () = quantize_dividing_body
+);
+dispatch!(
     /// `y[i] = f(y[i])`.
     map_in_place<F: Fn(f32) -> f32>(y: &mut [f32], f: F) -> () = map_in_place_body
 );
@@ -88,6 +100,68 @@ dispatch!(
 fn map_body<F: Fn(f32) -> f32>(x: &[f32], y: &mut [f32], f: F) {
     for (o, &v) in y.iter_mut().zip(x) {
         *o = f(v);
+    }
+}
+
+/// [`map_math_body`] in place.
+#[inline(always)]
+fn map_math_in_place_body(f: crate::vector::MathFn, y: &mut [f32]) {
+    use crate::math;
+    use crate::vector::MathFn;
+    match f {
+        MathFn::Erf => {
+            for v in y {
+                *v = math::erf(*v);
+            }
+        }
+        MathFn::GeluErf => {
+            for v in y {
+                *v = math::gelu_erf(*v);
+            }
+        }
+        MathFn::Exp => {
+            for v in y {
+                *v = math::exp(*v);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn range_with_zero_body(x: &[f32]) -> (f32, f32, bool) {
+    let (mut lo, mut hi, mut finite) = ([0f32; LANES], [0f32; LANES], [true; LANES]);
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            lo[i] = lo[i].min(c[i]);
+            hi[i] = hi[i].max(c[i]);
+            finite[i] &= c[i].is_finite();
+        }
+    }
+    for (i, &v) in tail.iter().enumerate() {
+        lo[i] = lo[i].min(v);
+        hi[i] = hi[i].max(v);
+        finite[i] &= v.is_finite();
+    }
+    (
+        fold_lanes(lo, f32::min),
+        fold_lanes(hi, f32::max),
+        finite.iter().all(|&f| f),
+    )
+}
+
+/// The rounded quotient is read from the low mantissa bits of `t + 1.5 · 2^23` (exact for
+/// `|t| <= 512`), and the zero point added and the result clamped in i32: a saturating
+/// float-to-int cast does not vectorize.
+#[inline(always)]
+fn quantize_dividing_body(x: &[f32], scale: f32, zp: f32, y: &mut [u8]) {
+    const MAGIC: f32 = 12_582_912.0;
+    let zp = zp as i32;
+    for (o, &v) in y.iter_mut().zip(x) {
+        let t = (v / scale).clamp(-512.0, 512.0) + MAGIC;
+        let q = (t.to_bits() as i32 - MAGIC.to_bits() as i32 + zp).clamp(0, 255);
+        *o = if v.is_nan() { 0 } else { q as u8 };
     }
 }
 

@@ -6,7 +6,8 @@
 //! The step quantizes `x` per call with the op's own helpers ([`crate::ops::dynamic_qparams`],
 //! [`crate::ops::dynamic_quantize`]), takes the exact i32 accumulators from the GEMM and
 //! applies the nodes' f32 arithmetic in their order — `(acc as f32) * (x_scale * w_scale[n])
-//! [+ bias[n]]` — so its bits are the fp32 executor's.
+//! [+ bias[n]]`, then a decomposed exact GELU that follows (see [`super::gelu`]) — so its
+//! bits are the fp32 executor's.
 
 use q8_kernels::gemm::PackedWeights;
 
@@ -30,6 +31,7 @@ struct Found {
     /// Per column (a per-tensor scale repeated).
     scales: Vec<f32>,
     bias: Option<Vec<f32>>,
+    gelu: bool,
     output: ValueId,
 }
 
@@ -109,6 +111,11 @@ impl Matcher<'_> {
             bias = Some(b);
             output = out;
         }
+        let gelu = self.decomposed_gelu(output);
+        if let Some((act, out)) = &gelu {
+            nodes.extend(act);
+            output = *out;
+        }
         let weight = (0..n * k).map(|i| wd[(i % k) * n + i / k]).collect();
         Ok(Found {
             nodes,
@@ -119,6 +126,7 @@ impl Matcher<'_> {
             k,
             scales,
             bias,
+            gelu: gelu.is_some(),
             output,
         })
     }
@@ -176,7 +184,7 @@ impl Matcher<'_> {
                 "per tensor"
             },
             if f.bias.is_some() { ", bias add" } else { "" },
-        );
+        ) + if f.gelu { ", gelu (erf)" } else { "" };
         let step = Step {
             name,
             kind: StepKind::DynamicLinear {
@@ -184,6 +192,7 @@ impl Matcher<'_> {
                 quantizer: dql_name,
                 scales: f.scales,
                 bias: f.bias,
+                gelu: f.gelu,
             },
             inputs: vec![f.x],
             output: f.output,

@@ -1,6 +1,6 @@
 //! `q8 bench encoder <file.onnx>`: a BERT-style token encoder (inputs `input_ids`,
-//! `attention_mask`) quantized statically in memory (linear layers int8, calibrated on random
-//! token batches), then the median latency of the int8 runtime and of the fp32 executor per
+//! `attention_mask`) quantized in memory (linear layers int8: statically, calibrated on random
+//! token batches, or with `--dynamic` activations quantized per call), then the median latency of the int8 runtime and of the fp32 executor per
 //! batch, sequence length and thread count, and the int8 speedup.
 
 use std::path::PathBuf;
@@ -22,6 +22,8 @@ struct EncoderJson<'a> {
     threads: usize,
     batch: usize,
     seq: usize,
+    /// "static" or "dynamic".
+    mode: &'static str,
     int8_median_ms: f64,
     fp32_median_ms: f64,
 }
@@ -46,6 +48,9 @@ pub struct Args {
     /// Minimum timed runs per measurement.
     #[arg(long, default_value_t = 5)]
     reps: usize,
+    /// Dynamic quantization (activation qparams per call) instead of the static recipe.
+    #[arg(long)]
+    dynamic: bool,
     /// One JSON object per measurement.
     #[arg(long)]
     json: bool,
@@ -62,7 +67,11 @@ pub fn run(args: Args) -> Result<(), String> {
     let graph = onnx::load(&args.model).map_err(|x| e(&x))?;
     let batches: Vec<usize> = parse_list(&args.batch, "batch", positive)?;
     let threads: Vec<usize> = parse_list(&args.threads, "threads", positive)?;
-    let config = QuantConfig::x86_default();
+    let (config, mode) = if args.dynamic {
+        (QuantConfig::dynamic(), "dynamic")
+    } else {
+        (QuantConfig::x86_default(), "static")
+    };
     let calib = ExecOptions { threads: 0 };
     let quantized =
         quantize_encoder(&graph, &config, calib, args.vocab, args.seq, 4).map_err(|x| e(&x))?;
@@ -92,12 +101,13 @@ pub fn run(args: Args) -> Result<(), String> {
                     threads: t,
                     batch: b,
                     seq: args.seq,
+                    mode,
                     int8_median_ms: ms8,
                     fp32_median_ms: ms32,
                 })?;
             } else {
                 println!(
-                    "{name}: {} {t} thread(s), batch {b} x {}: int8 {ms8:.2} ms, fp32 {ms32:.2} ms, speedup {:.2}x",
+                    "{name}: {} {t} thread(s), batch {b} x {}: int8 ({mode}) {ms8:.2} ms, fp32 {ms32:.2} ms, speedup {:.2}x",
                     model.tier(),
                     args.seq,
                     ms32 / ms8

@@ -108,3 +108,37 @@ fn static_int8_minilm_keeps_sentence_embeddings() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs the 69 MB MiniLM model (../shared/models/fetch.sh)"]
+fn dynamic_int8_minilm_keeps_sentence_embeddings() {
+    let graph = q8_frontend::onnx::load(model_path()).unwrap();
+    let options = ExecOptions { threads: 0 };
+    let quantized = q8_frontend::quant::prepare(&graph, &QuantConfig::dynamic(), options)
+        .unwrap()
+        .convert()
+        .unwrap();
+    let (ids, mask) = token_batch(8, SEQ, VOCAB, 7).unwrap();
+    let inputs = [ids, mask.clone()];
+    let want = embeddings(
+        &Executor::new(&graph, options)
+            .unwrap()
+            .run(&inputs)
+            .unwrap(),
+        &mask,
+    );
+    let model = Model::from_graph(&quantized.graph, &RuntimeOptions::default()).unwrap();
+    let got = embeddings(&model.run(&inputs).unwrap(), &mask);
+    let (mean, min) = mean_min_cosine(&want, &got);
+    println!("dynamic int8 MiniLM, int8 runtime: mean cosine {mean:.5}, min {min:.5}");
+    assert!(mean >= 0.99, "mean cosine similarity {mean}");
+    let qdq = Executor::new(&quantized.graph, options)
+        .unwrap()
+        .run(&inputs)
+        .unwrap();
+    assert_eq!(
+        model.run(&inputs).unwrap()[2],
+        qdq[2],
+        "the runtime gives the executor's bits"
+    );
+}

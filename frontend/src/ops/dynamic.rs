@@ -258,34 +258,8 @@ impl OpDef for MatMulInteger {
 
     fn infer(&self, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType>> {
         self.check_types(node, inputs)?;
-        let (a, b) = (&inputs[0].shape, &inputs[1].shape);
-        if a.rank() == 0 || b.rank() == 0 {
-            return Err(fail(
-                self,
-                node,
-                format!("needs operands of rank >= 1, got {a} and {b}"),
-            ));
-        }
-        let (ba, m, ka) = split(a.dims(), Dim::Known(1), true);
-        let (bb, kb, n) = split(b.dims(), Dim::Known(1), false);
-        if let (Dim::Known(x), Dim::Known(y)) = (&ka, &kb)
-            && x != y
-        {
-            return Err(fail(
-                self,
-                node,
-                format!("inner dimensions differ: A {a} vs B {b}"),
-            ));
-        }
-        let batch = broadcast(&Shape(ba), &Shape(bb)).map_err(|e| fail(self, node, e))?;
-        let mut dims = batch.0;
-        if a.rank() > 1 {
-            dims.push(m);
-        }
-        if b.rank() > 1 {
-            dims.push(n);
-        }
-        Ok(vec![ValueType::new(DType::I32, Shape(dims))])
+        let shape = super::matmul::product_shape(self, node, &inputs[0].shape, &inputs[1].shape)?;
+        Ok(vec![ValueType::new(DType::I32, shape)])
     }
 
     fn eval(&self, node: &str, inputs: &[&Tensor], outputs: &[ValueType]) -> Result<Vec<Tensor>> {

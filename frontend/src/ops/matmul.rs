@@ -27,6 +27,38 @@ pub(super) fn split<T: Clone>(dims: &[T], one: T, is_a: bool) -> (Vec<T>, T, T) 
     )
 }
 
+/// numpy matmul's output shape of `a x b` (rank >= 1 each; a 1-D operand is promoted and its
+/// axis dropped; batch axes broadcast), for `op`'s node `node`.
+pub(super) fn product_shape(op: &dyn OpDef, node: &str, a: &Shape, b: &Shape) -> Result<Shape> {
+    if a.rank() == 0 || b.rank() == 0 {
+        return Err(fail(
+            op,
+            node,
+            format!("needs operands of rank >= 1, got {a} and {b}"),
+        ));
+    }
+    let (ba, m, ka) = split(a.dims(), Dim::Known(1), true);
+    let (bb, kb, n) = split(b.dims(), Dim::Known(1), false);
+    if let (Dim::Known(x), Dim::Known(y)) = (&ka, &kb)
+        && x != y
+    {
+        return Err(fail(
+            op,
+            node,
+            format!("inner dimensions differ: A {a} vs B {b}"),
+        ));
+    }
+    let batch = broadcast(&Shape(ba), &Shape(bb)).map_err(|e| fail(op, node, e))?;
+    let mut dims = batch.0;
+    if a.rank() > 1 {
+        dims.push(m);
+    }
+    if b.rank() > 1 {
+        dims.push(n);
+    }
+    Ok(Shape(dims))
+}
+
 impl OpDef for BatchMatMul {
     fn name(&self) -> &'static str {
         "MatMul"
@@ -35,34 +67,8 @@ impl OpDef for BatchMatMul {
     fn infer(&self, node: &str, inputs: &[&ValueType]) -> Result<Vec<ValueType>> {
         arity(self, node, inputs.len(), 2, 2)?;
         all_f32(self, node, inputs)?;
-        let (a, b) = (&inputs[0].shape, &inputs[1].shape);
-        if a.rank() == 0 || b.rank() == 0 {
-            return Err(fail(
-                self,
-                node,
-                format!("needs f32 operands of rank >= 1, got {a} and {b}"),
-            ));
-        }
-        let (ba, m, ka) = split(a.dims(), Dim::Known(1), true);
-        let (bb, kb, n) = split(b.dims(), Dim::Known(1), false);
-        if let (Dim::Known(x), Dim::Known(y)) = (&ka, &kb)
-            && x != y
-        {
-            return Err(fail(
-                self,
-                node,
-                format!("inner dimensions differ: A {a} vs B {b}"),
-            ));
-        }
-        let batch = broadcast(&Shape(ba), &Shape(bb)).map_err(|e| fail(self, node, e))?;
-        let mut dims = batch.0;
-        if a.rank() > 1 {
-            dims.push(m);
-        }
-        if b.rank() > 1 {
-            dims.push(n);
-        }
-        Ok(vec![ValueType::new(DType::F32, Shape(dims))])
+        let shape = product_shape(self, node, &inputs[0].shape, &inputs[1].shape)?;
+        Ok(vec![ValueType::new(DType::F32, shape)])
     }
 
     fn eval(&self, node: &str, inputs: &[&Tensor], outputs: &[ValueType]) -> Result<Vec<Tensor>> {

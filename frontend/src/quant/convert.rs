@@ -208,10 +208,14 @@ fn add_single(g: &mut Graph, name: &str, op: Op, input: ValueId, output: &str) -
 
 /// A name prefix no node or value of `g` uses yet.
 fn unique_base(g: &Graph, base: &str) -> String {
-    let taken = |b: &str| {
+    free_name(base, |b| {
         g.node_by_name(&format!("{b}_QuantizeLinear")).is_some()
             || g.value_by_name(&format!("{b}_quantized")).is_some()
-    };
+    })
+}
+
+/// `base`, or the first of `base_1`, `base_2`, ... that is not `taken`.
+pub(super) fn free_name(base: &str, taken: impl Fn(&str) -> bool) -> String {
     if !taken(base) {
         return base.to_string();
     }

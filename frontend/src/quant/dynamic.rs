@@ -26,14 +26,9 @@ pub(super) type DqlCache = HashMap<ValueId, [ValueId; 3]>;
 
 /// A node / value name prefix `g` does not use yet (`base`, or `base_1`, `base_2`, ...).
 fn fresh(g: &Graph, base: &str) -> String {
-    let taken = |b: &str| g.node_by_name(b).is_some() || g.value_by_name(b).is_some();
-    if !taken(base) {
-        return base.to_string();
-    }
-    (1..)
-        .map(|i| format!("{base}_{i}"))
-        .find(|b| !taken(b))
-        .expect("some suffix is free")
+    super::convert::free_name(base, |b| {
+        g.node_by_name(b).is_some() || g.value_by_name(b).is_some()
+    })
 }
 
 /// The `DynamicQuantizeLinear` outputs for activation `x`, added on first use.

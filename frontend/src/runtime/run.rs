@@ -432,10 +432,16 @@ fn plain_f32<'a>(i: &In<'a>) -> Option<Cow<'a, [f32]>> {
     let Data::F32(v) = i.data else {
         return None;
     };
+    Some(plain_view(v, i))
+}
+
+/// `v` (the data of `i`) in logical row-major order: borrowed when `i` is held so.
+fn plain_view<'a, T: Copy + Default>(v: &'a [T], i: &In<'a>) -> Cow<'a, [T]> {
     if i.layout == Layout::Plain {
-        return Some(Cow::Borrowed(v));
+        Cow::Borrowed(v)
+    } else {
+        Cow::Owned(plain_copy(v, i))
     }
-    Some(Cow::Owned(plain_copy(v, i)))
 }
 
 /// A u8 input in logical row-major order: borrowed as is, or (a rank-4 channels-last
@@ -444,10 +450,7 @@ fn plain_u8<'a>(i: &In<'a>) -> Option<Cow<'a, [u8]>> {
     let Data::U8(v) = i.data else {
         return None;
     };
-    if i.layout == Layout::Plain {
-        return Some(Cow::Borrowed(v));
-    }
-    Some(Cow::Owned(plain_copy(v, i)))
+    Some(plain_view(v, i))
 }
 
 /// The NHWC view of a rank-4 logical shape.

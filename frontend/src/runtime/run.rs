@@ -51,14 +51,8 @@ pub(crate) fn run_step(
     out_shape: &[usize],
     out_layout: Layout,
 ) -> Result<()> {
-    let err = |e: q8_kernels::Error| Error::node(step.kind.label(), &step.name, e.to_string());
-    let mismatch = || {
-        Error::node(
-            step.kind.label(),
-            &step.name,
-            "input or output element type does not fit the step",
-        )
-    };
+    let err = kernel_err(step);
+    let mismatch = || type_mismatch(step);
     let x = &inputs[0];
     match (&step.kind, out) {
         (StepKind::Quantize(qp), Out::U8(o)) => {
@@ -266,14 +260,8 @@ fn conv_step(
             "not a conv step",
         ));
     };
-    let err = |e: q8_kernels::Error| Error::node(step.kind.label(), &step.name, e.to_string());
-    let mismatch = || {
-        Error::node(
-            step.kind.label(),
-            &step.name,
-            "input or output element type does not fit the step",
-        )
-    };
+    let err = kernel_err(step);
+    let mismatch = || type_mismatch(step);
     let src = channels_last(&inputs[0]).ok_or_else(mismatch)?;
     let r = match (residual, inputs.get(1)) {
         (Some(qparams), Some(r)) => Some((channels_last(r).ok_or_else(mismatch)?, *qparams)),
@@ -395,7 +383,7 @@ impl DynamicLinear<'_> {
         (xq, acc): (&mut [u8], &mut [i32]),
         o: &mut [f32],
     ) -> Result<()> {
-        let err = |e: q8_kernels::Error| Error::node(step.kind.label(), &step.name, e.to_string());
+        let err = kernel_err(step);
         let (k, n) = (self.packed.k(), self.packed.n());
         let m = x.len() / k;
         crate::ops::dynamic_quantize(x, qp, xq);
@@ -424,6 +412,20 @@ impl DynamicLinear<'_> {
         }
         Ok(())
     }
+}
+
+/// The step's error for a failed kernel call.
+fn kernel_err(step: &Step) -> impl Fn(q8_kernels::Error) -> Error + Copy + '_ {
+    move |e| Error::node(step.kind.label(), &step.name, e.to_string())
+}
+
+/// The step's error for operands of an element type it does not take.
+fn type_mismatch(step: &Step) -> Error {
+    Error::node(
+        step.kind.label(),
+        &step.name,
+        "input or output element type does not fit the step",
+    )
 }
 
 /// An f32 input in logical row-major order (borrowed, or a rank-4 channels-last value

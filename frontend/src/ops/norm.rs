@@ -3,6 +3,8 @@
 //! (opset 6): normalization over the spatial axes of each (batch, channel), then a
 //! per-channel scale and bias.
 
+use rayon::prelude::*;
+
 use super::{
     AttrValue, Exported, OpDef, OpSpec, all_f32, arity, check_axis, concrete, def, f32_input, fail,
 };
@@ -71,15 +73,20 @@ impl OpDef for LayerNorm {
         let scale = full(scale);
         let bias = bias.map_or_else(|| vec![0.0; inner], full);
         let mut y = vec![0.0f32; x.len()];
-        for (row, out) in x
-            .chunks_exact(inner.max(1))
-            .zip(y.chunks_exact_mut(inner.max(1)))
-        {
-            let (mean, inv) = moments(row, self.epsilon);
-            for ((o, &v), (&s, &b)) in out.iter_mut().zip(row).zip(scale.iter().zip(&bias)) {
-                *o = ((f64::from(v) - mean) * inv) as f32 * s + b;
+        let row_len = inner.max(1);
+        let normalize = |(xs, ys): (&[f32], &mut [f32])| {
+            for (row, out) in xs.chunks_exact(row_len).zip(ys.chunks_exact_mut(row_len)) {
+                let (mean, inv) = moments(row, self.epsilon);
+                for ((o, &v), (&s, &b)) in out.iter_mut().zip(row).zip(scale.iter().zip(&bias)) {
+                    *o = ((f64::from(v) - mean) * inv) as f32 * s + b;
+                }
             }
-        }
+        };
+        // Rows are independent: blocks of them run on the rayon pool (the same values).
+        let block = PARALLEL_BLOCK.div_ceil(row_len) * row_len;
+        x.par_chunks(block)
+            .zip(y.par_chunks_mut(block))
+            .for_each(normalize);
         Ok(vec![Tensor::from_f32(shape, y)?])
     }
 
@@ -93,6 +100,9 @@ impl OpDef for LayerNorm {
         })
     }
 }
+
+/// Elements (whole rows) per parallel task of LayerNormalization.
+const PARALLEL_BLOCK: usize = 1 << 14;
 
 /// The mean and `1 / sqrt(variance + epsilon)` of `row` (population variance), summed in
 /// f64 in two passes (mean, then squared deviations), each in a fixed order: [`lane_sum`].
@@ -237,3 +247,53 @@ pub(super) const SPECS: &[OpSpec] = &[
     OpSpec::new("LayerNormalization", 17, import),
     OpSpec::new("InstanceNormalization", 6, import_instance),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{DType, Shape};
+
+    /// Rows split into parallel blocks (several blocks, a ragged last one) give the bits of
+    /// one thread.
+    #[test]
+    fn layer_norm_is_thread_invariant() {
+        let shape = [3usize, 211, 97];
+        let n: usize = shape.iter().product();
+        let x = Tensor::from_f32(
+            shape.to_vec(),
+            (0..n)
+                .map(|i| ((i * 7919) % 1013) as f32 * 0.01 - 5.0)
+                .collect(),
+        )
+        .unwrap();
+        let scale =
+            Tensor::from_f32(vec![97], (0..97).map(|i| 0.5 + i as f32 * 0.01).collect()).unwrap();
+        let op = LayerNorm {
+            axis: 2,
+            epsilon: 1e-5,
+        };
+        let ty = ValueType::new(DType::F32, Shape::known(&shape));
+        let sty = ValueType::new(DType::F32, Shape::known(&[97]));
+        let out = op.infer("ln", &[&ty, &sty]).unwrap();
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| op.eval("ln", &[&x, &scale], &out).unwrap().remove(0))
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        // Row 0 against the definition.
+        let row = &x.as_f32().unwrap()[..97];
+        let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / 97.0;
+        let var = row
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / 97.0;
+        let want =
+            ((f64::from(row[3]) - mean) / (var + 1e-5).sqrt()) as f32 * scale.as_f32().unwrap()[3];
+        assert!((one.as_f32().unwrap()[3] - want).abs() < 1e-5);
+    }
+}

@@ -3,7 +3,8 @@
 //! SQNR of the int8 logits; then builds torchvision's ResNet-18 (random weights with BN
 //! statistics), quantizes and lowers it and prints int8 vs fp32 latency at batch 1 and 16.
 //! Between the two, a transformer part: the embedded tiny BERT-like encoder
-//! (`tests/data/tiny_bert`) quantized statically, its sentence embeddings against fp32.
+//! (`tests/data/tiny_bert`) quantized statically and dynamically, its sentence embeddings
+//! against fp32.
 
 use std::time::Instant;
 
@@ -209,7 +210,8 @@ pub fn run(args: Args) -> Result<(), String> {
 struct DemoJson {
     tier: &'static str,
     digits: DigitsJson,
-    transformer: Option<TransformerJson>,
+    /// The static and the dynamic int8 encoder.
+    transformer: Option<Vec<TransformerJson>>,
     resnet18: Vec<LatencyJson>,
 }
 
@@ -222,9 +224,12 @@ struct DigitsJson {
     sqnr_db: f64,
 }
 
-/// The transformer part: int8 coverage, embedding cosines and latencies.
+/// The transformer part, per quantization mode: int8 coverage, embedding cosines and
+/// latencies.
 #[derive(Serialize)]
 struct TransformerJson {
+    /// "static" (calibrated X86 recipe) or "dynamic" (activation qparams per call).
+    mode: &'static str,
     int8_matmuls: usize,
     matmuls: usize,
     mean_cosine: f64,
@@ -243,23 +248,13 @@ struct LatencyJson {
 }
 
 /// The transformer part: the embedded tiny BERT-like encoder quantized statically (linear
-/// layers int8) on random token batches; prints the sentence-embedding cosine similarity to
-/// fp32 and both latencies at batch 8 x sequence 128. Returns the numbers for `--json`.
-fn transformer(threads: usize, say: &dyn Fn(String)) -> Result<TransformerJson, String> {
+/// layers int8, calibrated on random token batches) and dynamically (activations quantized
+/// per call); prints each mode's sentence-embedding cosine similarity to fp32 and the
+/// latencies at batch 8 x sequence 128. Returns the numbers for `--json`.
+fn transformer(threads: usize, say: &dyn Fn(String)) -> Result<Vec<TransformerJson>, String> {
     let e = |e: &dyn std::fmt::Display| format!("tiny_bert.onnx: {e}");
     let graph = onnx::load_bytes(TINY_BERT_ONNX).map_err(|x| e(&x))?;
     let options = ExecOptions { threads };
-    let config = QuantConfig::x86_default();
-    let quantized =
-        quantize_encoder(&graph, &config, options, TINY_BERT_VOCAB, 64, 4).map_err(|x| e(&x))?;
-    let model = Model::from_graph(
-        &quantized.graph,
-        &RuntimeOptions {
-            tier: None,
-            threads,
-        },
-    )
-    .map_err(|x| e(&x))?;
     let exec = Executor::new(&graph, options).map_err(|x| e(&x))?;
     let (ids, mask) = token_batch(8, 128, TINY_BERT_VOCAB, 99).map_err(|x| e(&x))?;
     let inputs = [ids, mask];
@@ -267,24 +262,41 @@ fn transformer(threads: usize, say: &dyn Fn(String)) -> Result<TransformerJson, 
         mean_pool(first_f32(&out)?, &inputs[1], TINY_BERT_HIDDEN).map_err(|x| e(&x))
     };
     let want = embed(exec.run(&inputs).map_err(|x| e(&x))?)?;
-    let got = embed(model.run(&inputs).map_err(|x| e(&x))?)?;
-    let (mean, min) = mean_min_cosine(&want, &got);
-    let (t8, _) = median_time(5, || model.run(&inputs).map(drop).map_err(|x| e(&x)))?;
     let (t32, _) = median_time(5, || exec.run(&inputs).map(drop).map_err(|x| e(&x)))?;
-    let (ms8, ms32) = (t8.as_secs_f64() * 1e3, t32.as_secs_f64() * 1e3);
-    let (lowered, total) = model.report().int8_coverage();
+    let ms32 = t32.as_secs_f64() * 1e3;
     say(format!(
-        "tiny BERT-like encoder (embedded, 2 layers, hidden 32): static int8, {lowered}/{total} MatMuls on int8 kernels (the attention ones stay fp32)"
+        "tiny BERT-like encoder (embedded, 2 layers, hidden 32), 8 x 128 random tokens: fp32 {ms32:.2} ms"
     ));
-    say(format!(
-        "  sentence embeddings vs fp32 (8 x 128 random tokens): mean cosine {mean:.4}, min {min:.4}; int8 {ms8:.2} ms, fp32 {ms32:.2} ms"
-    ));
-    Ok(TransformerJson {
-        int8_matmuls: lowered,
-        matmuls: total,
-        mean_cosine: mean,
-        min_cosine: min,
-        int8_median_ms: ms8,
-        fp32_median_ms: ms32,
-    })
+    let modes = [
+        ("static", QuantConfig::x86_default()),
+        ("dynamic", QuantConfig::dynamic()),
+    ];
+    let mut rows = Vec::new();
+    for (mode, config) in modes {
+        let quantized = quantize_encoder(&graph, &config, options, TINY_BERT_VOCAB, 64, 4)
+            .map_err(|x| e(&x))?;
+        let rt = RuntimeOptions {
+            tier: None,
+            threads,
+        };
+        let model = Model::from_graph(&quantized.graph, &rt).map_err(|x| e(&x))?;
+        let got = embed(model.run(&inputs).map_err(|x| e(&x))?)?;
+        let (mean, min) = mean_min_cosine(&want, &got);
+        let (t8, _) = median_time(5, || model.run(&inputs).map(drop).map_err(|x| e(&x)))?;
+        let ms8 = t8.as_secs_f64() * 1e3;
+        let (lowered, total) = model.report().int8_coverage();
+        say(format!(
+            "  {mode} int8: {lowered}/{total} MatMuls on int8 kernels (the attention ones stay fp32); embeddings vs fp32 mean cosine {mean:.4}, min {min:.4}; {ms8:.2} ms"
+        ));
+        rows.push(TransformerJson {
+            mode,
+            int8_matmuls: lowered,
+            matmuls: total,
+            mean_cosine: mean,
+            min_cosine: min,
+            int8_median_ms: ms8,
+            fp32_median_ms: ms32,
+        });
+    }
+    Ok(rows)
 }

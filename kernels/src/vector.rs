@@ -64,32 +64,21 @@ pub enum MathFn {
     Erf,
     /// [`crate::math::gelu_erf`].
     GeluErf,
-    /// [`crate::math::exp`].
-    Exp,
 }
 
-/// `y[i] = f(x[i])` for a [`crate::math`] function, called directly in each compiled copy:
+/// `y[i] = f(y[i])` for a [`crate::math`] function, called directly in each compiled copy:
 /// the long bodies of `erf` and `gelu_erf` are not reliably inlined through the closure
-/// [`map`] takes, and a call per element is ~20 times slower than the vectorized loop.
+/// [`map_in_place`] takes, and a call per element is ~20 times slower than the vectorized
+/// loop.
 ///
 /// ```
 /// use q8_kernels::vector::{map_math, MathFn};
-/// let mut y = [0.0f32; 3];
-/// map_math(MathFn::Erf, &[0.0, 10.0, -10.0], &mut y).unwrap();
+/// let mut y = [0.0f32, 10.0, -10.0];
+/// map_math(MathFn::Erf, &mut y);
 /// assert_eq!(y, [0.0, 1.0, -1.0]);
 /// ```
-///
-/// # Errors
-/// [`Error::Shape`] when the lengths differ.
-pub fn map_math(f: MathFn, x: &[f32], y: &mut [f32]) -> Result<()> {
-    same_len("vector::map_math", x.len(), y.len())?;
-    imp::map_math(Width::current(), f, x, y);
-    Ok(())
-}
-
-/// `y[i] = f(y[i])` for a [`crate::math`] function (see [`map_math`]).
-pub fn map_math_in_place(f: MathFn, y: &mut [f32]) {
-    imp::map_math_in_place(Width::current(), f, y);
+pub fn map_math(f: MathFn, y: &mut [f32]) {
+    imp::map_math(Width::current(), f, y);
 }
 
 /// `y[i] = f(x[i])`.
@@ -221,17 +210,10 @@ mod tests {
                 for (f, scalar) in [
                     (MathFn::Erf, crate::math::erf as fn(f32) -> f32),
                     (MathFn::GeluErf, crate::math::gelu_erf),
-                    (MathFn::Exp, crate::math::exp),
                 ] {
                     let big: Vec<f32> = x.iter().map(|v| v * 40.0).collect();
-                    let mut m = vec![0f32; n];
-                    imp::map_math(w, f, &big, &mut m);
-                    let mut in_place = big.clone();
-                    imp::map_math_in_place(w, f, &mut in_place);
-                    assert_eq!(
-                        in_place.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                        m.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-                    );
+                    let mut m = big.clone();
+                    imp::map_math(w, f, &mut m);
                     assert!(
                         m.iter()
                             .zip(&big)
@@ -295,7 +277,6 @@ mod tests {
         assert!(softmax_rows(&mut y, 0).is_err());
         assert!(softmax_rows(&mut y, 3).is_err());
         assert!(softmax_rows(&mut [], 0).is_ok());
-        assert!(map_math(MathFn::Erf, &[1.0], &mut y).is_err());
         assert!(quantize_dividing(&[1.0], 1.0, 0, &mut [0u8; 2]).is_err());
     }
 

@@ -100,8 +100,8 @@ impl UnaryKind {
     /// `x` and `y` differ in length.
     fn map(self, x: &[f32], y: &mut [f32]) -> q8_kernels::Result<()> {
         match self {
-            UnaryKind::Erf => vector::map_math(vector::MathFn::Erf, x, y),
-            UnaryKind::Gelu { tanh: false } => vector::map_math(vector::MathFn::GeluErf, x, y),
+            UnaryKind::Erf => math_map(vector::MathFn::Erf, x, y),
+            UnaryKind::Gelu { tanh: false } => math_map(vector::MathFn::GeluErf, x, y),
             UnaryKind::Neg => vector::map(x, y, |v| -v),
             UnaryKind::Abs => vector::map(x, y, f32::abs),
             UnaryKind::Sqrt => vector::map(x, y, f32::sqrt),
@@ -263,3 +263,10 @@ pub(super) const SPECS: &[OpSpec] = &[
     OpSpec::new("Ceil", 6, import),
     OpSpec::new("Erf", 9, import),
 ];
+
+/// `y = f(x)` for a [`vector::MathFn`]: a checked vectorized copy, then the function in place.
+fn math_map(f: vector::MathFn, x: &[f32], y: &mut [f32]) -> q8_kernels::Result<()> {
+    vector::map(x, y, |v| v)?;
+    vector::map_math(f, y);
+    Ok(())
+}

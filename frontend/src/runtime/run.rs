@@ -408,7 +408,7 @@ impl DynamicLinear<'_> {
             }
         }
         if self.gelu {
-            q8_kernels::vector::map_math_in_place(q8_kernels::vector::MathFn::GeluErf, o);
+            q8_kernels::vector::map_math(q8_kernels::vector::MathFn::GeluErf, o);
         }
         Ok(())
     }

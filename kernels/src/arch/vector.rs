@@ -56,12 +56,8 @@ dispatch!(
     map<F: Fn(f32) -> f32>(x: &[f32], y: &mut [f32], f: F) -> () = map_body
 );
 dispatch!(
-    /// [`crate::vector::map_math`]; equal lengths (checked by the caller).
-    map_math<>(f: crate::vector::MathFn, x: &[f32], y: &mut [f32]) -> () = map_math_body
-);
-dispatch!(
-    /// [`crate::vector::map_math_in_place`].
-    map_math_in_place<>(f: crate::vector::MathFn, y: &mut [f32]) -> () = map_math_in_place_body
+    /// [`crate::vector::map_math`].
+    map_math<>(f: crate::vector::MathFn, y: &mut [f32]) -> () = map_math_body
 );
 dispatch!(
     /// [`crate::vector::range_with_zero`].
@@ -100,30 +96,6 @@ dispatch!(
 fn map_body<F: Fn(f32) -> f32>(x: &[f32], y: &mut [f32], f: F) {
     for (o, &v) in y.iter_mut().zip(x) {
         *o = f(v);
-    }
-}
-
-/// [`map_math_body`] in place.
-#[inline(always)]
-fn map_math_in_place_body(f: crate::vector::MathFn, y: &mut [f32]) {
-    use crate::math;
-    use crate::vector::MathFn;
-    match f {
-        MathFn::Erf => {
-            for v in y {
-                *v = math::erf(*v);
-            }
-        }
-        MathFn::GeluErf => {
-            for v in y {
-                *v = math::gelu_erf(*v);
-            }
-        }
-        MathFn::Exp => {
-            for v in y {
-                *v = math::exp(*v);
-            }
-        }
     }
 }
 
@@ -167,23 +139,18 @@ fn quantize_dividing_body(x: &[f32], scale: f32, zp: f32, y: &mut [u8]) {
 
 /// One loop per function, each calling it directly (`#[inline(always)]` then holds).
 #[inline(always)]
-fn map_math_body(f: crate::vector::MathFn, x: &[f32], y: &mut [f32]) {
+fn map_math_body(f: crate::vector::MathFn, y: &mut [f32]) {
     use crate::math;
     use crate::vector::MathFn;
     match f {
         MathFn::Erf => {
-            for (o, &v) in y.iter_mut().zip(x) {
-                *o = math::erf(v);
+            for v in y {
+                *v = math::erf(*v);
             }
         }
         MathFn::GeluErf => {
-            for (o, &v) in y.iter_mut().zip(x) {
-                *o = math::gelu_erf(v);
-            }
-        }
-        MathFn::Exp => {
-            for (o, &v) in y.iter_mut().zip(x) {
-                *o = math::exp(v);
+            for v in y {
+                *v = math::gelu_erf(*v);
             }
         }
     }

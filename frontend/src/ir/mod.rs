@@ -20,5 +20,6 @@ pub use graph::{Graph, Node, NodeId, Value, ValueId};
 pub use infer::{ValueType, broadcast, infer};
 pub use op::{Conv, Gemm, Op, Pool, QuantSpec, ReshapeDim};
 pub use shape::{Dim, MAX_DIM, MAX_ELEMENTS, Shape, checked_numel};
+pub(crate) use tensor::transpose_2d;
 pub use tensor::{Tensor, TensorData};
 pub use window::{Padding, Resolved, Window2d};

@@ -170,6 +170,15 @@ impl Tensor {
     }
 }
 
+/// The row-major `[cols, rows]` transpose of the row-major `[rows, cols]` matrix `x`
+/// (weights between the `[K, N]` and `[N, K]` layouts).
+pub(crate) fn transpose_2d<T: Copy>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
+    debug_assert_eq!(x.len(), rows * cols);
+    (0..rows * cols)
+        .map(|i| x[(i % rows) * cols + i / rows])
+        .collect()
+}
+
 /// A tensor is a one-input batch: single-input models take a [`Tensor`] wherever a batch of
 /// inputs (`&[Tensor]`, `Vec<Tensor>`) is accepted, e.g. [`crate::quant::Prepared::calibrate`].
 impl AsRef<[Tensor]> for Tensor {

@@ -990,7 +990,7 @@ fn linear_weight(
     let data: Vec<i8> = if trans_b {
         w.data.clone()
     } else {
-        (0..n * k).map(|i| w.data[(i % k) * n + i / k]).collect()
+        crate::ir::transpose_2d(&w.data, k, n)
     };
     Some((data, scales, n, k))
 }

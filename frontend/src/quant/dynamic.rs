@@ -90,7 +90,7 @@ fn quantize(g: &Graph, p: &PatternMatch, name: &str) -> Result<Weight> {
         (shape[0], shape[1])
     };
     let q = if gemm {
-        (0..k * n).map(|i| q[(i % n) * k + i / n]).collect()
+        crate::ir::transpose_2d(&q, n, k)
     } else {
         q
     };

@@ -116,7 +116,7 @@ impl Matcher<'_> {
             nodes.extend(act);
             output = *out;
         }
-        let weight = (0..n * k).map(|i| wd[(i % k) * n + i / k]).collect();
+        let weight = crate::ir::transpose_2d(wd, k, n);
         Ok(Found {
             nodes,
             dql,

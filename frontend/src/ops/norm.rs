@@ -284,16 +284,20 @@ mod tests {
         };
         let one = run(1);
         assert_eq!(one, run(2));
-        // Row 0 against the definition.
-        let row = &x.as_f32().unwrap()[..97];
-        let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / 97.0;
-        let var = row
-            .iter()
-            .map(|&v| (f64::from(v) - mean).powi(2))
-            .sum::<f64>()
-            / 97.0;
-        let want =
-            ((f64::from(row[3]) - mean) / (var + 1e-5).sqrt()) as f32 * scale.as_f32().unwrap()[3];
-        assert!((one.as_f32().unwrap()[3] - want).abs() < 1e-5);
+        // Every row against the definition (a block boundary inside a row would show here).
+        let (got, s) = (one.as_f32().unwrap(), scale.as_f32().unwrap());
+        for (r, row) in x.as_f32().unwrap().chunks_exact(97).enumerate() {
+            let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / 97.0;
+            let var = row
+                .iter()
+                .map(|&v| (f64::from(v) - mean).powi(2))
+                .sum::<f64>()
+                / 97.0;
+            for (j, &v) in row.iter().enumerate() {
+                let want = ((f64::from(v) - mean) / (var + 1e-5).sqrt()) as f32 * s[j];
+                let g = got[r * 97 + j];
+                assert!((g - want).abs() < 1e-5, "row {r} col {j}: {g} vs {want}");
+            }
+        }
     }
 }

@@ -53,6 +53,15 @@ pub fn read_f32(name: &str) -> Tensor {
     Tensor::from_f32(a.shape().to_vec(), a.values::<f32>().unwrap().to_vec()).unwrap()
 }
 
+/// The int64 `.npy` fixture `name` (token ids, masks) as a tensor of its stored shape.
+///
+/// # Panics
+/// When the file is missing or not an int64 array.
+pub fn read_i64(name: &str) -> Tensor {
+    let a = npy::read(data(name)).unwrap();
+    Tensor::from_i64(a.shape().to_vec(), a.values::<i64>().unwrap().to_vec()).unwrap()
+}
+
 /// Index of the first largest value of `row` (0 for an empty row).
 pub fn argmax(row: &[f32]) -> usize {
     row.iter()

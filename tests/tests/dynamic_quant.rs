@@ -584,15 +584,6 @@ fn tiny_bert() -> q8_frontend::ir::Graph {
     onnx::load(q8_tests::data("tiny_bert/tiny_bert.onnx")).unwrap()
 }
 
-fn read_i64(name: &str) -> Tensor {
-    let a = q8_frontend::npy::read(q8_tests::data(name)).unwrap();
-    Tensor::new(
-        a.shape().to_vec(),
-        TensorData::I64(a.values::<i64>().unwrap().to_vec()),
-    )
-    .unwrap()
-}
-
 /// `ort_dynamic_2x16.npy` is ONNX Runtime 1.32's output of the model q8 writes for
 /// `q8 quantize tiny_bert.onnx --dynamic` on `ids_2x16` / `mask_2x16`.
 #[test]
@@ -602,8 +593,8 @@ fn tiny_bert_dynamic_matches_onnx_runtime_and_keeps_embeddings() {
     assert_eq!(count_ops(&q.graph, "MatMulInteger"), 12);
     let exec = Executor::new(&q.graph, ExecOptions { threads: 1 }).unwrap();
     let inputs = [
-        read_i64("tiny_bert/ids_2x16.npy"),
-        read_i64("tiny_bert/mask_2x16.npy"),
+        q8_tests::read_i64("tiny_bert/ids_2x16.npy"),
+        q8_tests::read_i64("tiny_bert/mask_2x16.npy"),
     ];
     let out = exec.run(&inputs).unwrap();
     let want = q8_tests::read_f32("tiny_bert/ort_dynamic_2x16.npy");
@@ -824,8 +815,8 @@ proptest! {
 fn onnx_runtime_dynamic_model_runs_on_the_int8_kernels() {
     let g = onnx::load(q8_tests::data("tiny_bert/tiny_bert_ort_dynamic.onnx")).unwrap();
     let inputs = [
-        read_i64("tiny_bert/ids_2x16.npy"),
-        read_i64("tiny_bert/mask_2x16.npy"),
+        q8_tests::read_i64("tiny_bert/ids_2x16.npy"),
+        q8_tests::read_i64("tiny_bert/mask_2x16.npy"),
     ];
     let out = Executor::new(&g, ExecOptions { threads: 1 })
         .unwrap()

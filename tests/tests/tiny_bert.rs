@@ -9,10 +9,9 @@
 //!   count, also after saving the QDQ model to ONNX and loading it back.
 
 use q8_frontend::exec::{ExecOptions, Executor};
-use q8_frontend::ir::{Tensor, TensorData};
+use q8_frontend::ir::Tensor;
 use q8_frontend::lower::NodeLowering;
 use q8_frontend::models::{mean_min_cosine, mean_pool, token_batch};
-use q8_frontend::npy;
 use q8_frontend::quant::{QuantConfig, prepare};
 use q8_frontend::runtime::{Model, RuntimeOptions};
 use q8_tests::{available_tiers, data, max_rel_err};
@@ -24,22 +23,13 @@ fn graph() -> q8_frontend::ir::Graph {
     q8_frontend::onnx::load(data("tiny_bert/tiny_bert.onnx")).unwrap()
 }
 
-fn read_i64(name: &str) -> Tensor {
-    let a = npy::read(data(name)).unwrap();
-    Tensor::new(
-        a.shape().to_vec(),
-        TensorData::I64(a.values::<i64>().unwrap().to_vec()),
-    )
-    .unwrap()
-}
-
 #[test]
 fn fp32_matches_onnx_runtime_at_two_sizes() {
     let exec = Executor::new(&graph(), ExecOptions { threads: 1 }).unwrap();
     for size in ["2x16", "3x24"] {
         let inputs = [
-            read_i64(&format!("tiny_bert/ids_{size}.npy")),
-            read_i64(&format!("tiny_bert/mask_{size}.npy")),
+            q8_tests::read_i64(&format!("tiny_bert/ids_{size}.npy")),
+            q8_tests::read_i64(&format!("tiny_bert/mask_{size}.npy")),
         ];
         let out = exec.run(&inputs).unwrap();
         let want = q8_tests::read_f32(&format!("tiny_bert/ort_{size}.npy"));

@@ -7,31 +7,32 @@
 //! assert!((gelu_erf(1.0) - 0.841_344_7).abs() < 1e-6);
 //! ```
 
-/// `erf(x) / x = P(x²)` on `[0, 1]`: a least-squares fit of the relative error on Chebyshev
-/// nodes, coefficients of `P` from `t^0`.
-const ERF_NEAR: [f32; 7] = [
-    std::f32::consts::FRAC_2_SQRT_PI,
-    -0.376_126_3,
-    0.112_836_12,
-    -0.026_854_81,
-    0.005_190_053_5,
-    -0.000_802_435_4,
-    7.898_21e-5,
+/// `erf(a) ≈ a P(a²) / Q(a²)` on `[0, 3.925]`: the numerator's coefficients from
+/// `t^0` (a rational fit minimizing the relative error, 2.2e-9 before rounding to f32;
+/// `tools/fit/erf_rational.py` reproduces it).
+const ERF_P: [f32; 7] = [
+    1.128_379_2,
+    0.185_241_77,
+    0.054_289_233,
+    0.003_847_166_7,
+    0.000_378_215_95,
+    4.645_042_7e-6,
+    -1.299_162_2e-8,
 ];
 
-/// `ln erfc(a) + a² = Q(a)` on `[1, 4]`: a least-squares fit on Chebyshev nodes, coefficients
-/// of `Q` from `a^0`.
-const ERFC_FAR: [f32; 9] = [
-    0.000_303_212_96,
-    -1.130_166_6,
-    0.368_062_9,
-    -0.109_978_24,
-    0.026_364_718,
-    -0.004_740_222_4,
-    0.000_592_769_5,
-    -4.559_062_3e-5,
-    1.614_061_6e-6,
+/// The denominator of [`ERF_P`]'s fit, from `t^0`.
+const ERF_Q: [f32; 6] = [
+    1.0,
+    0.497_499_64,
+    0.113_945_36,
+    0.015_451_997,
+    0.001_305_248,
+    6.274_122_3e-5,
 ];
+
+/// The smallest f32 whose exact `erf` rounds to 1 (`erfc(3.919206) = 2^-25`, half an ulp
+/// below 1).
+const ERF_ONE_FROM: f32 = 3.919_206;
 
 /// `c[0] + t (c[1] + t (c[2] + ...))`, each step one fused multiply-add (`f32::mul_add`,
 /// rounded once): a `vfmadd` where the caller is compiled with FMA (every SIMD tier), the
@@ -41,28 +42,21 @@ fn horner(c: &[f32], t: f32) -> f32 {
     c.iter().rev().fold(0.0, |acc, &k| acc.mul_add(t, k))
 }
 
-/// The error function in f32: `x P(x²)` for `|x| < 1`, `1 - exp(Q(|x|) - x²)` on `[1, 4)`
-/// (with [`exp`]), exactly `±1` beyond (erfc(4) is below half an f32 ulp of 1); within 2 ulp
-/// of the exact value on all of f32 (tested), odd (`erf(-0) = -0`), NaN for NaN.
+/// The error function in f32: `a P(a²) / Q(a²)` for `a = |x|` below 3.919206 (at most 1),
+/// exactly `±1` from there (where the exact value rounds to 1). Within 6 ulp of the exact
+/// value on all of f32 (tested: most values exact or 1 ulp off; the largest errors are just
+/// below 1, where an ulp is 6e-8), odd (`erf(-0) = -0`), NaN for NaN.
 ///
-/// Branch-free (both fits are evaluated and the result selected), so a loop over a slice
+/// Branch-free (13 fused multiply-adds and one division), so a loop over a slice
 /// vectorizes into the same bits as the scalar calls.
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
-    let a = x.abs();
-    let near = a.min(1.0);
-    let taylor = near * horner(&ERF_NEAR, near * near);
-    let far = a.clamp(1.0, 4.0);
-    let tail = 1.0 - exp(horner(&ERFC_FAR, far) - far * far);
-    let y = if a < 1.0 {
-        taylor
-    } else if a < 4.0 {
-        tail
-    } else {
-        1.0
-    };
-    // `a` is NaN exactly when `x` is; the comparisons above chose 1 then.
-    let y = if a.is_nan() { a } else { y };
+    let a = x.abs().min(ERF_ONE_FROM);
+    let t = a * a;
+    let fit = (a * horner(&ERF_P, t) / horner(&ERF_Q, t)).min(1.0);
+    let y = if a >= ERF_ONE_FROM { 1.0 } else { fit };
+    // `a` is a number for NaN (`min` returned its other operand); put the NaN back.
+    let y = if x.is_nan() { x } else { y };
     y.copysign(x)
 }
 
@@ -169,18 +163,23 @@ mod tests {
     }
 
     #[test]
-    fn erf_matches_the_series_to_two_ulp_and_is_one_beyond_four() {
-        let mut ulp_counts = [0usize; 3];
+    fn erf_matches_the_series_to_six_ulp_and_is_one_beyond() {
+        let mut ulp_counts = [0usize; 7];
         for i in -40_000..40_000 {
             let x = i as f32 * 1e-4;
             let (got, want) = (erf(x), erf_series(x));
             let ulps = (got.to_bits() as i64 - want.to_bits() as i64).unsigned_abs() as usize;
-            assert!(ulps <= 2, "erf({x}) = {got}, series {want}");
+            assert!(ulps <= 6, "erf({x}) = {got}, series {want}");
             ulp_counts[ulps] += 1;
         }
-        // Most values are exact; about 18 % are one ulp off and about 1 % two.
-        assert!(ulp_counts[0] > 60_000, "{ulp_counts:?}");
-        assert!(ulp_counts[2] < 2_000, "{ulp_counts:?}");
+        eprintln!("erf ulp histogram over [-4, 4): {ulp_counts:?}");
+        // Most values are exact or one ulp off; under 2 % are 3 or more (1426 of 80 000).
+        assert!(ulp_counts[0] + ulp_counts[1] > 60_000, "{ulp_counts:?}");
+        assert!(
+            ulp_counts[3..].iter().sum::<usize>() < 4_000,
+            "{ulp_counts:?}"
+        );
+        assert_eq!(erf(3.919_206), 1.0);
         assert_eq!(erf(-0.0).to_bits(), (-0.0f32).to_bits());
         assert_eq!(erf(1e-30), 1.128_379_2e-30);
         assert_eq!(erf(4.0), 1.0);

@@ -11,7 +11,7 @@
 /// `t^0` (a rational fit minimizing the relative error, 2.2e-9 before rounding to f32;
 /// `tools/fit/erf_rational.py` reproduces it).
 const ERF_P: [f32; 7] = [
-    1.128_379_2,
+    std::f32::consts::FRAC_2_SQRT_PI,
     0.185_241_77,
     0.054_289_233,
     0.003_847_166_7,
@@ -27,7 +27,7 @@ const ERF_Q: [f32; 6] = [
     0.113_945_36,
     0.015_451_997,
     0.001_305_248,
-    6.274_122_3e-5,
+    6.274_122e-5,
 ];
 
 /// The smallest f32 whose exact `erf` rounds to 1 (`erfc(3.919206) = 2^-25`, half an ulp

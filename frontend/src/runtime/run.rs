@@ -2,10 +2,10 @@
 
 use std::borrow::Cow;
 
-use q8_kernels::Tier;
 use q8_kernels::conv::{ConvEpilogue, ConvOutput, Nhwc, PackedConvWeights, Residual, conv2d};
 use q8_kernels::gemm::{self, Epilogue, GemmOptions, Output, Parallelism};
 use q8_kernels::ops::{self, ConcatInput};
+use q8_kernels::{Activation, Tier};
 
 use super::layout::{Layout, nchw_to_nhwc, nhwc_to_nchw};
 use super::plan::four;
@@ -368,7 +368,6 @@ impl DynamicLinear<'_> {
         DYNAMIC_SCRATCH.with(|scratch| {
             let (xq, acc) = &mut *scratch.borrow_mut();
             xq.resize(x.len(), 0);
-            acc.resize(m * n, 0);
             self.quantized_product(step, tier, x, qp, (xq, acc), o)
         })
     }
@@ -380,7 +379,7 @@ impl DynamicLinear<'_> {
         tier: Tier,
         x: &[f32],
         qp: crate::ops::DynamicQParams,
-        (xq, acc): (&mut [u8], &mut [i32]),
+        (xq, acc): (&mut [u8], &mut Vec<i32>),
         o: &mut [f32],
     ) -> Result<()> {
         let err = kernel_err(step);
@@ -391,11 +390,37 @@ impl DynamicLinear<'_> {
             tier: Some(tier),
             parallelism: Parallelism::Global,
         };
-        // The i32 output ignores the activation scale: only the zero point enters.
-        let aq = q8_kernels::QParams::new(1.0, i32::from(qp.zero_point)).map_err(err)?;
+        let zero_point = i32::from(qp.zero_point);
+        if let Ok(aq) = q8_kernels::QParams::new(qp.scale, zero_point) {
+            // The fused f32 epilogue: `acc * (x_scale * scales[n]) [+ bias[n]]`, then GELU.
+            let activation = if self.gelu {
+                Activation::Gelu { tanh: false }
+            } else {
+                Activation::None
+            };
+            let epilogue = Epilogue {
+                activation,
+                residual: None,
+            };
+            let dst = Output::F32 { data: o, ldc: n };
+            return gemm::gemm(xq, k, m, aq, self.packed, &epilogue, dst, &options).map_err(err);
+        }
+        // A scale the kernels do not take (0 for an all-zero input, or one whose inverse
+        // overflows): the same arithmetic on the i32 accumulators here.
+        let aq = q8_kernels::QParams::new(1.0, zero_point).map_err(err)?;
+        acc.resize(m * n, 0);
         let dst = Output::I32 { data: acc, ldc: n };
-        let epilogue = Epilogue::default();
-        gemm::gemm(xq, k, m, aq, self.packed, &epilogue, dst, &options).map_err(err)?;
+        gemm::gemm(
+            xq,
+            k,
+            m,
+            aq,
+            self.packed,
+            &Epilogue::default(),
+            dst,
+            &options,
+        )
+        .map_err(err)?;
         let scale: Vec<f32> = self.scales.iter().map(|&s| qp.scale * s).collect();
         for (row, acc) in o.chunks_exact_mut(n).zip(acc.chunks_exact(n)) {
             for ((y, &a), &s) in row.iter_mut().zip(acc).zip(&scale) {

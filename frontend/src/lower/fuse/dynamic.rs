@@ -4,10 +4,10 @@
 //! [`StepKind::DynamicLinear`] step reading the f32 `x`.
 //!
 //! The step quantizes `x` per call with the op's own helpers ([`crate::ops::dynamic_qparams`],
-//! [`crate::ops::dynamic_quantize`]), takes the exact i32 accumulators from the GEMM and
-//! applies the nodes' f32 arithmetic in their order — `(acc as f32) * (x_scale * w_scale[n])
-//! [+ bias[n]]`, then a decomposed exact GELU that follows (see [`super::gelu`]) — so its
-//! bits are the fp32 executor's.
+//! [`crate::ops::dynamic_quantize`]) and applies the nodes' f32 arithmetic to the exact i32
+//! accumulators in their order — `(acc as f32) * (x_scale * w_scale[n]) [+ bias[n]]`, then a
+//! decomposed exact GELU that follows (see [`super::gelu`]) — in the GEMM's fused f32
+//! epilogue, which computes exactly that; so its bits are the fp32 executor's.
 
 use q8_kernels::gemm::PackedWeights;
 
@@ -171,8 +171,11 @@ impl Matcher<'_> {
         };
         let name = self.node(id).name.clone();
         let dql_name = self.node(f.dql).name.clone();
-        let packed = PackedWeights::new(self.tier, f.n, f.k, &f.weight, &[1.0], None)
-            .map_err(kernel_error("MatMulInteger", &name))?;
+        // Scales and bias packed too: the GEMM's f32 epilogue, `acc * (x_scale * s[n]) + b[n]`,
+        // is the nodes' arithmetic in their order.
+        let packed =
+            PackedWeights::new(self.tier, f.n, f.k, &f.weight, &f.scales, f.bias.as_deref())
+                .map_err(kernel_error("MatMulInteger", &name))?;
         let per_channel = f.scales.windows(2).any(|p| p[0] != p[1]);
         let detail = format!(
             "{}->{}: u8 per-call (dynamic) x s8 {}{}, f32 out",

@@ -2,6 +2,8 @@
 //! (Pad has its own module). Each
 //! computes, for every output element, the input element it copies ([`take`]).
 
+use rayon::prelude::*;
+
 use super::{AttrValue, Exported, OpDef, OpSpec, arity, check_axis, concrete, def, fail};
 use crate::error::Result;
 use crate::ir::{DType, Dim, MAX_DIM, Op, Shape, Tensor, TensorData, ValueId, ValueType};
@@ -66,35 +68,76 @@ pub(super) fn select(shape: &[usize], picks: Vec<Vec<usize>>) -> Vec<usize> {
     walk(&axes)
 }
 
+/// Outputs from this many elements are filled by the calling pool's threads.
+const PARALLEL_FROM: usize = 1 << 16;
+
+/// Output columns per block of a 2-D transpose: the block reads that many input rows side
+/// by side, so each output row is written in runs of this length.
+const TRANSPOSE_BLOCK: usize = 16;
+
 /// The output of `shape` walked in row-major order, where output axis `k` steps the input
-/// by `steps[k]` elements (every offset in range): contiguous innermost runs are copied
-/// whole, others gathered element by element.
-fn gather_strided<T: Copy>(x: &[T], shape: &[usize], steps: &[usize]) -> Vec<T> {
+/// by `steps[k]` elements (every offset in range). Large outputs are split over their
+/// first axis longer than 1 between the threads of the calling rayon pool (same values).
+fn gather_strided<T: Copy + Default + Send + Sync>(
+    x: &[T],
+    shape: &[usize],
+    steps: &[usize],
+) -> Vec<T> {
     let n: usize = shape.iter().product();
-    let mut out = Vec::with_capacity(n);
+    let mut out = vec![T::default(); n];
+    let split = shape.iter().position(|&d| d > 1);
+    match split {
+        Some(a) if n >= PARALLEL_FROM => {
+            // The axes before `a` are all 1: each index along `a` owns a contiguous chunk.
+            out.par_chunks_mut(n / shape[a])
+                .enumerate()
+                .for_each(|(i, o)| {
+                    fill_strided(&x[i * steps[a]..], &shape[a + 1..], &steps[a + 1..], o)
+                });
+        }
+        _ => fill_strided(x, shape, steps, &mut out),
+    }
+    out
+}
+
+/// [`gather_strided`] into `out` (`shape`'s element count) on the calling thread:
+/// contiguous innermost runs are copied whole, a transpose of the last two axes goes block
+/// by block, and other layouts element by element.
+fn fill_strided<T: Copy>(x: &[T], shape: &[usize], steps: &[usize], out: &mut [T]) {
     let Some((&inner, outer)) = shape.split_last() else {
-        out.extend(x.first().copied());
-        return out;
+        if let (Some(o), Some(&v)) = (out.first_mut(), x.first()) {
+            *o = v;
+        }
+        return;
     };
-    if n == 0 {
-        return out;
+    if out.is_empty() {
+        return;
     }
     let step = steps[outer.len()];
+    if step > 1 && outer.last().is_some() && steps[outer.len() - 1] == 1 {
+        let rows = outer[outer.len() - 1];
+        let planes: Vec<(usize, Vec<usize>)> = outer[..outer.len() - 1]
+            .iter()
+            .zip(steps)
+            .map(|(&d, &s)| (s, (0..d).collect()))
+            .collect();
+        for (o, base) in out.chunks_exact_mut(rows * inner).zip(walk(&planes)) {
+            transpose_plane(&x[base..], (inner, step), o);
+        }
+        return;
+    }
     let mut index = vec![0usize; outer.len()];
     let mut base = 0usize;
-    loop {
+    for o in out.chunks_exact_mut(inner) {
         if step == 1 {
-            out.extend_from_slice(&x[base..base + inner]);
+            o.copy_from_slice(&x[base..base + inner]);
         } else {
-            out.extend((0..inner).map(|j| x[base + j * step]));
+            for (j, y) in o.iter_mut().enumerate() {
+                *y = x[base + j * step];
+            }
         }
         // Odometer over the outer axes, last fastest.
-        let mut d = outer.len();
-        loop {
-            if d == 0 {
-                return out;
-            }
-            d -= 1;
+        for d in (0..outer.len()).rev() {
             index[d] += 1;
             base += steps[d];
             if index[d] < outer[d] {
@@ -102,6 +145,20 @@ fn gather_strided<T: Copy>(x: &[T], shape: &[usize], steps: &[usize]) -> Vec<T> 
             }
             base -= index[d] * steps[d];
             index[d] = 0;
+        }
+    }
+}
+
+/// `out[i * cols + j] = x[i + j * step]` for every row `i` of `out` and `j < cols`, in
+/// blocks of [`TRANSPOSE_BLOCK`] columns (the block's input rows stay in L1 while `i`
+/// advances).
+fn transpose_plane<T: Copy>(x: &[T], (cols, step): (usize, usize), out: &mut [T]) {
+    for j0 in (0..cols).step_by(TRANSPOSE_BLOCK) {
+        let j1 = (j0 + TRANSPOSE_BLOCK).min(cols);
+        for (i, row) in out.chunks_exact_mut(cols).enumerate() {
+            for (j, y) in (j0..j1).zip(&mut row[j0..j1]) {
+                *y = x[i + j * step];
+            }
         }
     }
 }
@@ -652,6 +709,11 @@ mod tests {
             vec![2, 0, 3],
             vec![2, 3, 1, 5],
             vec![1, 4, 3, 2],
+            // Transposed planes with block tails (16-column blocks).
+            vec![3, 17, 33],
+            vec![2, 16, 1, 18],
+            // Large enough to be split between threads.
+            vec![1, 4, 130, 129],
         ] {
             let n: usize = shape.iter().product();
             let x: Vec<u32> = (0..n as u32).collect();
